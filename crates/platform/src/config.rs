@@ -1,0 +1,370 @@
+//! Settings from flags and environment variables.
+//!
+//! Settings are declared once, with clap, by their plain name (`env = "DATABASE_URL"`).
+//! [`parse`] gives every one its service-prefixed variable (`ORDER_SERVICE_DATABASE_URL`),
+//! which `--help` lists, and lets the shared ones fall back to the original's plain names
+//! ([`PLAIN_FALLBACKS`]). A bad value stops start-up with one line naming the setting.
+
+use clap::{Args, Parser};
+use std::ffi::OsString;
+use std::fmt;
+use std::str::FromStr;
+
+/// Settings also read from their plain, unprefixed name when the prefixed one is unset.
+pub const PLAIN_FALLBACKS: &[&str] = &[
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "JWT_SECRET",
+    "JWT_PREVIOUS_SECRETS",
+    "JWT_ISSUER",
+    "JWT_EXPIRATION_MINUTES",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "SERVER_PORT",
+    "ENVIRONMENT",
+];
+
+/// Why the settings could not be read: `--help`/`--version` (exit 0) or a bad value.
+#[derive(Debug)]
+pub enum ConfigError {
+    Display(String),
+    Invalid(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Display(text) | Self::Invalid(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses the process's arguments and environment for a service whose variables carry
+/// `prefix` (`CUSTOMER_SERVICE`).
+pub fn parse<T: Parser>(prefix: &str) -> Result<T, ConfigError> {
+    parse_from(prefix, std::env::args_os(), |name| std::env::var(name).ok())
+}
+
+/// [`parse`] with explicit arguments and environment, for tests.
+pub fn parse_from<T: Parser>(
+    prefix: &str,
+    args: impl IntoIterator<Item = impl Into<OsString>>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<T, ConfigError> {
+    let mut command = T::command().args_override_self(true).after_help(format!(
+        "Every variable above is read with the prefix {prefix}_ (as shown); \
+         {} also accept their plain names.",
+        PLAIN_FALLBACKS.join(", ")
+    ));
+    // Resolve every variable ourselves (prefixed, then plain fallback) and hand clap the
+    // values as leading flags: explicit flags given later still win.
+    let mut resolved: Vec<OsString> = Vec::new();
+    let mut ids = Vec::new();
+    for arg in command.get_arguments() {
+        let (Some(name), Some(long)) = (arg.get_env(), arg.get_long()) else {
+            continue;
+        };
+        let name = name.to_string_lossy().into_owned();
+        let prefixed = format!("{prefix}_{name}");
+        let value = env(&prefixed).or_else(|| {
+            PLAIN_FALLBACKS
+                .contains(&name.as_str())
+                .then(|| env(&name))
+                .flatten()
+        });
+        if let Some(value) = value {
+            resolved.push(format!("--{long}={value}").into());
+        }
+        ids.push((arg.get_id().clone(), prefixed));
+    }
+    for (id, prefixed) in ids {
+        command = command.mut_arg(id, |a| a.env(prefixed));
+    }
+    let mut args = args.into_iter().map(Into::into);
+    let argv: Vec<OsString> = args
+        .next()
+        .into_iter()
+        .chain(resolved)
+        .chain(args)
+        .collect();
+    let matches = command.try_get_matches_from(argv).map_err(clap_error)?;
+    T::from_arg_matches(&matches).map_err(clap_error)
+}
+
+fn clap_error(error: clap::Error) -> ConfigError {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            ConfigError::Display(error.render().to_string())
+        }
+        _ => {
+            let text = error.render().to_string();
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid configuration")
+                .trim_start_matches("error: ")
+                .to_owned();
+            ConfigError::Invalid(format!("configuration error: {line}"))
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Where the service runs; `production` turns off every development convenience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Environment(String);
+
+impl Environment {
+    pub fn is_production(&self) -> bool {
+        matches!(self.0.as_str(), "production" | "prod")
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("must be a word such as local, docker, staging or production".into());
+        }
+        Ok(Self(s))
+    }
+}
+
+/// Settings every service has: where to listen, where it runs, how much to log.
+#[derive(Args, Clone, Debug)]
+pub struct CommonSettings {
+    /// Port for the HTTP API and the actuator (0 picks a free port).
+    #[arg(long = "server-port", env = "SERVER_PORT")]
+    pub server_port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long = "server-host", env = "SERVER_HOST", default_value = "0.0.0.0")]
+    pub server_host: std::net::IpAddr,
+    /// Environment name (local, docker, staging, production); a metric label too.
+    #[arg(long, env = "ENVIRONMENT", default_value = "local")]
+    pub environment: Environment,
+    /// Log filter in RUST_LOG syntax, e.g. `info` or `info,sqlx=warn`.
+    #[arg(
+        long = "log-level",
+        env = "LOG_LEVEL",
+        default_value = "info,sqlx=warn,rdkafka=warn"
+    )]
+    pub log_level: String,
+}
+
+/// PostgreSQL connection settings.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL, e.g. postgres://user:password@host:5432/customer_db.
+    #[arg(long = "database-url", env = "DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<sqlx::postgres::PgConnectOptions>,
+    /// Largest number of pooled connections.
+    #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_connections: u32,
+    /// Seconds a request waits for a pooled connection before failing.
+    #[arg(
+        long = "database-acquire-timeout-secs",
+        env = "DATABASE_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 5
+    )]
+    pub acquire_timeout_secs: u64,
+}
+
+fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
+    if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
+        return Err("must start with postgres:// or postgresql://".into());
+    }
+    sqlx::postgres::PgConnectOptions::from_str(value).map_err(|e| e.to_string())
+}
+
+/// Kafka-protocol broker settings.
+#[derive(Args, Clone, Debug)]
+pub struct KafkaSettings {
+    /// Comma-separated host:port list of brokers.
+    #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092",
+          value_parser = parse_bootstrap)]
+    pub bootstrap_servers: String,
+    /// Create missing topics at start-up.
+    #[arg(long = "kafka-create-topics", env = "KAFKA_CREATE_TOPICS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub create_topics: bool,
+}
+
+fn parse_bootstrap(value: &str) -> Result<String, String> {
+    for server in value.split(',') {
+        let (host, port) = server
+            .trim()
+            .rsplit_once(':')
+            .ok_or_else(|| format!("'{server}' is not host:port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("'{server}' is not host:port"));
+        }
+    }
+    Ok(value.replace(' ', ""))
+}
+
+/// JWT settings shared by both services, so a token from one works on the other.
+#[derive(Args, Clone, Debug)]
+pub struct JwtSettings {
+    /// HS256 secret (at least 32 bytes) that signs new tokens.
+    #[arg(long = "jwt-secret", env = "JWT_SECRET",
+          default_value = crate::auth::DEMO_SECRET, hide_default_value = true)]
+    pub secret: Secret,
+    /// Comma-separated earlier secrets that still verify tokens during a rotation.
+    #[arg(
+        long = "jwt-previous-secrets",
+        env = "JWT_PREVIOUS_SECRETS",
+        value_delimiter = ','
+    )]
+    pub previous_secrets: Vec<Secret>,
+    /// Issuer (`iss`) put in and required of every token.
+    #[arg(
+        long = "jwt-issuer",
+        env = "JWT_ISSUER",
+        default_value = "ecommerce-platform-dev"
+    )]
+    pub issuer: String,
+    /// Lifetime of issued tokens in minutes.
+    #[arg(long = "jwt-expiration-minutes", env = "JWT_EXPIRATION_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub expiration_minutes: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Parser, Debug)]
+    struct Settings {
+        #[command(flatten)]
+        common: CommonSettings,
+        #[command(flatten)]
+        db: DatabaseSettings,
+        #[command(flatten)]
+        kafka: KafkaSettings,
+    }
+
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let argv = std::iter::once("svc").chain(args.iter().copied());
+        parse_from("ORDER_SERVICE", argv, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn the_service_prefixed_variable_is_read() {
+        let s = parse_with(
+            &[],
+            &[(
+                "ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS",
+                "broker-1:9092,broker-2:9093",
+            )],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "broker-1:9092,broker-2:9093");
+    }
+
+    #[test]
+    fn a_shared_setting_falls_back_to_its_plain_name_and_the_prefixed_one_wins() {
+        let s = parse_with(&[], &[("KAFKA_BOOTSTRAP_SERVERS", "plain:9092")]).unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "plain:9092");
+        let s = parse_with(
+            &[],
+            &[
+                ("KAFKA_BOOTSTRAP_SERVERS", "plain:9092"),
+                ("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS", "pref:9092"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "pref:9092");
+    }
+
+    #[test]
+    fn a_flag_beats_the_environment() {
+        let s = parse_with(
+            &["--server-port", "9999"],
+            &[("ORDER_SERVICE_SERVER_PORT", "1234")],
+        )
+        .unwrap();
+        assert_eq!(s.common.server_port, Some(9999));
+    }
+
+    #[test]
+    fn a_service_specific_setting_has_no_plain_fallback() {
+        let s = parse_with(&[], &[("DATABASE_URL", "postgres://x@h/db")]).unwrap();
+        assert!(s.db.database_url.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_the_setting() {
+        let err = parse_with(&[], &[("ORDER_SERVICE_DATABASE_URL", "mysql://nope")]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("--database-url"), "{text}");
+        let err = parse_with(&[], &[("ORDER_SERVICE_SERVER_PORT", "99999")]).unwrap_err();
+        assert!(err.to_string().contains("--server-port"), "{err}");
+        let err =
+            parse_with(&[], &[("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS", "nohost")]).unwrap_err();
+        assert!(
+            err.to_string().contains("--kafka-bootstrap-servers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn help_lists_the_prefixed_variables() {
+        let err = parse_with(&["--help"], &[]).unwrap_err();
+        let ConfigError::Display(help) = err else {
+            panic!("help expected")
+        };
+        assert!(help.contains("ORDER_SERVICE_DATABASE_URL"), "{help}");
+        assert!(help.contains("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

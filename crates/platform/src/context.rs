@@ -1,0 +1,186 @@
+//! The correlation id and W3C trace context of the work a task is doing.
+//!
+//! The HTTP middleware and the Kafka consumer enter a [`scope`] for each request or
+//! record; problem details, outgoing HTTP calls and produced records read [`current`]
+//! so the ids follow the work across services without being passed by hand.
+
+use rand::Rng;
+use std::future::Future;
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// Header carrying the correlation id, as the original system names it.
+pub const CORRELATION_HEADER: &str = "X-Correlation-ID";
+/// W3C trace context header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Longest correlation id we accept from a client; longer ones are replaced.
+const MAX_CORRELATION_ID_LEN: usize = 128;
+
+/// W3C trace context: the trace we belong to and the span id of this unit of work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits: the span of this service's work.
+    pub span_id: String,
+    /// The caller's span, when the trace came from a `traceparent` header.
+    pub parent_span_id: Option<String>,
+}
+
+impl TraceContext {
+    /// A new root trace.
+    pub fn new_root() -> Self {
+        Self {
+            trace_id: random_hex(16),
+            span_id: random_hex(8),
+            parent_span_id: None,
+        }
+    }
+
+    /// Continues the trace of a `traceparent` header (version 00), or starts a new one
+    /// when the header is absent or malformed.
+    pub fn from_traceparent(header: Option<&str>) -> Self {
+        header
+            .and_then(parse_traceparent)
+            .map(|(trace_id, parent)| Self {
+                trace_id,
+                span_id: random_hex(8),
+                parent_span_id: Some(parent),
+            })
+            .unwrap_or_else(Self::new_root)
+    }
+
+    /// The `traceparent` value to send downstream: this span becomes their parent.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+fn parse_traceparent(value: &str) -> Option<(String, String)> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let all_zero = |s: &str| s.bytes().all(|b| b == b'0');
+    if version != "00" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
+        return None;
+    }
+    if all_zero(trace) || all_zero(span) {
+        return None;
+    }
+    Some((trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Everything that identifies one request or consumed record across services.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub correlation_id: String,
+    pub trace: TraceContext,
+    /// The request path (no query), used as a problem's `instance`.
+    pub path: Option<String>,
+}
+
+impl RequestContext {
+    /// A context for work that started here (a scheduled job, a consumed record without ids).
+    pub fn new_root() -> Self {
+        Self {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            trace: TraceContext::new_root(),
+            path: None,
+        }
+    }
+}
+
+/// Takes a client's correlation id if it is usable, or makes one.
+pub fn correlation_id_or_new(header: Option<&str>) -> String {
+    match header.map(str::trim) {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= MAX_CORRELATION_ID_LEN
+                && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            id.to_owned()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Runs `fut` with `ctx` as the current context.
+pub async fn scope<F: Future>(ctx: RequestContext, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+/// The context of the running task, if it is serving a request or record.
+pub fn current() -> Option<RequestContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Adds `X-Correlation-ID` and `traceparent` of the current context to an outgoing call.
+pub fn propagate(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match current() {
+        Some(ctx) => request
+            .header(CORRELATION_HEADER, ctx.correlation_id)
+            .header(TRACEPARENT_HEADER, ctx.trace.traceparent()),
+        None => request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_continues_the_callers_trace() {
+        let ctx = TraceContext::from_traceparent(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
+        assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert_ne!(ctx.span_id, "00f067aa0ba902b7");
+        assert!(ctx
+            .traceparent()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+
+    #[test]
+    fn a_malformed_or_zero_traceparent_starts_a_new_trace() {
+        for bad in [
+            "garbage",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-zzzzzzzzzzzzzzzz-01",
+        ] {
+            let ctx = TraceContext::from_traceparent(Some(bad));
+            assert_eq!(ctx.parent_span_id, None, "{bad}");
+            assert_eq!(ctx.trace_id.len(), 32);
+        }
+    }
+
+    #[test]
+    fn correlation_ids_are_taken_when_sane_and_replaced_otherwise() {
+        assert_eq!(correlation_id_or_new(Some("abc")), "abc");
+        assert_ne!(correlation_id_or_new(Some("")), "");
+        assert_ne!(correlation_id_or_new(Some("has space")), "has space");
+        let long = "x".repeat(200);
+        assert_ne!(correlation_id_or_new(Some(&long)), long);
+    }
+
+    #[tokio::test]
+    async fn the_current_context_is_visible_inside_its_scope_only() {
+        assert!(current().is_none());
+        let mut ctx = RequestContext::new_root();
+        ctx.correlation_id = "abc".into();
+        let seen = scope(ctx, async { current().map(|c| c.correlation_id) }).await;
+        assert_eq!(seen.as_deref(), Some("abc"));
+    }
+}

@@ -1,0 +1,35 @@
+//! What every service of the platform shares, so that no service writes it twice.
+//!
+//! - [`config`]: settings from flags and environment variables, with the service prefix
+//!   (`ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS`) and the original's plain fallbacks.
+//! - [`telemetry`]: one JSON object per log line, carrying the request's correlation and
+//!   W3C trace ids; [`context`] holds those ids for the task that serves a request.
+//! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
+//!   problem details, fallbacks for unknown routes and methods, and graceful serving.
+//! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
+//! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
+//! - [`metrics`]: the Prometheus registry and the process and pool collectors.
+//! - [`auth`]: HS256 JWTs with key ids, so secrets rotate without logging anyone out.
+//! - [`db`]: the PostgreSQL pool and the append-only migration runner.
+//! - [`kafka`]: producer, consumer-group loop with DLQ, topic creation, lag gauge.
+//! - [`outbox`]: the relay that publishes transactional-outbox rows with backoff.
+//! - [`app`]: `main`, the router frame and the background tasks of a service.
+//! - [`shutdown`]: the signal every task stops on.
+//! - [`testing`]: fresh databases and unique topic names for integration tests.
+
+pub mod actuator;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod outbox;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+
+pub use problem::{FieldErrors, Problem};

@@ -1,0 +1,41 @@
+//! Helpers for integration tests against the real PostgreSQL, Redis and broker: each
+//! test gets its own database and its own topic names, so tests never see each other's
+//! data. Addresses come from `TEST_DATABASE_URL` (a server URL whose database is
+//! replaced), `TEST_KAFKA_BOOTSTRAP_SERVERS` and `TEST_REDIS_URL`, with local defaults.
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+
+/// The PostgreSQL server tests use.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The broker tests use.
+pub fn kafka_bootstrap() -> String {
+    std::env::var("TEST_KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// The Redis tests use.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A name no other test run uses: `<prefix>_<random>`, safe as a database or topic name.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates an empty database with a unique name and returns options that connect to it.
+pub async fn fresh_database(prefix: &str) -> anyhow::Result<PgConnectOptions> {
+    let server = PgConnectOptions::from_str(&server_url())?;
+    let name = unique_name(prefix);
+    let mut connection = server.clone().connect().await?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(server.database(&name))
+}
