@@ -494,6 +494,28 @@ def check_compose():
             check(var in KNOWN_VARIABLES, where, f"sets {var}, which no service reads")
         server_port = env.get("SERVER_PORT") if isinstance(env, dict) else None
         check(str(server_port) == str(port), where, f"SERVER_PORT must be {port}, is {server_port!r}")
+    # Schema check by the compose tool itself, when one is installed.
+    docker = shutil.which("docker")
+    v2 = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    if v2:
+        proc = subprocess.run([docker, "compose", "-f", path, "config", "-q"], capture_output=True, text=True)
+        check(proc.returncode == 0, path, f"docker compose config: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}",
+              "docker compose config accepts docker-compose.yml")
+    elif shutil.which("docker-compose"):
+        # docker-compose 1.x predates the top-level `name:`; validate the rest.
+        with open(path, encoding="utf-8") as f:
+            text = re.sub(r"^name:.*$", "", f.read(), flags=re.M)
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(text)
+            tmp = f.name
+        try:
+            proc = subprocess.run(["docker-compose", "-f", tmp, "--project-directory", ".", "config", "-q"],
+                                  capture_output=True, text=True)
+            msg = " ".join(proc.stderr.split())[:300] or "failed"
+            check(proc.returncode == 0, path, f"docker-compose config: {msg}",
+                  "docker-compose config accepts docker-compose.yml")
+        finally:
+            os.unlink(tmp)
     for key, mounts in (("prometheus", ["./infrastructure/prometheus"]),
                         ("grafana", ["./infrastructure/grafana/provisioning", "./infrastructure/grafana/dashboards"])):
         svc = services.get(names.get(key, key)) or {}
