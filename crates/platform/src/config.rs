@@ -22,6 +22,7 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "REDIS_PASSWORD",
     "SERVER_PORT",
     "ENVIRONMENT",
+    "LOG_LEVEL",
 ];
 
 /// Why the settings could not be read: `--help`/`--version` (exit 0) or a bad value.

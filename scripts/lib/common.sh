@@ -1,0 +1,140 @@
+# Shared by up.sh, down.sh, test.sh and broker.sh: finds, installs and starts what the
+# platform runs on (PostgreSQL, Redis, the nisshi broker), reusing whatever is already
+# there. Sourced, not run.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Dependencies outlive one checkout: the broker's data and logs live here.
+STATE_DIR=${ECOM_STATE_DIR:-/var/tmp/ecommerce-platform}
+# What up.sh starts (services, logs, pids) lives here.
+RUN_DIR=${ECOM_RUN_DIR:-$ROOT/run}
+NISSHI_VERSION=0.8.1
+BROKER_PORT=${BROKER_PORT:-9092}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+export PGPASSWORD=${PGPASSWORD:-postgres}
+export PGHOST PGPORT PGUSER
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root to run: $*"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() { # port seconds what
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do port_open "$1" && return 0; sleep 0.1; done
+  die "$3 did not open port $1 within $2 s"
+}
+
+apt_updated=
+apt_install() { # packages...
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Build needs: rdkafka's bundled librdkafka is built with cmake and links libcurl.
+ensure_build_packages() {
+  apt_install cmake libcurl4-openssl-dev pkg-config build-essential
+}
+
+STARTED_LIST=$STATE_DIR/started-by-scripts
+record_started() { mkdir -p "$STATE_DIR"; grep -qx "$1" "$STARTED_LIST" 2>/dev/null || echo "$1" >>"$STARTED_LIST"; }
+
+ensure_postgres() {
+  if ! command -v psql >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    if ! port_open "$PGPORT"; then apt_install postgresql postgresql-contrib; fi
+  fi
+  if ! port_open "$PGPORT"; then
+    log "starting PostgreSQL"
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    record_started postgres
+    wait_for_port "$PGPORT" 30 PostgreSQL
+  fi
+  if ! psql -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    # A fresh Debian cluster asks for a password on TCP: give postgres the one we use.
+    log "setting the postgres user's password for local TCP connections"
+    as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD '$PGPASSWORD'" >/dev/null
+    psql -d postgres -Atqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as $PGUSER"
+  fi
+}
+
+ensure_database() { # name
+  if [ "$(psql -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'")" != 1 ]; then
+    log "creating database $1"
+    psql -d postgres -qc "CREATE DATABASE \"$1\"" >/dev/null
+  fi
+}
+
+ensure_redis() {
+  port_open 6379 && return 0
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis"
+  mkdir -p "$STATE_DIR"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$STATE_DIR" --logfile "$STATE_DIR/redis.log" --pidfile "$STATE_DIR/redis.pid"
+  record_started redis
+  wait_for_port 6379 10 Redis
+}
+
+nisshi_bin() {
+  command -v nisshi 2>/dev/null || { [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ] && echo "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi"; }
+}
+
+ensure_nisshi_installed() {
+  local bin
+  bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
+  log "building the nisshi $NISSHI_VERSION broker (once per machine; about 16 minutes on 2 cores)"
+  ensure_build_packages
+  cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --quiet
+}
+
+# Starts the broker on 127.0.0.1:$BROKER_PORT with durable SQLite storage, unless one
+# already listens there.
+ensure_broker() {
+  port_open "$BROKER_PORT" && return 0
+  ensure_nisshi_installed
+  mkdir -p "$STATE_DIR"
+  log "starting the nisshi broker on 127.0.0.1:$BROKER_PORT"
+  # nisshi reads a sqlite:// path relative to its working directory.
+  local bin
+  bin=$(nisshi_bin)
+  (cd "$STATE_DIR" && exec nohup "$bin" broker \
+    --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+    --storage-engine "sqlite://broker.db" \
+    --group-initial-rebalance-delay 100ms \
+    >>"$STATE_DIR/broker.log" 2>&1) &
+  echo $! >"$STATE_DIR/broker.pid"
+  record_started broker
+  wait_for_port "$BROKER_PORT" 30 "the broker"
+}
+
+stop_broker() {
+  local pid
+  pid=$(cat "$STATE_DIR/broker.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$STATE_DIR/broker.pid"
+}
+
+# A target dir outside the clone, reused across clones and CI runs when it exists.
+use_shared_target_dir() {
+  if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    local dir=/var/cache/ecommerce-platform/target
+    mkdir -p "$dir" 2>/dev/null || dir=$HOME/.cache/ecommerce-platform/target
+    mkdir -p "$dir"
+    export CARGO_TARGET_DIR=$dir
+  fi
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every check and test of the platform against real dependencies:
+# provisions PostgreSQL, Redis and the nisshi broker as scripts/up.sh does, then runs
+# cargo fmt --check, clippy with warnings denied, the operator-asset checks (alert rules
+# with promtool, dashboards, manifests), and the whole Rust test suite (unit and
+# integration). Ends with one summary line, "N passed, N failed"; exits non-zero on any
+# failure.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$ROOT"
+
+ensure_build_packages
+ensure_postgres
+ensure_redis
+ensure_broker
+use_shared_target_dir
+export SQLX_OFFLINE=true
+export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
+export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
+export TEST_REDIS_URL="redis://127.0.0.1:6379"
+
+# Each integration test makes its own database; drop those of earlier runs.
+psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops)_[0-9a-f]{32}$'" |
+  while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+
+failed_steps=()
+step() { # name command...
+  local name=$1
+  shift
+  log "$name"
+  if ! "$@"; then failed_steps+=("$name"); fi
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+step "operator assets" bash scripts/check-ops-assets.sh
+
+log "cargo test"
+test_log=$(mktemp)
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$test_log"
+test_status=${PIPESTATUS[0]}
+set -e
+[ "$test_status" -eq 0 ] || failed_steps+=("cargo test")
+
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$test_log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$test_log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+ignored=$(grep -Eo '([0-9]+) ignored' "$test_log" | awk '{s+=$1} END {print s+0}')
+rm -f "$test_log"
+
+if [ ${#failed_steps[@]} -gt 0 ]; then
+  log "failed: ${failed_steps[*]}"
+  [ "$failed" -gt 0 ] || failed=${#failed_steps[@]}
+fi
+echo "$passed passed, $failed failed, $ignored skipped"
+[ ${#failed_steps[@]} -eq 0 ]
