@@ -1,0 +1,115 @@
+//! Settings of the gateway: where to listen, and the fault knobs it starts with.
+//!
+//! Every setting is a flag and a `PAYMENT_GATEWAY_*` variable
+//! (`PAYMENT_GATEWAY_SUCCESS_RATE`, `PAYMENT_GATEWAY_LATENCY_MS`, ...). The knobs can be
+//! changed later through `PUT /admin/faults`.
+
+use crate::faults::Faults;
+use platform::config::CommonSettings;
+
+/// The gateway's settings.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "payment-gateway",
+    version,
+    about = "Payment gateway stub: idempotent charges, a ledger and fault knobs"
+)]
+pub struct Settings {
+    #[command(flatten)]
+    pub common: CommonSettings,
+    /// Share of charges that succeed, from 0.0 (all declined) to 1.0 (all succeed).
+    #[arg(long = "success-rate", env = "SUCCESS_RATE", default_value_t = 1.0,
+          value_parser = parse_rate)]
+    pub success_rate: f64,
+    /// Delay added to every new charge, in milliseconds.
+    #[arg(long = "latency-ms", env = "LATENCY_MS", default_value_t = 20)]
+    pub latency_ms: u64,
+    /// When set (e.g. 503), every charge request answers this status and charges nothing.
+    #[arg(long = "error-status", env = "ERROR_STATUS",
+          value_parser = clap::value_parser!(u16).range(400..=599))]
+    pub error_status: Option<u16>,
+    /// When true, charge requests hang until the fault is cleared.
+    #[arg(long = "hang", env = "HANG", default_value_t = false, action = clap::ArgAction::Set)]
+    pub hang: bool,
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err("must be between 0.0 and 1.0".into())
+    }
+}
+
+impl Settings {
+    /// The fault knobs the gateway starts with.
+    pub fn initial_faults(&self) -> Faults {
+        Faults {
+            success_rate: self.success_rate,
+            latency_ms: self.latency_ms,
+            error_status: self.error_status,
+            hang: self.hang,
+        }
+    }
+
+    /// Settings for a test instance: port 0, environment `test`, no faults.
+    pub fn for_tests() -> anyhow::Result<Self> {
+        platform::config::parse_from::<Self>(
+            crate::ENV_PREFIX,
+            ["payment-gateway", "--server-port=0", "--environment=test"],
+            |_| None,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(env: &[(&str, &str)]) -> Result<Settings, platform::config::ConfigError> {
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["pg"], |name| {
+            env.get(name).cloned()
+        })
+    }
+
+    #[test]
+    fn defaults_always_succeed_after_a_short_delay() {
+        let s = parse(&[]).expect("defaults parse");
+        let f = s.initial_faults();
+        assert!((f.success_rate - 1.0).abs() < f64::EPSILON);
+        assert_eq!(f.latency_ms, 20);
+        assert_eq!(f.error_status, None);
+        assert!(!f.hang);
+    }
+
+    #[test]
+    fn fault_knobs_are_read_from_prefixed_variables() {
+        let s = parse(&[
+            ("PAYMENT_GATEWAY_SUCCESS_RATE", "0.25"),
+            ("PAYMENT_GATEWAY_LATENCY_MS", "5"),
+            ("PAYMENT_GATEWAY_ERROR_STATUS", "503"),
+            ("PAYMENT_GATEWAY_HANG", "true"),
+        ])
+        .expect("knobs parse");
+        let f = s.initial_faults();
+        assert!((f.success_rate - 0.25).abs() < f64::EPSILON);
+        assert_eq!(f.latency_ms, 5);
+        assert_eq!(f.error_status, Some(503));
+        assert!(f.hang);
+    }
+
+    #[test]
+    fn an_out_of_range_success_rate_is_a_configuration_error() {
+        assert!(parse(&[("PAYMENT_GATEWAY_SUCCESS_RATE", "1.5")]).is_err());
+        assert!(parse(&[("PAYMENT_GATEWAY_ERROR_STATUS", "200")]).is_err());
+    }
+}
