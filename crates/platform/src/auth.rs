@@ -214,7 +214,7 @@ impl JwtKeys {
             .decode(signature)
             .map_err(|_| TokenError::Malformed)?;
         let mut mac = key.mac.clone();
-        mac.update(token[..token.rfind('.').unwrap_or(0)].as_bytes());
+        mac.update(&token.as_bytes()[..token.rfind('.').unwrap_or(0)]);
         mac.verify_slice(&signature)
             .map_err(|_| TokenError::Signature)?;
         let claims: Claims = URL_SAFE_NO_PAD

@@ -1,0 +1,248 @@
+use futures::future::BoxFuture;
+use platform::kafka::{
+    dlq_topic, ensure_topics, run_consumer, ConsumerMetrics, ConsumerSettings, Handler,
+    HandlerError, Producer, Record, TopicSpec,
+};
+use platform::metrics::Metrics;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Records what it saw; payloads "poison" are undecodable, "flaky" fails twice first.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<(String, Option<String>)>>,
+    flaky_failures: Mutex<u32>,
+}
+
+impl Handler for Recorder {
+    fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let payload =
+                String::from_utf8_lossy(record.payload.as_deref().unwrap_or_default()).into_owned();
+            if payload == "poison" {
+                return Err(HandlerError::poison("JsonParseException", "not an event"));
+            }
+            if payload == "flaky" {
+                let mut failures = self.flaky_failures.lock().unwrap();
+                if *failures < 2 {
+                    *failures += 1;
+                    return Err(HandlerError::Retryable(anyhow::anyhow!("database blip")));
+                }
+            }
+            if payload == "always-failing" {
+                return Err(HandlerError::Retryable(anyhow::anyhow!("still down")));
+            }
+            let correlation = platform::context::current().map(|c| c.correlation_id);
+            self.seen.lock().unwrap().push((payload, correlation));
+            Ok(())
+        })
+    }
+}
+
+fn consumer_of(topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
+        .set("group.id", platform::testing::unique_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+async fn eventually<F: Fn() -> bool>(what: &str, condition: F) {
+    for _ in 0..300 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test]
+async fn topics_are_created_once_and_creating_them_again_is_harmless() {
+    let bootstrap = platform::testing::kafka_bootstrap();
+    let topic = platform::testing::unique_name("created");
+    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+        .await
+        .unwrap();
+    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+        .await
+        .unwrap();
+    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
+    let (partition, _) = producer.send(&topic, Some("k"), b"v", &[]).await.unwrap();
+    assert!((0..3).contains(&partition));
+}
+
+#[tokio::test]
+async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq() {
+    let bootstrap = platform::testing::kafka_bootstrap();
+    let topic = platform::testing::unique_name("events");
+    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+        .await
+        .unwrap();
+    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
+    let metrics = Metrics::new("platform-test", "test").unwrap();
+    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let shutdown = CancellationToken::new();
+    let mut settings = ConsumerSettings::new(
+        &bootstrap,
+        &platform::testing::unique_name("group"),
+        &[&topic],
+    );
+    settings.initial_backoff = Duration::from_millis(10);
+    settings.max_attempts = 3;
+    settings.session_timeout = Duration::from_secs(6);
+    let consumer = tokio::spawn(run_consumer(
+        settings,
+        recorder.clone(),
+        producer.clone(),
+        consumer_metrics,
+        shutdown.clone(),
+    ));
+
+    // Everything goes to one partition (same key), so order is kept.
+    let mut ctx = platform::context::RequestContext::new_root();
+    ctx.correlation_id = "corr-1".into();
+    platform::context::scope(ctx, async {
+        for payload in ["first", "poison", "flaky", "always-failing", "last"] {
+            producer
+                .send(
+                    &topic,
+                    Some("order-1"),
+                    payload.as_bytes(),
+                    &[("eventType", "TEST")],
+                )
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+
+    eventually("the good records to be handled", || {
+        recorder.seen.lock().unwrap().len() == 3
+    })
+    .await;
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("first".to_owned(), Some("corr-1".to_owned())),
+            ("flaky".to_owned(), Some("corr-1".to_owned())),
+            ("last".to_owned(), Some("corr-1".to_owned())),
+        ]
+    );
+
+    let dlq = consumer_of(&dlq_topic(&topic));
+    let mut dead = Vec::new();
+    while dead.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let headers: std::collections::HashMap<String, String> = message
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect();
+        dead.push((
+            String::from_utf8_lossy(message.payload().unwrap()).into_owned(),
+            headers,
+        ));
+    }
+    assert_eq!(dead[0].0, "poison");
+    let headers = &dead[0].1;
+    assert_eq!(headers["kafka_dlt-original-topic"], topic);
+    assert_eq!(headers["kafka_dlt-exception-fqcn"], "JsonParseException");
+    assert_eq!(headers["kafka_dlt-exception-message"], "not an event");
+    assert!(headers.contains_key("kafka_dlt-original-partition"));
+    assert!(headers["kafka_dlt-original-offset"].parse::<i64>().unwrap() >= 0);
+    assert_eq!(headers["eventType"], "TEST");
+    assert_eq!(headers["X-Correlation-ID"], "corr-1");
+    assert_eq!(dead[1].0, "always-failing");
+    assert_eq!(dead[1].1["kafka_dlt-exception-fqcn"], "RetriesExhausted");
+
+    let text = metrics.encode();
+    let dlq_name = dlq_topic(&topic);
+    assert_eq!(
+        crate::support::metric_value(&text, "dlq_messages_total", &[("topic", &dlq_name)]),
+        Some(2.0),
+        "{text}"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_resumes_after_the_last_committed_record() {
+    let bootstrap = platform::testing::kafka_bootstrap();
+    let topic = platform::testing::unique_name("resume");
+    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+        .await
+        .unwrap();
+    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
+    let metrics = Metrics::new("platform-test", "test").unwrap();
+    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
+    let group = platform::testing::unique_name("group");
+    let settings = ConsumerSettings::new(&bootstrap, &group, &[&topic]);
+
+    producer.send(&topic, Some("k"), b"one", &[]).await.unwrap();
+    let first = Arc::new(Recorder::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_consumer(
+        settings.clone(),
+        first.clone(),
+        producer.clone(),
+        consumer_metrics.clone(),
+        shutdown.clone(),
+    ));
+    eventually("the first record", || first.seen.lock().unwrap().len() == 1).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    producer.send(&topic, Some("k"), b"two", &[]).await.unwrap();
+    let second = Arc::new(Recorder::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_consumer(
+        settings,
+        second.clone(),
+        producer,
+        consumer_metrics,
+        shutdown.clone(),
+    ));
+    eventually("the second record", || {
+        second.seen.lock().unwrap().len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen: Vec<String> = second
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        vec!["two"],
+        "the committed record is not delivered again"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,88 @@
+//! A small app built only from platform pieces, and a log sink tests can read.
+
+use axum::Router;
+use platform::actuator::{Actuator, HealthIndicator};
+use platform::http::HttpMetrics;
+use platform::metrics::Metrics;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every JSON log line written so far by this test binary.
+pub fn log_lines() -> Vec<serde_json::Value> {
+    let buffer = logs();
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect()
+}
+
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        platform::telemetry::init_with_sink("platform-test", "info", Box::new(buffer.clone()))
+            .unwrap();
+        buffer
+    })
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+    pub client: reqwest::Client,
+}
+
+/// Serves `api` wrapped by `platform::app::router` with the given health indicators.
+pub async fn spawn(api: Router, indicators: Vec<Box<dyn HealthIndicator>>) -> TestApp {
+    logs();
+    let metrics = Metrics::new("platform-test", "test").unwrap();
+    let shutdown = CancellationToken::new();
+    let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
+    let router = platform::app::router(api, &actuator, HttpMetrics::new(&metrics).unwrap());
+    let listener = platform::http::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(platform::http::serve(listener, router, shutdown.clone()));
+    TestApp {
+        address,
+        metrics,
+        shutdown,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// The value of the series `name` whose labels include all of `labels`, from a
+/// Prometheus text exposition.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+            if series_name != name {
+                return None;
+            }
+            let wanted = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            wanted.then(|| value.parse().ok()).flatten()
+        })
+}
