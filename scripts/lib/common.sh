@@ -138,3 +138,56 @@ use_shared_target_dir() {
     export CARGO_TARGET_DIR=$dir
   fi
 }
+
+db_url() { echo "postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$1"; }
+
+# Starts a service binary in the background, logging to $RUN_DIR/<name>.log, with its pid
+# in $RUN_DIR/<name>.pid; a copy started earlier by these scripts is stopped first.
+start_service() { # profile name port env...
+  local profile=$1 name=$2 port=$3
+  shift 3
+  mkdir -p "$RUN_DIR"
+  local pid_file="$RUN_DIR/$name.pid"
+  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    log "restarting $name"
+    kill "$(cat "$pid_file")" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  port_open "$port" && die "port $port is in use by a process these scripts did not start; stop it first"
+  log "starting $name on :$port (log: $RUN_DIR/$name.log)"
+  env "$@" nohup "$CARGO_TARGET_DIR/$profile/$name" >>"$RUN_DIR/$name.log" 2>&1 &
+  echo $! >"$pid_file"
+}
+
+# The three services on their standard ports, against the local dependencies.
+start_platform() { # profile
+  start_service "$1" payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090
+  start_service "$1" customer-facing-service 8080 \
+    CUSTOMER_SERVICE_SERVER_PORT=8080 \
+    CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
+    CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
+  start_service "$1" order-management-service 8081 \
+    ORDER_SERVICE_SERVER_PORT=8081 \
+    ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" \
+    ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
+    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090
+}
+
+wait_ready() { # name port [seconds]
+  local i limit=$((${3:-60} * 100))
+  for ((i = 0; i < limit; i++)); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$2/actuator/health/readiness" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null || die "$1 exited; see $RUN_DIR/$1.log: $(tail -n 1 "$RUN_DIR/$1.log")"
+    sleep 0.01
+  done
+  die "$1 not ready after ${3:-60} s; see $RUN_DIR/$1.log"
+}
+
+wait_platform_ready() {
+  command -v curl >/dev/null || apt_install curl
+  wait_ready payment-gateway 9090 && log "payment-gateway ready"
+  wait_ready customer-facing-service 8080 && log "customer-facing-service ready"
+  wait_ready order-management-service 8081 && log "order-management-service ready"
+}

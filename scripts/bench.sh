@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The benchmark: brings the platform up in release mode and measures, each scenario with
+# a warm-up and a fixed duration, against the physical limits of this machine measured in
+# the same run. Prints one table and writes it to docs/performance.md.
+#   - start-up: each service's time from exec to a ready readiness probe, and idle RSS;
+#   - ceiling: the trivial handler (loadgen trivial-server) under the same load tool;
+#   - catalogue browsing at 64 connections, as a ratio to the trivial handler;
+#   - checkout (cart add + checkout) at 8 and 32 customers, as a ratio to pgbench running
+#     the same SQL a checkout executes (scripts/bench/checkout.sql);
+#   - end to end: checkout response to order PAID, at half the measured checkout rate;
+#   - each service's peak RSS under all that load.
+# Durations: BENCH_SECONDS (default 15) measured after BENCH_WARMUP (default 5).
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$ROOT"
+
+SECONDS_MEASURED=${BENCH_SECONDS:-15}
+WARMUP=${BENCH_WARMUP:-5}
+apt_install postgresql-contrib jq curl
+"$ROOT/scripts/up.sh" >/dev/null
+use_shared_target_dir
+LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+
+log "start-up times"
+declare -A startup idle_rss
+for svc in payment-gateway:9090 customer-facing-service:8080 order-management-service:8081; do
+  name=${svc%%:*} port=${svc##*:}
+  kill "$(cat "$RUN_DIR/$name.pid")"
+  for _ in $(seq 100); do port_open "$port" || break; sleep 0.05; done
+done
+t0=$(date +%s%N); start_service release payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090
+wait_ready payment-gateway 9090; startup[payment-gateway]=$(ms_since "$t0")
+t0=$(date +%s%N); start_service release customer-facing-service 8080 CUSTOMER_SERVICE_SERVER_PORT=8080 \
+  CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
+  CUSTOMER_SERVICE_LOG_LEVEL=warn
+wait_ready customer-facing-service 8080; startup[customer-facing-service]=$(ms_since "$t0")
+t0=$(date +%s%N); start_service release order-management-service 8081 ORDER_SERVICE_SERVER_PORT=8081 \
+  ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
+  ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 ORDER_SERVICE_LOG_LEVEL=warn
+wait_ready order-management-service 8081; startup[order-management-service]=$(ms_since "$t0")
+"$ROOT/scripts/validate-quickstart.sh" --target local >/dev/null
+sleep 2
+for name in payment-gateway customer-facing-service order-management-service; do idle_rss[$name]=$(rss_kb "$name"); done
+
+run() { # label args... -> JSON line
+  log "$1"
+  shift
+  "$LOADGEN" "$@" --warmup "$WARMUP" --duration "$SECONDS_MEASURED"
+}
+
+trivial_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$LOADGEN" trivial-server --port "$trivial_port" >/dev/null &
+trivial_pid=$!
+trap 'kill $trivial_pid 2>/dev/null || true' EXIT
+wait_for_port "$trivial_port" 10 "the trivial server"
+trivial=$(run "ceiling: trivial handler, 64 connections" trivial --base "http://127.0.0.1:$trivial_port" --connections 64)
+kill $trivial_pid
+browse=$(run "catalogue browsing, 64 connections" browse --base http://127.0.0.1:8080 --connections 64)
+checkout8=$(run "checkout, 8 customers" checkout --base http://127.0.0.1:8080 --connections 8)
+checkout32=$(run "checkout, 32 customers" checkout --base http://127.0.0.1:8080 --connections 32)
+
+log "ceiling: pgbench with the checkout's SQL"
+pgbench_db=customer_db
+psql -d "$pgbench_db" -qf scripts/bench/checkout-setup.sql
+pg_tps() { # clients
+  pgbench -n -h "$PGHOST" -U "$PGUSER" -d "$pgbench_db" -f scripts/bench/checkout.sql -c "$1" -j 2 \
+    -T "$SECONDS_MEASURED" 2>/dev/null | awk '/^tps/ {print int($3); exit}'
+}
+pg8=$(pg_tps 8)
+pg32=$(pg_tps 32)
+psql -d "$pgbench_db" -qf scripts/bench/checkout-teardown.sql
+
+rate=$(jq -r '.per_second / 2 | if . < 1 then 1 else . end' <<<"$checkout8")
+e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate "$rate")
+
+declare -A peak_rss
+for name in payment-gateway customer-facing-service order-management-service; do peak_rss[$name]=$(hwm_kb "$name"); done
+
+f() { jq -r "$2" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+table=$(cat <<TABLE
+| measurement | result | p50 | p99 | p99.9 | limit | ratio | target |
+|---|---|---|---|---|---|---|---|
+| trivial handler, 64 conns (ceiling) | $(f "$trivial" '.per_second|floor') req/s | $(f "$trivial" '.p50_ms*100|round/100') ms | $(f "$trivial" '.p99_ms*100|round/100') ms | $(f "$trivial" '.p999_ms*100|round/100') ms | | | |
+| catalogue browse, 64 conns | $(f "$browse" '.per_second|floor') req/s | $(f "$browse" '.p50_ms*100|round/100') ms | $(f "$browse" '.p99_ms*100|round/100') ms | $(f "$browse" '.p999_ms*100|round/100') ms | $(f "$trivial" '.per_second|floor') req/s trivial | $(ratio "$(f "$browse" .per_second)" "$(f "$trivial" .per_second)") | ≥ 50 %, p99 < 5 ms |
+| checkout, 8 customers | $(f "$checkout8" '.per_second|floor') /s | $(f "$checkout8" '.p50_ms*100|round/100') ms | $(f "$checkout8" '.p99_ms*100|round/100') ms | $(f "$checkout8" '.p999_ms*100|round/100') ms | $pg8 tps pgbench | $(ratio "$(f "$checkout8" .per_second)" "$pg8") | ≥ 70 % |
+| checkout, 32 customers | $(f "$checkout32" '.per_second|floor') /s | $(f "$checkout32" '.p50_ms*100|round/100') ms | $(f "$checkout32" '.p99_ms*100|round/100') ms | $(f "$checkout32" '.p999_ms*100|round/100') ms | $pg32 tps pgbench | $(ratio "$(f "$checkout32" .per_second)" "$pg32") | ≥ 70 % |
+| checkout → PAID at $rate/s | $(f "$e2e" '.operations') orders, $(f "$e2e" '.errors') errors | $(f "$e2e" '.p50_ms*100|round/100') ms | $(f "$e2e" '.p99_ms*100|round/100') ms | $(f "$e2e" '.p999_ms*100|round/100') ms | | | p99 < 100 ms |
+| customer-facing-service | ready in ${startup[customer-facing-service]} ms | idle $((idle_rss[customer-facing-service] / 1024)) MB | peak $((peak_rss[customer-facing-service] / 1024)) MB | | | | < 1 s, < 50 MB |
+| order-management-service | ready in ${startup[order-management-service]} ms | idle $((idle_rss[order-management-service] / 1024)) MB | peak $((peak_rss[order-management-service] / 1024)) MB | | | | < 1 s, < 50 MB |
+| payment-gateway | ready in ${startup[payment-gateway]} ms | idle $((idle_rss[payment-gateway] / 1024)) MB | peak $((peak_rss[payment-gateway] / 1024)) MB | | | | < 1 s, < 50 MB |
+TABLE
+)
+echo "$table"
+{
+  echo "# Performance"
+  echo
+  echo "Measured by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB;"
+  echo "each scenario ${WARMUP} s warm-up then ${SECONDS_MEASURED} s measured, load generator and platform on the same machine."
+  echo
+  echo "$table"
+  echo
+  [ -f docs/performance-notes.md ] && cat docs/performance-notes.md
+} >docs/performance.md
+log "written to docs/performance.md"
