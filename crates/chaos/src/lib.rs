@@ -5,8 +5,7 @@
 //! `Idempotency-Key`), and [`Books`] checks afterwards that nothing was lost, duplicated
 //! or charged twice.
 //!
-//! Binaries come from `CHAOS_BIN_DIR` (set by `scripts/chaos.sh`), or the debug or
-//! release directory of the cargo target dir.
+//! Binaries come from [`bin_dir`].
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -18,21 +17,17 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-/// Where the service binaries are.
+/// Where the service binaries are: `CHAOS_BIN_DIR`, or the profile directory of the
+/// running test executable (`target/<profile>/deps/..` → `target/<profile>`), where
+/// `cargo test --workspace` has built every binary of the workspace.
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CHAOS_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
-    });
-    for profile in ["release", "debug"] {
-        let dir = target.join(profile);
-        if dir.join("order-management-service").exists() {
-            return dir;
-        }
-    }
-    target.join("debug")
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
 /// A port nothing listens on right now.
