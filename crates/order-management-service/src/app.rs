@@ -1,0 +1,245 @@
+//! [`Application`]: wires the pool, producer, consumers, payment processor, retry
+//! worker, outbox relay and HTTP API of one instance, and runs them until stopped.
+
+use crate::consumer::order_created::OrderCreatedHandler;
+use crate::consumer::payment_completed::PaymentCompletedHandler;
+use crate::db::outbox::PaymentOutboxStore;
+use crate::metrics::OrderMetrics;
+use crate::payment::breaker::{BreakerConfig, CircuitBreaker, State as BreakerState};
+use crate::payment::client::GatewayClient;
+use crate::payment::{worker, PaymentProcessor, ProcessorSettings};
+use crate::routes::{self, AppState};
+use crate::settings::Settings;
+use anyhow::Context as _;
+use platform::actuator::{Actuator, ComponentHealth, FnIndicator, HealthIndicator};
+use platform::app::Tasks;
+use platform::auth::JwtKeys;
+use platform::db::Db;
+use platform::http::HttpMetrics;
+use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
+use platform::metrics::Metrics;
+use platform::outbox::{Relay, RelaySettings};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The database used when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/order_db";
+/// Name of the outbox in the `outbox` metric label.
+pub const OUTBOX_NAME: &str = "payment_completed_outbox";
+/// Name of the payment circuit breaker, as the original's resilience4j instance.
+pub const BREAKER_NAME: &str = "paymentService";
+
+/// A built instance, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    tasks: Tasks,
+    producer: Producer,
+    payments: PaymentProcessor,
+}
+
+impl Application {
+    /// Builds the instance: migrates `order_db`, starts the background tasks and binds
+    /// the port (0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let environment = &settings.common.environment;
+        let metrics =
+            Metrics::new(crate::SERVICE_NAME, environment.as_str()).context("metrics registry")?;
+        let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_production())?;
+
+        let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
+        let db = Db::new(platform::db::pool(&settings.database, default_db));
+        db.register_metrics(&metrics, "order_db")
+            .context("pool metrics")?;
+        platform::db::migrate(db.pool(), &crate::MIGRATOR, Duration::from_secs(30)).await?;
+
+        let bootstrap = settings.kafka.bootstrap_servers.clone();
+        let producer =
+            Producer::new(&bootstrap, Duration::from_secs(10)).context("kafka producer")?;
+        let topics = &settings.consumer;
+        if settings.kafka.create_topics {
+            let specs = [
+                TopicSpec::with_dlq(&topics.orders_created_topic),
+                TopicSpec::with_dlq(&topics.payments_completed_topic),
+            ]
+            .concat();
+            kafka::ensure_topics_in_background(bootstrap.clone(), specs, shutdown.clone());
+        }
+
+        let order_metrics = OrderMetrics::new(&metrics).context("order metrics")?;
+        let pay = &settings.payment;
+        let breaker = CircuitBreaker::new(
+            BREAKER_NAME,
+            BreakerConfig::payment_service(pay.breaker_open()),
+            &metrics,
+        )
+        .context("breaker metrics")?;
+        let client = GatewayClient::new(
+            &pay.gateway_url,
+            pay.timeout(),
+            pay.max_attempts,
+            pay.retry_backoff(),
+            breaker.clone(),
+        )?;
+        let relay = Relay::new(
+            Arc::new(PaymentOutboxStore::new(db.pool().clone())),
+            producer.clone(),
+            RelaySettings::new(OUTBOX_NAME),
+            &metrics,
+        )
+        .context("outbox metrics")?;
+        let payments = PaymentProcessor::new(
+            db.clone(),
+            client.clone(),
+            relay.clone(),
+            order_metrics.clone(),
+            ProcessorSettings {
+                payments_completed_topic: topics.payments_completed_topic.clone(),
+                claim_lease: pay.claim_lease(),
+                retry_base: pay.retry_interval(),
+                retry_max: pay.retry_max_delay(),
+                concurrency: usize::try_from(pay.concurrency).unwrap_or(32),
+            },
+        );
+
+        let mut tasks = Tasks::new(shutdown.clone());
+        tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(worker::run(
+            payments.clone(),
+            db.clone(),
+            pay.retry_interval(),
+            shutdown.clone(),
+        ));
+        if topics.consumers_enabled {
+            let consumer_metrics = ConsumerMetrics::new(&metrics).context("consumer metrics")?;
+            let consumer = |topic: &str| {
+                let mut c = ConsumerSettings::new(&bootstrap, &topics.group_id, &[topic]);
+                c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
+                c.max_attempts = topics.record_max_attempts;
+                c
+            };
+            let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {
+                db: db.clone(),
+                payments: payments.clone(),
+                metrics: order_metrics.clone(),
+                hand_off_grace: pay.claim_lease().max(Duration::from_secs(5)),
+            });
+            let completions: Arc<dyn Handler> = Arc::new(PaymentCompletedHandler {
+                db: db.clone(),
+                metrics: order_metrics.clone(),
+            });
+            for (settings, handler) in [
+                (consumer(&topics.orders_created_topic), orders),
+                (consumer(&topics.payments_completed_topic), completions),
+            ] {
+                tasks.spawn(consume(
+                    settings,
+                    handler,
+                    producer.clone(),
+                    consumer_metrics.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
+
+        let indicators: Vec<Box<dyn HealthIndicator>> = vec![
+            Box::new(db.health_indicator()),
+            Box::new(producer.health_indicator(true)),
+            Box::new(client.health_indicator()),
+            Box::new(breaker_indicator(breaker)),
+        ];
+        let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
+        let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
+        let api = routes::router(AppState { db, jwt }).merge(crate::openapi::router());
+        let router = platform::app::router(api, &actuator, http_metrics);
+        let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
+        let listener =
+            platform::http::bind(SocketAddr::new(settings.common.server_host, port)).await?;
+        let port = listener.local_addr().context("listener address")?.port();
+        tracing::info!(port, gateway = %pay.gateway_url, "order management service listening");
+        Ok(Self {
+            listener,
+            port,
+            router,
+            shutdown,
+            tasks,
+            producer,
+            payments,
+        })
+    }
+
+    /// The port the API listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The token that stops the instance when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops the background tasks,
+    /// lets payments in flight finish and flushes the producer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = platform::http::serve(self.listener, self.router, self.shutdown.clone()).await;
+        self.tasks.stop(Duration::from_secs(10)).await;
+        self.payments.drain(Duration::from_secs(5)).await;
+        self.producer.flush(Duration::from_secs(5));
+        tracing::info!("order management service stopped");
+        served.context("HTTP server failed")
+    }
+}
+
+/// Runs a consumer until shutdown, recreating it if the client cannot be built.
+async fn consume(
+    settings: ConsumerSettings,
+    handler: Arc<dyn Handler>,
+    producer: Producer,
+    metrics: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let result = kafka::run_consumer(
+            settings.clone(),
+            handler.clone(),
+            producer.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, topics = ?settings.topics, "consumer failed; restarting")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The `circuitBreakers` health component: DOWN while the breaker is open (it does not
+/// make the instance unready: orders wait in PROCESSING and resume by themselves).
+fn breaker_indicator(breaker: CircuitBreaker) -> impl HealthIndicator {
+    FnIndicator::new("circuitBreakers", false, move || {
+        let state = breaker.state();
+        let name = breaker.name().to_owned();
+        Box::pin(async move {
+            let health = if state == BreakerState::Open {
+                ComponentHealth::down("circuit breaker open")
+            } else {
+                ComponentHealth::up()
+            };
+            health.with_detail(&name, serde_json::json!({"state": state.as_str()}))
+        })
+    })
+}

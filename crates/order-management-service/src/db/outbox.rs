@@ -1,0 +1,187 @@
+//! `payment_completed_outbox`: PaymentCompleted events written in the transaction that
+//! records the payment, and the store the platform relay publishes them from.
+
+use futures::future::BoxFuture;
+use platform::outbox::{OutboxCounts, OutboxMessage, OutboxStore};
+use sqlx::{PgConnection, PgPool};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Writes an event row, leased for `lease` so the relay loop leaves it to the
+/// immediate publish; returns the message to hand to `Relay::publish_now`.
+pub async fn insert(
+    conn: &mut PgConnection,
+    aggregate_id: Uuid,
+    topic: &str,
+    payload: &serde_json::Value,
+    headers: &BTreeMap<String, String>,
+    lease: Duration,
+) -> Result<OutboxMessage, sqlx::Error> {
+    let id = Uuid::new_v4();
+    let headers_json = serde_json::to_value(headers).unwrap_or_default();
+    let payload_text = sqlx::query_scalar!(
+        r#"INSERT INTO payment_completed_outbox (id, aggregate_id, payload, topic, headers, locked_until)
+           VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC') + make_interval(secs => $6))
+           RETURNING payload::text AS "payload!""#,
+        id,
+        aggregate_id,
+        payload,
+        topic,
+        headers_json,
+        lease.as_secs_f64()
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(OutboxMessage {
+        id,
+        topic: topic.to_owned(),
+        key: aggregate_id.to_string(),
+        payload: payload_text.into_bytes(),
+        headers: headers.clone().into_iter().collect(),
+        attempts: 0,
+    })
+}
+
+/// The relay's view of `payment_completed_outbox`.
+pub struct PaymentOutboxStore {
+    pool: PgPool,
+}
+
+impl PaymentOutboxStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn headers_from_json(value: serde_json::Value) -> Vec<(String, String)> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl OutboxStore for PaymentOutboxStore {
+    fn claim(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<OutboxMessage>, sqlx::Error>> {
+        Box::pin(async move {
+            let rows = sqlx::query!(
+                r#"UPDATE payment_completed_outbox
+                   SET locked_until = (now() AT TIME ZONE 'UTC') + make_interval(secs => $2)
+                   WHERE id IN (
+                       SELECT id FROM payment_completed_outbox
+                       WHERE status = 'PENDING'
+                         AND next_attempt_at <= (now() AT TIME ZONE 'UTC')
+                         AND (locked_until IS NULL OR locked_until <= (now() AT TIME ZONE 'UTC'))
+                       ORDER BY created_at
+                       LIMIT $1
+                       FOR UPDATE SKIP LOCKED)
+                   RETURNING id, aggregate_id, topic, payload::text AS "payload!", headers, retry_count"#,
+                limit,
+                lease.as_secs_f64()
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| OutboxMessage {
+                    id: r.id,
+                    topic: r.topic,
+                    key: r.aggregate_id.to_string(),
+                    payload: r.payload.into_bytes(),
+                    headers: headers_from_json(r.headers),
+                    attempts: r.retry_count,
+                })
+                .collect())
+        })
+    }
+
+    fn mark_published(&self, id: Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query!(
+                "UPDATE payment_completed_outbox \
+                 SET status = 'PUBLISHED', published_at = (now() AT TIME ZONE 'UTC'), \
+                     locked_until = NULL \
+                 WHERE id = $1",
+                id
+            )
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn mark_failed(
+        &self,
+        id: Uuid,
+        error: String,
+        retry_in: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            match retry_in {
+                Some(delay) => {
+                    sqlx::query!(
+                        "UPDATE payment_completed_outbox \
+                     SET retry_count = retry_count + 1, error_message = $2, locked_until = NULL, \
+                         next_attempt_at = (now() AT TIME ZONE 'UTC') + make_interval(secs => $3) \
+                     WHERE id = $1",
+                        id,
+                        error,
+                        delay.as_secs_f64()
+                    )
+                    .execute(&self.pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query!(
+                        "UPDATE payment_completed_outbox \
+                     SET status = 'FAILED', retry_count = retry_count + 1, error_message = $2, \
+                         locked_until = NULL \
+                     WHERE id = $1",
+                        id,
+                        error
+                    )
+                    .execute(&self.pool)
+                    .await?
+                }
+            };
+            Ok(())
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<OutboxCounts, sqlx::Error>> {
+        Box::pin(async move {
+            let row = sqlx::query!(
+                r#"SELECT COUNT(*) FILTER (WHERE status = 'PENDING') AS "pending!",
+                          COUNT(*) FILTER (WHERE status = 'FAILED') AS "failed!"
+                   FROM payment_completed_outbox"#
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(OutboxCounts {
+                pending: row.pending,
+                failed: row.failed,
+            })
+        })
+    }
+
+    fn purge_published(&self, age: Duration) -> BoxFuture<'_, Result<u64, sqlx::Error>> {
+        Box::pin(async move {
+            let result = sqlx::query!(
+                "DELETE FROM payment_completed_outbox \
+                 WHERE status = 'PUBLISHED' \
+                   AND published_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)",
+                age.as_secs_f64()
+            )
+            .execute(&self.pool)
+            .await?;
+            Ok(result.rows_affected())
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! Settings of the order service: flags and `ORDER_SERVICE_*` variables (the shared
+//! ones also read their plain names, e.g. `KAFKA_BOOTSTRAP_SERVERS`, `JWT_SECRET`).
+
+use platform::config::{CommonSettings, DatabaseSettings, JwtSettings, KafkaSettings};
+use std::time::Duration;
+
+/// The order service's settings.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "order-management-service",
+    version,
+    about = "Order management service: consumes orders.created, pays, serves orders"
+)]
+pub struct Settings {
+    #[command(flatten)]
+    pub common: CommonSettings,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+    #[command(flatten)]
+    pub jwt: JwtSettings,
+    #[command(flatten)]
+    pub consumer: ConsumerSettings,
+    #[command(flatten)]
+    pub payment: PaymentSettings,
+}
+
+/// What the service consumes, and how.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Topic of OrderCreated events.
+    #[arg(long = "orders-created-topic", env = "KAFKA_TOPICS_ORDERS_CREATED",
+          default_value = events::ORDERS_CREATED_TOPIC)]
+    pub orders_created_topic: String,
+    /// Topic of PaymentCompleted events (produced and consumed here).
+    #[arg(long = "payments-completed-topic", env = "KAFKA_TOPICS_PAYMENTS_COMPLETED",
+          default_value = events::PAYMENTS_COMPLETED_TOPIC)]
+    pub payments_completed_topic: String,
+    /// Consumer group of both consumers.
+    #[arg(long = "consumer-group", env = "KAFKA_CONSUMER_GROUP_ID",
+          default_value = events::ORDER_SERVICE_GROUP)]
+    pub group_id: String,
+    /// Consumer session timeout; a dead consumer's partitions move after this long.
+    #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS",
+          default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=300_000))]
+    pub session_timeout_ms: u64,
+    /// Attempts for a record that fails with a retryable error before it is dead-lettered.
+    #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
+          default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub record_max_attempts: u32,
+    /// Run the consumers (off: an API-only replica).
+    #[arg(long = "consumers-enabled", env = "CONSUMERS_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub consumers_enabled: bool,
+}
+
+/// How payments are made and resumed.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PaymentSettings {
+    /// Base URL of the payment gateway.
+    #[arg(long = "payment-gateway-url", env = "PAYMENT_GATEWAY_URL",
+          default_value = "http://127.0.0.1:9090", value_parser = parse_url)]
+    pub gateway_url: String,
+    /// Timeout of one gateway call, in milliseconds.
+    #[arg(long = "payment-timeout-ms", env = "PAYMENT_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(10..=120_000))]
+    pub timeout_ms: u64,
+    /// Gateway calls per payment attempt (transport errors and 5xx are retried).
+    #[arg(long = "payment-max-attempts", env = "PAYMENT_MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+    /// First delay between gateway calls of one attempt; doubled each time.
+    #[arg(
+        long = "payment-retry-backoff-ms",
+        env = "PAYMENT_RETRY_BACKOFF_MS",
+        default_value_t = 1000
+    )]
+    pub retry_backoff_ms: u64,
+    /// How long the `paymentService` breaker stays open before it lets trial calls through.
+    #[arg(
+        long = "payment-breaker-open-ms",
+        env = "PAYMENT_BREAKER_OPEN_MS",
+        default_value_t = 30_000
+    )]
+    pub breaker_open_ms: u64,
+    /// How often the retry worker looks for payments the gateway did not answer.
+    #[arg(long = "payment-retry-interval-ms", env = "PAYMENT_RETRY_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub retry_interval_ms: u64,
+    /// Longest wait between two resumptions of one unanswered payment.
+    #[arg(
+        long = "payment-retry-max-delay-ms",
+        env = "PAYMENT_RETRY_MAX_DELAY_MS",
+        default_value_t = 30_000
+    )]
+    pub retry_max_delay_ms: u64,
+    /// Payments in flight at once in this instance.
+    #[arg(long = "payment-concurrency", env = "PAYMENT_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+}
+
+fn parse_url(value: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(value).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+impl PaymentSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn retry_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_backoff_ms)
+    }
+    pub fn breaker_open(&self) -> Duration {
+        Duration::from_millis(self.breaker_open_ms)
+    }
+    pub fn retry_interval(&self) -> Duration {
+        Duration::from_millis(self.retry_interval_ms)
+    }
+    pub fn retry_max_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_max_delay_ms)
+    }
+    /// How long one payment attempt may hold its claim: every call timing out, plus
+    /// every backoff, plus a margin.
+    pub fn claim_lease(&self) -> Duration {
+        let calls = self.timeout() * self.max_attempts;
+        let backoffs: Duration = (0..self.max_attempts)
+            .map(|i| self.retry_backoff() * 2u32.saturating_pow(i))
+            .sum();
+        calls + backoffs + Duration::from_secs(5)
+    }
+}
+
+impl Settings {
+    /// Parses settings from explicit flags only (tests).
+    pub fn from_args<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("order-management-service"))
+            .chain(args.into_iter().map(Into::into));
+        platform::config::parse_from::<Self>(crate::ENV_PREFIX, argv, |_| None)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let s = Settings::from_args(Vec::<String>::new()).expect("defaults");
+        assert_eq!(s.consumer.orders_created_topic, "orders.created");
+        assert_eq!(s.consumer.payments_completed_topic, "payments.completed");
+        assert_eq!(s.consumer.group_id, "order-service-group");
+        assert_eq!(s.payment.gateway_url, "http://127.0.0.1:9090");
+        assert_eq!(s.payment.breaker_open(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn topics_and_group_are_read_from_prefixed_variables() {
+        let env = std::collections::HashMap::from([
+            ("ORDER_SERVICE_KAFKA_TOPICS_ORDERS_CREATED", "a"),
+            ("ORDER_SERVICE_KAFKA_TOPICS_PAYMENTS_COMPLETED", "b"),
+            ("ORDER_SERVICE_KAFKA_CONSUMER_GROUP_ID", "g"),
+        ]);
+        let s = platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["oms"], |name| {
+            env.get(name).map(|v| (*v).to_owned())
+        })
+        .expect("parsed");
+        assert_eq!(s.consumer.orders_created_topic, "a");
+        assert_eq!(s.consumer.payments_completed_topic, "b");
+        assert_eq!(s.consumer.group_id, "g");
+    }
+
+    #[test]
+    fn a_bad_gateway_url_is_a_configuration_error() {
+        assert!(Settings::from_args(["--payment-gateway-url", "ftp://x"]).is_err());
+    }
+}

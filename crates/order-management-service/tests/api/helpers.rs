@@ -1,0 +1,304 @@
+use events::{Customer, EventTime, OrderCreated, OrderItem, ShippingAddress};
+use order_management_service::{Application, Settings};
+use platform::auth::JwtKeys;
+use platform::config::{JwtSettings, Secret};
+use platform::kafka::{Producer, TopicSpec};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How long a test waits for something asynchronous to happen.
+pub const PATIENCE: Duration = Duration::from_secs(40);
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub gateway_address: String,
+    pub orders_topic: String,
+    pub payments_topic: String,
+    pub producer: Producer,
+    pub jwt: JwtKeys,
+    shutdown: Vec<CancellationToken>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for token in &self.shutdown {
+            token.cancel();
+        }
+    }
+}
+
+fn database_url(name: &str) -> String {
+    let server = platform::testing::server_url();
+    let base = server.split('?').next().unwrap_or(&server);
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+pub async fn spawn_app() -> TestApp {
+    // A gateway of its own, answering fast.
+    let mut gateway_settings = payment_gateway::Settings::for_tests().expect("gateway settings");
+    gateway_settings.latency_ms = 1;
+    let gateway = payment_gateway::Application::build(gateway_settings)
+        .await
+        .expect("gateway builds");
+    let gateway_address = format!("http://127.0.0.1:{}", gateway.port());
+    let gateway_shutdown = gateway.shutdown_token();
+    tokio::spawn(gateway.run_until_stopped());
+
+    let options = platform::testing::fresh_database("oms")
+        .await
+        .expect("fresh database");
+    let db_name = options.get_database().expect("database name").to_owned();
+    let bootstrap = platform::testing::kafka_bootstrap();
+    let orders_topic = platform::testing::unique_name("orders_created");
+    let payments_topic = platform::testing::unique_name("payments_completed");
+    let specs = [
+        TopicSpec::with_dlq(&orders_topic),
+        TopicSpec::with_dlq(&payments_topic),
+    ]
+    .concat();
+    platform::kafka::ensure_topics(&bootstrap, &specs)
+        .await
+        .expect("topics created");
+
+    let settings = Settings::from_args([
+        "--server-port=0".to_owned(),
+        "--environment=test".to_owned(),
+        format!("--database-url={}", database_url(&db_name)),
+        format!("--kafka-bootstrap-servers={bootstrap}"),
+        format!("--orders-created-topic={orders_topic}"),
+        format!("--payments-completed-topic={payments_topic}"),
+        format!(
+            "--consumer-group={}",
+            platform::testing::unique_name("oms_group")
+        ),
+        "--kafka-session-timeout-ms=6000".to_owned(),
+        "--consumer-max-attempts=2".to_owned(),
+        format!("--payment-gateway-url={gateway_address}"),
+        "--payment-timeout-ms=1000".to_owned(),
+        "--payment-max-attempts=2".to_owned(),
+        "--payment-retry-backoff-ms=50".to_owned(),
+        "--payment-breaker-open-ms=1500".to_owned(),
+        "--payment-retry-interval-ms=200".to_owned(),
+        "--payment-retry-max-delay-ms=1000".to_owned(),
+    ])
+    .expect("settings");
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let app_shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+
+    let db = PgPool::connect_with(options).await.expect("test pool");
+    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).expect("producer");
+    let jwt = JwtKeys::from_settings(
+        &JwtSettings {
+            secret: Secret::new(platform::auth::DEMO_SECRET),
+            previous_secrets: vec![],
+            issuer: "ecommerce-platform-dev".into(),
+            expiration_minutes: 15,
+        },
+        false,
+    )
+    .expect("keys");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        gateway_address,
+        orders_topic,
+        payments_topic,
+        producer,
+        jwt,
+        shutdown: vec![app_shutdown, gateway_shutdown],
+    }
+}
+
+/// An OrderCreated event of two lines for `email`.
+pub fn order_created(email: &str) -> OrderCreated {
+    let suffix = Uuid::new_v4().simple().to_string();
+    OrderCreated {
+        event_id: Uuid::new_v4(),
+        event_type: events::ORDER_CREATED.to_owned(),
+        event_version: events::EVENT_VERSION.to_owned(),
+        timestamp: EventTime::now(),
+        correlation_id: Some(format!("checkout-{suffix}")),
+        order_id: Uuid::new_v4(),
+        order_number: format!("ORD-T-{}", &suffix[..12]),
+        customer: Customer {
+            name: "Ada Lovelace".into(),
+            email: email.into(),
+            phone: "+44 20 7946 0000".into(),
+            shipping_address: ShippingAddress {
+                street: "12 Analytical Row".into(),
+                city: "London".into(),
+                state: "LDN".into(),
+                postal_code: "N1 9GU".into(),
+                country: "UK".into(),
+            },
+        },
+        items: vec![
+            OrderItem {
+                product_id: Uuid::new_v4(),
+                product_sku: "SKU-LAPTOP".into(),
+                product_name: "Laptop".into(),
+                quantity: 2,
+                price_snapshot: Decimal::new(14999, 2),
+                subtotal: Decimal::new(29998, 2),
+            },
+            OrderItem {
+                product_id: Uuid::new_v4(),
+                product_sku: "SKU-MOUSE".into(),
+                product_name: "Mouse".into(),
+                quantity: 1,
+                price_snapshot: Decimal::new(2999, 2),
+                subtotal: Decimal::new(2999, 2),
+            },
+        ],
+        subtotal: Decimal::new(32997, 2),
+        cart_id: Some(Uuid::new_v4()),
+    }
+}
+
+impl TestApp {
+    pub async fn publish(&self, event: &OrderCreated) {
+        let payload = serde_json::to_vec(event).expect("serializable");
+        self.publish_raw(
+            &event.order_id.to_string(),
+            &payload,
+            &[
+                (events::TYPE_ID_HEADER, events::ORDER_CREATED_TYPE_ID),
+                ("eventType", events::ORDER_CREATED),
+            ],
+        )
+        .await;
+    }
+
+    pub async fn publish_raw(&self, key: &str, payload: &[u8], headers: &[(&str, &str)]) {
+        self.producer
+            .send(&self.orders_topic, Some(key), payload, headers)
+            .await
+            .expect("record produced");
+    }
+
+    pub async fn get_order(&self, order_number: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/orders/{order_number}", self.address))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the order reads with `status`, and returns it.
+    pub async fn wait_for_status(&self, order_number: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (code, body) = self.get_order(order_number).await;
+            if code == 200 && body["status"] == status {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_number} never became {status}; last seen {code} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/actuator/prometheus", self.address))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The value of the first series of `name` whose labels contain every `labels` pair.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.metrics().await, name, labels)
+    }
+
+    pub fn manager_token(&self) -> String {
+        self.jwt.sign("manager", &["MANAGER"])
+    }
+
+    pub fn guest_token(&self) -> String {
+        self.jwt.sign("guest", &["GUEST"])
+    }
+
+    pub async fn set_gateway_faults(&self, faults: Value) {
+        let response = self
+            .client
+            .put(format!("{}/admin/faults", self.gateway_address))
+            .json(&faults)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200);
+    }
+
+    /// The gateway's ledger lines of the order with the service's id `order_id`.
+    pub async fn ledger(&self, order_id: &str) -> Vec<Value> {
+        self.client
+            .get(format!(
+                "{}/api/v1/payments?orderId={order_id}",
+                self.gateway_address
+            ))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("ledger json")
+    }
+
+    pub async fn order_count(&self) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+}
+
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `check` every 100 ms until it is true or `patience` runs out.
+pub async fn wait_until<F, Fut>(patience: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
