@@ -1,0 +1,683 @@
+//! Dead-letter topics: reading them, and replaying their records to the topics they
+//! came from.
+//!
+//! A dead letter carries the headers the platform's consumers write
+//! ([`platform::kafka::DLQ_ORIGINAL_TOPIC`] and the other `kafka_dlt-*` headers).
+//! Replay re-publishes each record unchanged (payload, key, and its headers minus the
+//! `kafka_dlt-*` ones) to the topic named in `kafka_dlt-original-topic`.
+//!
+//! Exactly once per record: progress is kept as committed offsets of the consumer group
+//! [`REPLAY_GROUP`], committed after each successful re-publish. Per partition the
+//! committed offset is the first record not yet replayed; records after it that were
+//! replayed already (because a `--filter` skipped an earlier one) are listed in the
+//! commit's metadata, so a later run replays neither them nor anything before the
+//! offset, and a record a filter skipped stays eligible.
+
+use crate::cli::{DlqCommand, ReplayArgs, Settings};
+use crate::kafka::{client, TIMEOUT};
+use crate::output::{self, Output};
+use crate::Outcome;
+use anyhow::Context as _;
+use platform::kafka::{
+    Producer, DLQ_EXCEPTION_CLASS, DLQ_EXCEPTION_MESSAGE, DLQ_FAILED_AT, DLQ_ORIGINAL_OFFSET,
+    DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The consumer group that records what was replayed.
+pub const REPLAY_GROUP: &str = "opsctl-dlq-replay";
+/// Prefix of the headers a dead-lettering consumer adds; not re-published.
+pub const DLT_HEADER_PREFIX: &str = "kafka_dlt-";
+/// Longest commit metadata written (brokers accept 4096 bytes by default).
+const MAX_METADATA: usize = 3500;
+
+/// One header of a record.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// A record of a dead-letter topic, with where it came from and why it failed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the epoch, when the broker gave one.
+    pub timestamp: Option<i64>,
+    pub key: Option<String>,
+    pub payload: Option<String>,
+    pub headers: Vec<Header>,
+    pub original_topic: Option<String>,
+    pub original_partition: Option<i32>,
+    pub original_offset: Option<i64>,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+impl DeadLetter {
+    fn from_message<M: Message>(message: &M) -> Self {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let headers: Vec<Header> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(text),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key.eq_ignore_ascii_case(name))
+                .and_then(|h| h.value.clone())
+        };
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            key: message.key().map(text),
+            payload: message.payload().map(text),
+            original_topic: header(DLQ_ORIGINAL_TOPIC),
+            original_partition: header(DLQ_ORIGINAL_PARTITION).and_then(|v| v.parse().ok()),
+            original_offset: header(DLQ_ORIGINAL_OFFSET).and_then(|v| v.parse().ok()),
+            error_class: header(DLQ_EXCEPTION_CLASS),
+            error_message: header(DLQ_EXCEPTION_MESSAGE),
+            failed_at: header(DLQ_FAILED_AT),
+            headers,
+        }
+    }
+
+    /// The headers to re-publish with: all but the `kafka_dlt-*` ones.
+    pub fn replay_headers(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|h| !h.key.starts_with(DLT_HEADER_PREFIX))
+            .filter_map(|h| Some((h.key.as_str(), h.value.as_deref()?)))
+            .collect()
+    }
+}
+
+/// Which dead letters a replay takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// The record's key equals this.
+    Key(String),
+    /// The error class or message contains this.
+    Error(String),
+    /// The offset the record had on its original topic.
+    OriginalOffset(i64),
+}
+
+impl Filter {
+    /// Parses `key=<k>`, `error=<substring>` or `original-offset=<n>`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let usage = "use key=<k>, error=<substring> or original-offset=<n>";
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("'{text}': {usage}"))?;
+        match name.trim() {
+            "key" => Ok(Self::Key(value.to_owned())),
+            "error" => Ok(Self::Error(value.to_owned())),
+            "original-offset" => value
+                .trim()
+                .parse()
+                .map(Self::OriginalOffset)
+                .map_err(|_| format!("'{value}' is not an offset")),
+            _ => Err(format!("unknown filter '{name}': {usage}")),
+        }
+    }
+
+    /// Whether `record` passes the filter.
+    pub fn matches(&self, record: &DeadLetter) -> bool {
+        match self {
+            Self::Key(key) => record.key.as_deref() == Some(key.as_str()),
+            Self::Error(needle) => [&record.error_class, &record.error_message]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(|v| v.contains(needle.as_str()))),
+            Self::OriginalOffset(offset) => record.original_offset == Some(*offset),
+        }
+    }
+}
+
+/// Partitions of `topic` with their low and high watermarks.
+fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<(i32, i64, i64)>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .with_context(|| format!("cannot read the metadata of topic {topic}"))?;
+    let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        anyhow::bail!("topic {topic} does not exist");
+    };
+    if let Some(error) = meta.error() {
+        anyhow::bail!(
+            "topic {topic}: {}",
+            rdkafka::types::RDKafkaErrorCode::from(error)
+        );
+    }
+    anyhow::ensure!(
+        !meta.partitions().is_empty(),
+        "topic {topic} does not exist"
+    );
+    let mut out = Vec::new();
+    for p in meta.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}/{}", p.id()))?;
+        out.push((p.id(), low, high));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Reads the records of `topic` from `starts` (partition, first offset, high watermark)
+/// up to the high watermarks, at most `limit` of them.
+fn read_range(
+    consumer: &BaseConsumer,
+    topic: &str,
+    starts: &[(i32, i64, i64)],
+    limit: Option<usize>,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    for &(partition, start, high) in starts {
+        if start < high {
+            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            remaining.insert(partition, high);
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment)?;
+    let mut records = Vec::new();
+    let mut last_progress = Instant::now();
+    let mut last_error = None;
+    while !remaining.is_empty() && limit.is_none_or(|l| records.len() < l) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                last_progress = Instant::now();
+                let partition = message.partition();
+                if let Some(&high) = remaining.get(&partition) {
+                    if message.offset() < high {
+                        records.push(DeadLetter::from_message(&message));
+                    }
+                    if message.offset() + 1 >= high {
+                        remaining.remove(&partition);
+                    }
+                }
+            }
+            Some(Err(e)) => last_error = Some(e),
+            None => {}
+        }
+        if last_progress.elapsed() > TIMEOUT {
+            let why = last_error.map(|e| format!(": {e}")).unwrap_or_default();
+            anyhow::bail!("timed out reading {topic}{why}");
+        }
+    }
+    consumer.unassign()?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    if let Some(limit) = limit {
+        records.truncate(limit);
+    }
+    Ok(records)
+}
+
+/// The first `num` records of a dead-letter topic, oldest first.
+pub async fn read(bootstrap: &str, topic: &str, num: usize) -> anyhow::Result<Vec<DeadLetter>> {
+    let bootstrap = bootstrap.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer = client(&bootstrap, None)?;
+        let starts = partitions(&consumer, &topic)?;
+        read_range(&consumer, &topic, &starts, Some(num))
+    })
+    .await?
+}
+
+/// What replay did, or would do, with a record.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Replayed,
+    WouldReplay,
+    SkippedByFilter,
+    Failed,
+}
+
+/// One record of a replay.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayedRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub original_topic: Option<String>,
+    pub action: Action,
+    /// Where it was written (`topic/partition@offset`) or why it failed.
+    pub detail: Option<String>,
+}
+
+/// The outcome of a replay.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaySummary {
+    pub topic: String,
+    pub dry_run: bool,
+    pub replayed: usize,
+    pub would_replay: usize,
+    pub skipped_by_filter: usize,
+    pub failed: usize,
+    /// Records after the group's offset that an earlier run already replayed.
+    pub already_replayed: usize,
+    pub records: Vec<ReplayedRecord>,
+}
+
+/// Per partition: the first offset not replayed yet, and replayed offsets after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Cursor {
+    next: i64,
+    done: BTreeSet<i64>,
+}
+
+impl Cursor {
+    fn from_commit(offset: Offset, metadata: &str, low: i64) -> Self {
+        let next = match offset {
+            Offset::Offset(n) => n.max(low),
+            _ => low,
+        };
+        let done = metadata
+            .strip_prefix("replayed:")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .filter(|n| *n >= next)
+            .collect();
+        Self { next, done }
+    }
+
+    /// Moves `next` to the first offset of `pending` (offsets read, in order) that is
+    /// not done, or to `end` when all are.
+    fn advance(&mut self, pending: &[i64], end: i64) {
+        self.next = pending
+            .iter()
+            .copied()
+            .find(|o| *o >= self.next && !self.done.contains(o))
+            .unwrap_or(end);
+        let next = self.next;
+        self.done.retain(|o| *o >= next);
+    }
+
+    fn metadata(&self) -> anyhow::Result<String> {
+        if self.done.is_empty() {
+            return Ok(String::new());
+        }
+        let list: Vec<String> = self.done.iter().map(i64::to_string).collect();
+        let metadata = format!("replayed:{}", list.join(","));
+        anyhow::ensure!(
+            metadata.len() <= MAX_METADATA,
+            "too many records replayed out of order; replay the earlier ones (or all, without --filter) first"
+        );
+        Ok(metadata)
+    }
+}
+
+fn commit(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    cursor: &Cursor,
+) -> anyhow::Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    let mut element = tpl.add_partition(topic, partition);
+    element.set_offset(Offset::Offset(cursor.next))?;
+    element.set_metadata(cursor.metadata()?);
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .with_context(|| format!("cannot commit the replay progress of {topic}/{partition}"))
+}
+
+/// Replays the dead letters of `args.topic` that were not replayed before.
+pub async fn replay(
+    bootstrap: &str,
+    args: &ReplayArgs,
+    out: &Output,
+) -> anyhow::Result<ReplaySummary> {
+    let consumer = Arc::new(client(bootstrap, Some(&args.group))?);
+    let topic = args.topic.clone();
+    let (records, mut cursors, ends) = {
+        let consumer = consumer.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let parts = partitions(&consumer, &topic)?;
+            let mut tpl = TopicPartitionList::new();
+            for (partition, _, _) in &parts {
+                tpl.add_partition(&topic, *partition);
+            }
+            let committed = consumer
+                .committed_offsets(tpl, TIMEOUT)
+                .context("cannot read the replay group's committed offsets")?;
+            let mut cursors = BTreeMap::new();
+            let mut starts = Vec::new();
+            let mut ends = BTreeMap::new();
+            for &(partition, low, high) in &parts {
+                let (offset, metadata) = committed
+                    .find_partition(&topic, partition)
+                    .map(|e| (e.offset(), e.metadata().to_owned()))
+                    .unwrap_or((Offset::Invalid, String::new()));
+                let cursor = Cursor::from_commit(offset, &metadata, low);
+                starts.push((partition, cursor.next, high));
+                cursors.insert(partition, cursor);
+                ends.insert(partition, high);
+            }
+            let records = read_range(&consumer, &topic, &starts, None)?;
+            Ok((records, cursors, ends))
+        })
+        .await??
+    };
+    let producer = Producer::new(bootstrap, Duration::from_secs(30))
+        .context("cannot create the Kafka producer")?;
+    let mut summary = ReplaySummary {
+        topic: args.topic.clone(),
+        dry_run: args.dry_run,
+        ..ReplaySummary::default()
+    };
+    let mut read_offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &records {
+        read_offsets.entry(r.partition).or_default().push(r.offset);
+    }
+    let bar = out.progress(records.len() as u64, "replaying");
+    for record in &records {
+        bar.inc(1);
+        let Some(cursor) = cursors.get_mut(&record.partition) else {
+            continue;
+        };
+        if cursor.done.contains(&record.offset) {
+            summary.already_replayed += 1;
+            continue;
+        }
+        let mut line = ReplayedRecord {
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.clone(),
+            original_topic: record.original_topic.clone(),
+            action: Action::SkippedByFilter,
+            detail: None,
+        };
+        if !args.filter.iter().all(|f| f.matches(record)) {
+            summary.skipped_by_filter += 1;
+            summary.records.push(line);
+            continue;
+        }
+        let target = match record.original_topic.as_deref() {
+            Some(t) if t != args.topic => t,
+            Some(_) => {
+                line.action = Action::Failed;
+                line.detail = Some("the record names its own DLQ as original topic".into());
+                summary.failed += 1;
+                summary.records.push(line);
+                continue;
+            }
+            None => {
+                line.action = Action::Failed;
+                line.detail = Some(format!("no {DLQ_ORIGINAL_TOPIC} header"));
+                summary.failed += 1;
+                summary.records.push(line);
+                continue;
+            }
+        };
+        if args.dry_run {
+            line.action = Action::WouldReplay;
+            line.detail = Some(target.to_owned());
+            summary.would_replay += 1;
+            summary.records.push(line);
+            continue;
+        }
+        let payload = record.payload.as_deref().unwrap_or_default().as_bytes();
+        match producer
+            .send(
+                target,
+                record.key.as_deref(),
+                payload,
+                &record.replay_headers(),
+            )
+            .await
+        {
+            Ok((partition, offset)) => {
+                cursor.done.insert(record.offset);
+                let pending = read_offsets
+                    .get(&record.partition)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let end = ends
+                    .get(&record.partition)
+                    .copied()
+                    .unwrap_or(record.offset + 1);
+                cursor.advance(pending, end);
+                let (consumer, topic, p, c) = (
+                    consumer.clone(),
+                    args.topic.clone(),
+                    record.partition,
+                    cursor.clone(),
+                );
+                tokio::task::spawn_blocking(move || commit(&consumer, &topic, p, &c)).await??;
+                line.action = Action::Replayed;
+                line.detail = Some(format!("{target}/{partition}@{offset}"));
+                summary.replayed += 1;
+            }
+            Err(e) => {
+                line.action = Action::Failed;
+                line.detail = Some(e.to_string());
+                summary.failed += 1;
+            }
+        }
+        summary.records.push(line);
+    }
+    bar.finish_and_clear();
+    producer.flush(Duration::from_secs(5));
+    Ok(summary)
+}
+
+/// Runs `opsctl dlq ...`.
+pub async fn run(
+    settings: &Settings,
+    command: DlqCommand,
+    out: &Output,
+) -> anyhow::Result<Outcome> {
+    let bootstrap = &settings.kafka.bootstrap_servers;
+    match command {
+        DlqCommand::List { topic, num } => {
+            let records = read(bootstrap, &topic, num).await?;
+            if out.json() {
+                out.print_json(&records)?;
+            } else {
+                print_list(&topic, &records, out);
+            }
+        }
+        DlqCommand::Show { topic, num } => {
+            let records = read(bootstrap, &topic, num).await?;
+            if out.json() {
+                out.print_json(&records)?;
+            } else {
+                print_show(&topic, &records);
+            }
+        }
+        DlqCommand::Replay(args) => {
+            let summary = replay(bootstrap, &args, out).await?;
+            if out.json() {
+                out.print_json(&summary)?;
+            } else {
+                print_replay(&summary, out);
+            }
+            anyhow::ensure!(
+                summary.failed == 0,
+                "{} of the records of {} could not be replayed (run again to retry them)",
+                summary.failed,
+                summary.topic
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_list(topic: &str, records: &[DeadLetter], out: &Output) {
+    if records.is_empty() {
+        println!("{topic} has no records");
+        return;
+    }
+    let rows = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.partition.to_string(),
+                r.offset.to_string(),
+                output::opt(r.key.as_deref()),
+                format!(
+                    "{}/{}@{}",
+                    output::opt(r.original_topic.as_deref()),
+                    output::opt(r.original_partition),
+                    output::opt(r.original_offset)
+                ),
+                output::opt(r.error_class.as_deref()),
+                output::truncate(r.error_message.as_deref().unwrap_or("-"), 80),
+            ]
+        })
+        .collect();
+    out.print_table(
+        &[
+            "PARTITION",
+            "OFFSET",
+            "KEY",
+            "ORIGINAL",
+            "ERROR CLASS",
+            "MESSAGE",
+        ],
+        rows,
+    );
+    println!("{} record(s) of {topic}", records.len());
+}
+
+fn print_show(topic: &str, records: &[DeadLetter]) {
+    if records.is_empty() {
+        println!("{topic} has no records");
+        return;
+    }
+    for r in records {
+        println!("─── {}/{}@{}", r.topic, r.partition, r.offset);
+        println!("key:       {}", output::opt(r.key.as_deref()));
+        if let Some(ts) = r
+            .timestamp
+            .and_then(chrono::DateTime::from_timestamp_millis)
+        {
+            println!("timestamp: {}", ts.to_rfc3339());
+        }
+        println!("headers:");
+        for h in &r.headers {
+            println!("  {}: {}", h.key, output::opt(h.value.as_deref()));
+        }
+        println!("payload:");
+        let payload = r.payload.as_deref().unwrap_or("");
+        let pretty = serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| payload.to_owned());
+        println!("{pretty}");
+    }
+}
+
+fn print_replay(summary: &ReplaySummary, out: &Output) {
+    if !summary.records.is_empty() {
+        let rows = summary
+            .records
+            .iter()
+            .map(|r| {
+                vec![
+                    r.partition.to_string(),
+                    r.offset.to_string(),
+                    output::opt(r.key.as_deref()),
+                    output::opt(r.original_topic.as_deref()),
+                    serde_json::to_value(r.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    output::truncate(r.detail.as_deref().unwrap_or("-"), 80),
+                ]
+            })
+            .collect();
+        out.print_table(
+            &["PARTITION", "OFFSET", "KEY", "TO", "ACTION", "DETAIL"],
+            rows,
+        );
+    }
+    if summary.dry_run {
+        println!(
+            "dry run of {}: would replay {}, skipped by filter {}, failed {}, already replayed {}",
+            summary.topic,
+            summary.would_replay,
+            summary.skipped_by_filter,
+            summary.failed,
+            summary.already_replayed
+        );
+    } else {
+        println!(
+            "{}: replayed {}, skipped by filter {}, failed {}, already replayed {}",
+            summary.topic,
+            summary.replayed,
+            summary.skipped_by_filter,
+            summary.failed,
+            summary.already_replayed
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_refuse_unknown_names() {
+        assert_eq!(Filter::parse("key=abc"), Ok(Filter::Key("abc".into())));
+        assert_eq!(
+            Filter::parse("error=Poison"),
+            Ok(Filter::Error("Poison".into()))
+        );
+        assert_eq!(
+            Filter::parse("original-offset=7"),
+            Ok(Filter::OriginalOffset(7))
+        );
+        assert!(Filter::parse("partition=1").is_err());
+        assert!(Filter::parse("original-offset=x").is_err());
+        assert!(Filter::parse("key").is_err());
+    }
+
+    #[test]
+    fn a_cursor_skips_past_replayed_records_and_stops_at_a_skipped_one() {
+        let mut cursor = Cursor::from_commit(Offset::Invalid, "", 0);
+        let read = [0, 1, 2, 3];
+        cursor.done.insert(0);
+        cursor.advance(&read, 4);
+        assert_eq!(cursor.next, 1);
+        cursor.done.insert(2);
+        cursor.advance(&read, 4);
+        assert_eq!(cursor.next, 1);
+        assert_eq!(cursor.metadata().unwrap(), "replayed:2");
+        let restored = Cursor::from_commit(Offset::Offset(1), "replayed:2", 0);
+        assert_eq!(restored, cursor);
+        cursor.done.insert(1);
+        cursor.done.insert(3);
+        cursor.advance(&read, 4);
+        assert_eq!(cursor.next, 4);
+        assert_eq!(cursor.metadata().unwrap(), "");
+    }
+}
