@@ -1,1 +1,32 @@
-//! Placeholder: being written.
+//! The customer-facing service: catalogue, guest carts and checkout.
+//!
+//! - [`startup`]: [`Application`] wires settings into the HTTP server and its tasks.
+//! - [`routes`]: the HTTP API, one module per resource.
+//! - [`catalog`], [`carts`], [`checkout`]: the domain with its SQL.
+//! - [`cache`]: Redis in front of the catalogue and carts (optional at run time).
+//! - [`outbox`]: the `order_created_outbox` store behind the platform relay.
+//! - [`managers`]: who may log in.
+//! - [`jobs`]: cleanup of expired idempotency keys and carts.
+//! - [`error`], [`validate`], [`time`], [`metrics`], [`openapi`], [`settings`].
+
+pub mod cache;
+pub mod carts;
+pub mod catalog;
+pub mod checkout;
+pub mod error;
+pub mod jobs;
+pub mod managers;
+pub mod metrics;
+pub mod openapi;
+pub mod outbox;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod time;
+pub mod validate;
+
+pub use settings::Settings;
+pub use startup::Application;
+
+/// The service's name in logs and metrics.
+pub const SERVICE_NAME: &str = "customer-facing-service";

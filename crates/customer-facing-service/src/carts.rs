@@ -1,0 +1,292 @@
+//! Guest carts, keyed by a client-chosen session id: PostgreSQL holds them, Redis
+//! (`cart:<sessionId>`) serves reads in front of it.
+//!
+//! A cart lives 30 minutes from its last change. An expired cart is replaced by a new
+//! empty one (never the original's permanent 500), and the cleanup job deletes expired
+//! rows. Prices are frozen per line when a product first enters the cart; SKU and name
+//! are the product's current ones each time the cart is shown.
+
+use crate::cache::Cache;
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::time::{now, LocalTime};
+use chrono::Duration;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How long a cart lives after its last change.
+pub const CART_LIFETIME_MINUTES: i64 = 30;
+/// Longest session id (the column's length).
+pub const MAX_SESSION_ID_CHARS: usize = 100;
+const CART_CACHE: &str = "cart";
+
+fn cart_key(session_id: &str) -> String {
+    format!("cart:{session_id}")
+}
+
+/// A cart as stored, without the products' current SKU and name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredCart {
+    pub id: Uuid,
+    pub session_id: String,
+    pub items: Vec<StoredItem>,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub subtotal: Decimal,
+    pub created_at: LocalTime,
+    pub updated_at: LocalTime,
+    pub expires_at: LocalTime,
+}
+
+/// A cart line as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredItem {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: i32,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub price_snapshot: Decimal,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub subtotal: Decimal,
+}
+
+/// A cart as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    pub id: Uuid,
+    pub session_id: String,
+    pub items: Vec<CartItem>,
+    #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64, example = 59.98)]
+    pub subtotal: Decimal,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub created_at: LocalTime,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub updated_at: LocalTime,
+    #[schema(value_type = String, example = "2025-10-06T14:33:27.51234")]
+    pub expires_at: LocalTime,
+}
+
+/// A cart line as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CartItem {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub product_sku: String,
+    pub product_name: String,
+    pub quantity: i32,
+    #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64, example = 29.99)]
+    pub price_snapshot: Decimal,
+    #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64, example = 59.98)]
+    pub subtotal: Decimal,
+}
+
+/// Checks a session id from the path.
+pub fn check_session_id(session_id: &str) -> Result<()> {
+    let len = session_id.chars().count();
+    if len == 0 || len > MAX_SESSION_ID_CHARS || session_id.trim().is_empty() {
+        return Err(Error::BadRequest(format!(
+            "Session ID must be between 1 and {MAX_SESSION_ID_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Locks the live cart of `session_id`, creating it (or replacing an expired one).
+/// Returns its id.
+pub async fn lock_or_create(tx: &mut PgConnection, session_id: &str) -> Result<Uuid> {
+    let at = now();
+    sqlx::query!(
+        "DELETE FROM carts WHERE session_id = $1 AND expires_at <= $2",
+        session_id,
+        at
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
+         VALUES ($1, $2, 0, $3, $3, $4)
+         ON CONFLICT (session_id) DO NOTHING",
+        Uuid::new_v4(),
+        session_id,
+        at,
+        at + Duration::minutes(CART_LIFETIME_MINUTES)
+    )
+    .execute(&mut *tx)
+    .await?;
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM carts WHERE session_id = $1 FOR UPDATE",
+        session_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(id)
+}
+
+/// Recomputes the subtotal of cart `id` and extends its life.
+pub async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<()> {
+    let at = now();
+    sqlx::query!(
+        "UPDATE carts
+         SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = $1),
+             updated_at = $2, expires_at = $3
+         WHERE id = $1",
+        id,
+        at,
+        at + Duration::minutes(CART_LIFETIME_MINUTES)
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored cart `id` with its lines in insertion order.
+pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
+    let cart = sqlx::query!(
+        r#"SELECT id, session_id, subtotal,
+                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime",
+                  expires_at AS "expires_at: LocalTime"
+           FROM carts WHERE id = $1"#,
+        id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let items = sqlx::query_as!(
+        StoredItem,
+        "SELECT id, product_id, quantity, price_snapshot, subtotal
+         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(StoredCart {
+        id: cart.id,
+        session_id: cart.session_id,
+        items,
+        subtotal: cart.subtotal,
+        created_at: cart.created_at,
+        updated_at: cart.updated_at,
+        expires_at: cart.expires_at,
+    })
+}
+
+/// Puts a just-committed cart in the cache until it expires.
+pub async fn cache_cart(cache: &Cache, cart: &StoredCart) {
+    let remaining = (cart.expires_at.0 - now()).num_seconds();
+    if let Ok(secs) = u64::try_from(remaining) {
+        if secs > 0 {
+            cache
+                .set(
+                    &cart_key(&cart.session_id),
+                    cart,
+                    std::time::Duration::from_secs(secs),
+                )
+                .await;
+        }
+    }
+}
+
+/// Forgets the cached cart of `session_id`.
+pub async fn forget_cart(cache: &Cache, session_id: &str) {
+    cache.delete(&[cart_key(session_id)]).await;
+}
+
+/// The live cart of `session_id`, created when there is none.
+pub async fn get_or_create(
+    db: &platform::db::Db,
+    cache: &Cache,
+    session_id: &str,
+) -> Result<StoredCart> {
+    if let Some(cart) = cache
+        .get::<StoredCart>(CART_CACHE, &cart_key(session_id))
+        .await
+    {
+        if cart.expires_at.0 > now() {
+            return Ok(cart);
+        }
+    }
+    let mut tx = db.begin().await?;
+    let id = lock_or_create(&mut tx, session_id).await?;
+    let cart = load(&mut tx, id).await?;
+    tx.commit().await?;
+    cache_cart(cache, &cart).await;
+    Ok(cart)
+}
+
+/// The client's view of `cart`, with each product's current SKU and name.
+pub async fn view(db: &platform::db::Db, cache: &Cache, cart: StoredCart) -> Result<Cart> {
+    let ids: Vec<Uuid> = cart.items.iter().map(|i| i.product_id).collect();
+    let products: HashMap<Uuid, catalog::Product> = catalog::products_by_ids(db, cache, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let items = cart
+        .items
+        .into_iter()
+        .map(|item| {
+            let product = products.get(&item.product_id);
+            CartItem {
+                id: item.id,
+                product_id: item.product_id,
+                product_sku: product.map(|p| p.sku.clone()).unwrap_or_default(),
+                product_name: product.map(|p| p.name.clone()).unwrap_or_default(),
+                quantity: item.quantity,
+                price_snapshot: item.price_snapshot,
+                subtotal: item.subtotal,
+            }
+        })
+        .collect();
+    Ok(Cart {
+        id: cart.id,
+        session_id: cart.session_id,
+        items,
+        subtotal: cart.subtotal,
+        created_at: cart.created_at,
+        updated_at: cart.updated_at,
+        expires_at: cart.expires_at,
+    })
+}
+
+/// Stock of a product for a cart operation: 404 when unknown.
+pub struct Stock {
+    pub price: Decimal,
+    pub available: i32,
+    pub is_active: bool,
+}
+
+/// Reads the price, stock and state of `product_id`.
+pub async fn stock(conn: &mut PgConnection, product_id: Uuid) -> Result<Stock> {
+    sqlx::query_as!(
+        Stock,
+        "SELECT price, inventory_quantity AS available, is_active FROM products WHERE id = $1",
+        product_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| Error::not_found("Product", product_id))
+}
+
+/// The 409 of a cart operation asking for more than is in stock.
+pub fn insufficient(product_id: Uuid, requested: i64, available: i32) -> Error {
+    Error::InsufficientInventory(format!(
+        "Insufficient inventory for product {product_id}. Requested: {requested}, Available: {available}"
+    ))
+}
+
+/// Deletes expired carts; returns how many.
+pub async fn delete_expired(db: &platform::db::Db) -> Result<u64> {
+    let done = sqlx::query!("DELETE FROM carts WHERE expires_at <= $1", now())
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}

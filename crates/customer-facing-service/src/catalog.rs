@@ -1,0 +1,323 @@
+//! The catalogue: categories and products in PostgreSQL, products served through the
+//! Redis cache.
+//!
+//! Cached entries: `product:<id>` (one product) and `products:v<generation>:<query>`
+//! (one page of a listing). Every product write deletes the product's entry and bumps
+//! the generation, so the next read of any listing misses and goes to PostgreSQL. A
+//! write made while Redis is unreachable cannot invalidate; entries also expire after
+//! the catalogue TTL, which bounds how stale such an entry can get.
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::time::LocalTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A category of products.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Category {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub created_at: LocalTime,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub updated_at: LocalTime,
+}
+
+/// A product as clients see it (the optimistic-locking version stays inside).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64, example = 19.99)]
+    pub price: Decimal,
+    pub inventory_quantity: i32,
+    pub category_id: Uuid,
+    pub is_active: bool,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub created_at: LocalTime,
+    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
+    pub updated_at: LocalTime,
+}
+
+/// One page of products, Spring Data's shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPage {
+    pub content: Vec<Product>,
+    pub total_elements: i64,
+    pub total_pages: i64,
+    pub size: i64,
+    pub number: i64,
+}
+
+/// A product property clients may sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Id,
+    Sku,
+    Name,
+    Description,
+    Price,
+    InventoryQuantity,
+    CategoryId,
+    IsActive,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl SortField {
+    /// The property named `name`, as the API spells it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "id" => Self::Id,
+            "sku" => Self::Sku,
+            "name" => Self::Name,
+            "description" => Self::Description,
+            "price" => Self::Price,
+            "inventoryQuantity" => Self::InventoryQuantity,
+            "categoryId" => Self::CategoryId,
+            "isActive" => Self::IsActive,
+            "createdAt" => Self::CreatedAt,
+            "updatedAt" => Self::UpdatedAt,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Sku => "sku",
+            Self::Name => "name",
+            Self::Description => "description",
+            Self::Price => "price",
+            Self::InventoryQuantity => "inventory_quantity",
+            Self::CategoryId => "category_id",
+            Self::IsActive => "is_active",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+}
+
+/// What a product listing asks for.
+#[derive(Debug, Clone)]
+pub struct ProductQuery {
+    pub category_id: Option<Uuid>,
+    pub is_active: bool,
+    pub page: i64,
+    pub size: i64,
+    pub sort: SortField,
+    pub descending: bool,
+}
+
+impl ProductQuery {
+    fn cache_key(&self, generation: i64) -> String {
+        format!(
+            "products:v{generation}:{}:{}:{}:{}:{}:{}",
+            self.category_id
+                .map_or_else(|| "all".to_owned(), |id| id.to_string()),
+            self.is_active,
+            self.page,
+            self.size,
+            self.sort.column(),
+            if self.descending { "desc" } else { "asc" }
+        )
+    }
+}
+
+const PRODUCT_CACHE: &str = "product";
+const PAGE_CACHE: &str = "product_page";
+const GENERATION_KEY: &str = "products:generation";
+
+fn product_key(id: Uuid) -> String {
+    format!("product:{id}")
+}
+
+/// A product by id, from the cache or PostgreSQL.
+pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Product> {
+    if let Some(product) = cache.get::<Product>(PRODUCT_CACHE, &product_key(id)).await {
+        return Ok(product);
+    }
+    let mut conn = db.acquire().await?;
+    let product = load_product(&mut conn, id)
+        .await?
+        .ok_or_else(|| Error::not_found("Product", id))?;
+    cache.set(&product_key(id), &product, cache.ttl()).await;
+    Ok(product)
+}
+
+/// Products by id, from the cache where possible; unknown ids are left out.
+pub async fn products_by_ids(
+    db: &platform::db::Db,
+    cache: &Cache,
+    ids: &[Uuid],
+) -> Result<Vec<Product>> {
+    let keys: Vec<String> = ids.iter().map(|id| product_key(*id)).collect();
+    let cached = cache.get_many::<Product>(PRODUCT_CACHE, &keys).await;
+    let mut found: Vec<Product> = Vec::with_capacity(ids.len());
+    let mut missing: Vec<Uuid> = Vec::new();
+    for (id, hit) in ids.iter().zip(cached) {
+        match hit {
+            Some(product) => found.push(product),
+            None => missing.push(*id),
+        }
+    }
+    if !missing.is_empty() {
+        let loaded = sqlx::query_as!(
+            Product,
+            r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
+                      created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
+               FROM products WHERE id = ANY($1)"#,
+            &missing
+        )
+        .fetch_all(&mut *db.acquire().await?)
+        .await?;
+        for product in loaded {
+            cache
+                .set(&product_key(product.id), &product, cache.ttl())
+                .await;
+            found.push(product);
+        }
+    }
+    Ok(found)
+}
+
+/// One product row, without the cache.
+pub async fn load_product(conn: &mut PgConnection, id: Uuid) -> Result<Option<Product>> {
+    Ok(sqlx::query_as!(
+        Product,
+        r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
+                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
+           FROM products WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A page of products, from the cache or PostgreSQL.
+pub async fn product_page(
+    db: &platform::db::Db,
+    cache: &Cache,
+    query: &ProductQuery,
+) -> Result<ProductPage> {
+    let generation = cache.counter(GENERATION_KEY).await;
+    let key = generation.map(|g| query.cache_key(g));
+    if let Some(key) = &key {
+        if let Some(page) = cache.get::<ProductPage>(PAGE_CACHE, key).await {
+            return Ok(page);
+        }
+    }
+    let page = load_product_page(db, query).await?;
+    if let Some(key) = &key {
+        cache.set(key, &page, cache.ttl()).await;
+    }
+    Ok(page)
+}
+
+async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Result<ProductPage> {
+    let mut conn = db.acquire().await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM products
+           WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2"#,
+        query.category_id,
+        query.is_active
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let offset = query.page.saturating_mul(query.size);
+    let content = if offset >= total {
+        Vec::new()
+    } else {
+        sqlx::query_as!(
+            Product,
+            r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
+                      created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
+               FROM products
+               WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2
+               ORDER BY
+                 CASE WHEN $3::text = 'sku' AND NOT $4::bool THEN sku END ASC,
+                 CASE WHEN $3::text = 'sku' AND $4::bool THEN sku END DESC,
+                 CASE WHEN $3::text = 'name' AND NOT $4::bool THEN name END ASC,
+                 CASE WHEN $3::text = 'name' AND $4::bool THEN name END DESC,
+                 CASE WHEN $3::text = 'description' AND NOT $4::bool THEN description END ASC,
+                 CASE WHEN $3::text = 'description' AND $4::bool THEN description END DESC,
+                 CASE WHEN $3::text = 'price' AND NOT $4::bool THEN price END ASC,
+                 CASE WHEN $3::text = 'price' AND $4::bool THEN price END DESC,
+                 CASE WHEN $3::text = 'inventory_quantity' AND NOT $4::bool THEN inventory_quantity END ASC,
+                 CASE WHEN $3::text = 'inventory_quantity' AND $4::bool THEN inventory_quantity END DESC,
+                 CASE WHEN $3::text = 'category_id' AND NOT $4::bool THEN category_id END ASC,
+                 CASE WHEN $3::text = 'category_id' AND $4::bool THEN category_id END DESC,
+                 CASE WHEN $3::text = 'is_active' AND NOT $4::bool THEN is_active END ASC,
+                 CASE WHEN $3::text = 'is_active' AND $4::bool THEN is_active END DESC,
+                 CASE WHEN $3::text = 'created_at' AND NOT $4::bool THEN created_at END ASC,
+                 CASE WHEN $3::text = 'created_at' AND $4::bool THEN created_at END DESC,
+                 CASE WHEN $3::text = 'updated_at' AND NOT $4::bool THEN updated_at END ASC,
+                 CASE WHEN $3::text = 'updated_at' AND $4::bool THEN updated_at END DESC,
+                 CASE WHEN $3::text = 'id' AND $4::bool THEN id END DESC,
+                 id ASC
+               LIMIT $5 OFFSET $6"#,
+            query.category_id,
+            query.is_active,
+            query.sort.column(),
+            query.descending,
+            query.size,
+            offset
+        )
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    let total_pages = if total == 0 {
+        0
+    } else {
+        (total + query.size - 1) / query.size
+    };
+    Ok(ProductPage {
+        content,
+        total_elements: total,
+        total_pages,
+        size: query.size,
+        number: query.page,
+    })
+}
+
+/// Forgets cached entries of `ids` and every cached listing; call after a commit
+/// that changed products.
+pub async fn invalidate_products(cache: &Cache, ids: &[Uuid]) {
+    let keys: Vec<String> = ids.iter().map(|id| product_key(*id)).collect();
+    cache.delete(&keys).await;
+    cache.increment(GENERATION_KEY).await;
+}
+
+/// A category by id.
+pub async fn category(conn: &mut PgConnection, id: Uuid) -> Result<Option<Category>> {
+    Ok(sqlx::query_as!(
+        Category,
+        r#"SELECT id, name, description,
+                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
+           FROM categories WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether category `id` exists.
+pub async fn category_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM categories WHERE id = $1) AS "exists!""#,
+        id
+    )
+    .fetch_one(conn)
+    .await?)
+}

@@ -1,0 +1,466 @@
+//! Checkout: one PostgreSQL transaction that claims the `Idempotency-Key`, locks the
+//! cart and its products (in id order), takes the stock, numbers the order, writes the
+//! `orders.created` outbox row, deletes the cart and stores the response on the key
+//! (ADR 0003). After the commit the event is published at once.
+//!
+//! The key's row is the lock: a second request with the key waits briefly for the
+//! first one's transaction; when that commits it replays the stored response, and when
+//! it is still running the second gets 409. A failed checkout rolls the claim back, so
+//! retrying the key runs the checkout again.
+
+use crate::carts;
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::outbox::FIRST_ATTEMPT_LEASE;
+use crate::startup::AppState;
+use crate::time::now;
+use axum::http::StatusCode;
+use events::{Customer, OrderCreated, OrderItem};
+use platform::outbox::OutboxMessage;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How long a key is remembered.
+pub const KEY_LIFETIME_HOURS: i64 = 24;
+/// How long a request waits for another request with the same key before it gets 409.
+const IN_FLIGHT_WAIT: &str = "500ms";
+
+/// The response of a checkout, stored on its key and replayed byte for byte.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutResponse {
+    pub order_number: Option<String>,
+    pub status: String,
+    pub message: String,
+}
+
+/// A validated checkout request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutInput {
+    pub session_id: String,
+    pub customer_info: Customer,
+}
+
+impl CheckoutInput {
+    /// Lowercase hex SHA-256 of the canonical request (field order `sessionId`,
+    /// `customerInfo{name,email,phone,shippingAddress{...}}`, compact), as the original
+    /// computes it: whitespace, key order and unknown fields do not change it.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// What the client gets: a status and the exact JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+enum Claim {
+    Claimed,
+    Taken {
+        fingerprint: String,
+        response: Option<(i32, String)>,
+    },
+    InFlight,
+}
+
+fn in_flight() -> Error {
+    Error::Conflict(
+        "A request with this Idempotency-Key is still being processed. Retry later.".into(),
+    )
+}
+
+const KEY_REUSED: &str = "Idempotency key already used with different request body. \
+     Please use a new idempotency key or retry with the same request.";
+
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+}
+
+async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim> {
+    let at = now();
+    sqlx::query_scalar!(
+        "SELECT set_config('lock_timeout', $1, true)",
+        IN_FLIGHT_WAIT
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let claimed = sqlx::query_scalar!(
+        "INSERT INTO checkout_idempotency
+             (idempotency_key, request_fingerprint, status, created_at, expires_at)
+         VALUES ($1, $2, 'IN_PROGRESS', $3, $4)
+         ON CONFLICT (idempotency_key) DO UPDATE
+         SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
+             response_status = NULL, response_body = NULL,
+             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+         WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
+         RETURNING idempotency_key",
+        key,
+        fingerprint,
+        at,
+        at + chrono::Duration::hours(KEY_LIFETIME_HOURS)
+    )
+    .fetch_optional(&mut *tx)
+    .await;
+    let claimed = match claimed {
+        Err(e) if is_lock_timeout(&e) => return Ok(Claim::InFlight),
+        other => other?,
+    };
+    sqlx::query_scalar!("SELECT set_config('lock_timeout', '0', true)")
+        .fetch_one(&mut *tx)
+        .await?;
+    if claimed.is_some() {
+        return Ok(Claim::Claimed);
+    }
+    let row = sqlx::query!(
+        "SELECT request_fingerprint, status, response_status, response_body
+         FROM checkout_idempotency WHERE idempotency_key = $1",
+        key
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match row {
+        // Deleted between the insert and the read (cleanup): another try will claim it.
+        None => Claim::InFlight,
+        Some(row) => Claim::Taken {
+            fingerprint: row.request_fingerprint,
+            response: match (row.status.as_str(), row.response_status, row.response_body) {
+                ("COMPLETED", Some(status), Some(body)) => Some((status, body)),
+                _ => None,
+            },
+        },
+    })
+}
+
+/// A checkout that committed: what to do after the commit.
+struct Placed {
+    reply: Reply,
+    message: OutboxMessage,
+    product_ids: Vec<Uuid>,
+    order_number: String,
+    order_id: Uuid,
+}
+
+enum Failure {
+    /// Not enough stock: the original's non-problem 409 body.
+    Stock(String),
+    Error(Error),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+/// Runs a checkout for `key`, or replays what the key already answered.
+pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Result<Reply> {
+    let fingerprint = input.fingerprint();
+    let mut tx = state.db.begin().await?;
+    match claim(&mut tx, key, &fingerprint).await? {
+        Claim::Claimed => {}
+        Claim::InFlight => return Err(in_flight()),
+        Claim::Taken {
+            fingerprint: stored,
+            response,
+        } => {
+            if stored != fingerprint {
+                return Err(Error::BadRequest(KEY_REUSED.into()));
+            }
+            let (status, body) = response.ok_or_else(in_flight)?;
+            tracing::info!(idempotencyKey = %key, "checkout replayed");
+            return Ok(Reply {
+                status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body,
+            });
+        }
+    }
+    state.metrics.checkout_attempt.inc();
+    let timer = state.metrics.checkout_duration.start_timer();
+    let placed = match place_order(state, &mut tx, key, input).await {
+        Ok(placed) => tx.commit().await.map(|()| placed).map_err(Failure::from),
+        Err(failure) => Err(failure),
+    };
+    timer.observe_duration();
+    match placed {
+        Ok(placed) => {
+            state.metrics.checkout_success.inc();
+            tracing::info!(
+                orderNumber = %placed.order_number, orderId = %placed.order_id,
+                sessionId = %input.session_id, "order placed"
+            );
+            state.relay.publish_now(placed.message);
+            carts::forget_cart(&state.cache, &input.session_id).await;
+            catalog::invalidate_products(&state.cache, &placed.product_ids).await;
+            Ok(placed.reply)
+        }
+        Err(Failure::Stock(message)) => {
+            state.metrics.checkout_failures.inc();
+            tracing::info!(sessionId = %input.session_id, reason = %message, "checkout refused");
+            let body = serde_json::to_string(&CheckoutResponse {
+                order_number: None,
+                status: "FAILED".into(),
+                message,
+            })
+            .map_err(anyhow::Error::from)?;
+            Ok(Reply {
+                status: StatusCode::CONFLICT,
+                body,
+            })
+        }
+        Err(Failure::Error(e)) => {
+            state.metrics.checkout_failures.inc();
+            Err(e)
+        }
+    }
+}
+
+async fn place_order(
+    state: &AppState,
+    tx: &mut PgConnection,
+    key: &str,
+    input: &CheckoutInput,
+) -> std::result::Result<Placed, Failure> {
+    let at = now();
+    let empty = || Failure::Error(Error::BadRequest("Cannot checkout with empty cart".into()));
+    let cart = sqlx::query!(
+        "SELECT id, subtotal FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
+        input.session_id,
+        at
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(empty)?;
+    let lines = sqlx::query!(
+        "SELECT product_id, quantity, price_snapshot, subtotal
+         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
+        cart.id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if lines.is_empty() {
+        return Err(empty());
+    }
+    let mut product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    product_ids.sort();
+    product_ids.dedup();
+    // Locked in id order, so concurrent checkouts never deadlock.
+    let products: HashMap<Uuid, _> = sqlx::query!(
+        "SELECT id, sku, name, inventory_quantity FROM products
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &product_ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
+    let mut items = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let product = products
+            .get(&line.product_id)
+            .ok_or_else(|| Failure::Error(Error::not_found("Product", line.product_id)))?;
+        if product.inventory_quantity < line.quantity {
+            return Err(Failure::Stock(format!(
+                "Insufficient inventory for product {}. Requested: {}, Available: {}",
+                line.product_id, line.quantity, product.inventory_quantity
+            )));
+        }
+        items.push(OrderItem {
+            product_id: line.product_id,
+            product_sku: product.sku.clone(),
+            product_name: product.name.clone(),
+            quantity: line.quantity,
+            price_snapshot: line.price_snapshot,
+            subtotal: line.subtotal,
+        });
+    }
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    sqlx::query!(
+        "UPDATE products p
+         SET inventory_quantity = p.inventory_quantity - u.quantity,
+             version = p.version + 1, updated_at = $3
+         FROM UNNEST($1::uuid[], $2::int[]) AS u(id, quantity)
+         WHERE p.id = u.id",
+        &ids,
+        &quantities,
+        at
+    )
+    .execute(&mut *tx)
+    .await?;
+    let order_number = next_order_number(tx, at).await?;
+    let order_id = Uuid::new_v4();
+    let subtotal: Decimal = cart.subtotal;
+    let ctx = platform::context::current();
+    let event = OrderCreated {
+        event_id: Uuid::new_v4(),
+        event_type: events::ORDER_CREATED.into(),
+        event_version: events::EVENT_VERSION.into(),
+        timestamp: events::EventTime::now(),
+        correlation_id: ctx.as_ref().map(|c| c.correlation_id.clone()),
+        order_id,
+        order_number: order_number.clone(),
+        customer: input.customer_info.clone(),
+        items,
+        subtotal,
+        cart_id: Some(cart.id),
+    };
+    let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
+    let mut headers = vec![
+        (
+            events::TYPE_ID_HEADER.to_owned(),
+            events::ORDER_CREATED_TYPE_ID.to_owned(),
+        ),
+        ("eventId".to_owned(), event.event_id.to_string()),
+        ("eventType".to_owned(), events::ORDER_CREATED.to_owned()),
+    ];
+    if let Some(ctx) = &ctx {
+        headers.push((
+            platform::context::CORRELATION_HEADER.to_owned(),
+            ctx.correlation_id.clone(),
+        ));
+        headers.push((
+            platform::context::TRACEPARENT_HEADER.to_owned(),
+            ctx.trace.traceparent(),
+        ));
+    }
+    let headers_json: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let outbox_id = Uuid::new_v4();
+    let payload_json: serde_json::Value =
+        serde_json::from_str(&payload).map_err(anyhow::Error::from)?;
+    sqlx::query!(
+        "INSERT INTO order_created_outbox
+             (id, aggregate_id, aggregate_type, event_type, payload, created_at, status,
+              retry_count, topic, headers, next_attempt_at, locked_until)
+         VALUES ($1, $2, 'ORDER', 'OrderCreatedEvent', $3, $4, 'PENDING', 0, $5, $6, $4, $7)",
+        outbox_id,
+        order_id,
+        payload_json,
+        at,
+        state.orders_created_topic,
+        serde_json::Value::Object(headers_json),
+        at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default()
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM carts WHERE id = $1", cart.id)
+        .execute(&mut *tx)
+        .await?;
+    let body = serde_json::to_string(&CheckoutResponse {
+        order_number: Some(order_number.clone()),
+        status: "PENDING".into(),
+        message: format!(
+            "Order submitted successfully. You will receive a confirmation email at {}",
+            input.customer_info.email
+        ),
+    })
+    .map_err(anyhow::Error::from)?;
+    sqlx::query!(
+        "UPDATE checkout_idempotency
+         SET status = 'COMPLETED', response_status = 201, response_body = $2
+         WHERE idempotency_key = $1",
+        key,
+        body
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(Placed {
+        reply: Reply {
+            status: StatusCode::CREATED,
+            body,
+        },
+        message: OutboxMessage {
+            id: outbox_id,
+            topic: state.orders_created_topic.clone(),
+            key: order_id.to_string(),
+            payload: payload.into_bytes(),
+            headers,
+            attempts: 0,
+        },
+        product_ids: ids,
+        order_number,
+        order_id,
+    })
+}
+
+/// `ORD-<yyyyMMdd>-<n>`: `n` counts the day's orders from 1, in the daily sequence row.
+async fn next_order_number(tx: &mut PgConnection, at: chrono::NaiveDateTime) -> Result<String> {
+    let date_key = at.format("%Y%m%d").to_string();
+    let sequence = sqlx::query_scalar!(
+        "INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
+         VALUES ($1, 1, $2, $2)
+         ON CONFLICT (date_key) DO UPDATE
+         SET last_sequence = order_number_sequence.last_sequence + 1, updated_at = EXCLUDED.updated_at
+         RETURNING last_sequence",
+        date_key,
+        at
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(format!("ORD-{date_key}-{sequence}"))
+}
+
+/// Deletes expired idempotency keys; returns how many.
+pub async fn delete_expired_keys(db: &platform::db::Db) -> Result<u64> {
+    let done = sqlx::query!(
+        "DELETE FROM checkout_idempotency WHERE expires_at <= $1",
+        now()
+    )
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::ShippingAddress;
+
+    fn input() -> CheckoutInput {
+        CheckoutInput {
+            session_id: "s-1".into(),
+            customer_info: Customer {
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                phone: "+14155551234".into(),
+                shipping_address: ShippingAddress {
+                    street: "1 Main St".into(),
+                    city: "SF".into(),
+                    state: "CA".into(),
+                    postal_code: "94105".into(),
+                    country: "USA".into(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_hashes_the_canonical_request_in_the_originals_field_order() {
+        let canonical = r#"{"sessionId":"s-1","customerInfo":{"name":"Ada","email":"ada@example.com","phone":"+14155551234","shippingAddress":{"street":"1 Main St","city":"SF","state":"CA","postalCode":"94105","country":"USA"}}}"#;
+        let expected: String = Sha256::digest(canonical.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(input().fingerprint(), expected);
+        let mut other = input();
+        other.customer_info.name = "Grace".into();
+        assert_ne!(other.fingerprint(), expected);
+    }
+}

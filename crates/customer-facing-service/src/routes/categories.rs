@@ -1,0 +1,218 @@
+//! `/api/v1/categories`: public browsing, manager create, update and delete.
+
+use super::PathParams;
+use crate::catalog::{self, Category};
+use crate::error::{Error, Result};
+use crate::startup::AppState;
+use crate::time::{now, LocalTime};
+use crate::validate::{path_id, Validator};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use platform::auth::Manager;
+use platform::http::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/categories", get(list).post(create))
+        .route(
+            "/api/v1/categories/{id}",
+            get(read).put(update).delete(remove),
+        )
+}
+
+/// Body of a category create or update; on update absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+const NAME_REQUIRED: &str = "Category name is required";
+const NAME_LENGTH: &str = "Category name must be between 1 and 100 characters";
+const DESCRIPTION_LENGTH: &str = "Category description must not exceed 1000 characters";
+
+fn duplicate_name(e: sqlx::Error, name: &str) -> Error {
+    if platform::db::is_unique_violation(&e, "uk_category_name") {
+        Error::Duplicate(format!("Category with name '{name}' already exists"))
+    } else {
+        e.into()
+    }
+}
+
+/// Every category, by name.
+#[utoipa::path(get, path = "/api/v1/categories", tag = "categories",
+    responses((status = 200, description = "All categories", body = [Category])))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> {
+    let categories = sqlx::query_as!(
+        Category,
+        r#"SELECT id, name, description,
+                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
+           FROM categories ORDER BY name"#
+    )
+    .fetch_all(&mut *state.db.acquire().await?)
+    .await?;
+    Ok(Json(categories))
+}
+
+/// One category.
+#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories",
+    params(("id" = String, Path, description = "Category id (UUID)")),
+    responses((status = 200, body = Category), (status = 404, description = "Not found")))]
+pub async fn read(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Category>> {
+    let id = path_id(&id)?;
+    let mut conn = state.db.acquire().await?;
+    catalog::category(&mut conn, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::not_found("Category", id))
+}
+
+/// Creates a category (manager).
+#[utoipa::path(post, path = "/api/v1/categories", tag = "categories",
+    request_body = CategoryRequest, security(("bearer" = [])),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid"),
+        (status = 401, description = "No or bad token"), (status = 403, description = "Not a manager"),
+        (status = 409, description = "Name taken")))]
+pub async fn create(
+    _manager: Manager,
+    State(state): State<AppState>,
+    Json(body): Json<CategoryRequest>,
+) -> Result<(StatusCode, Json<Category>)> {
+    let mut v = Validator::new();
+    v.required_text(
+        "name",
+        body.name.as_deref(),
+        (1, 100),
+        NAME_REQUIRED,
+        NAME_LENGTH,
+    )
+    .optional_text(
+        "description",
+        body.description.as_deref(),
+        (0, 1000),
+        DESCRIPTION_LENGTH,
+    );
+    v.finish()?;
+    let name = body.name.unwrap_or_default();
+    let at = now();
+    let category = sqlx::query_as!(
+        Category,
+        r#"INSERT INTO categories (id, name, description, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           RETURNING id, name, description,
+                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
+        uuid::Uuid::new_v4(),
+        name,
+        body.description,
+        at
+    )
+    .fetch_one(&mut *state.db.acquire().await?)
+    .await
+    .map_err(|e| duplicate_name(e, &name))?;
+    Ok((StatusCode::CREATED, Json(category)))
+}
+
+/// Updates a category's name and/or description (manager).
+#[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories",
+    params(("id" = String, Path, description = "Category id (UUID)")),
+    request_body = CategoryRequest, security(("bearer" = [])),
+    responses((status = 200, body = Category), (status = 400, description = "Invalid"),
+        (status = 404, description = "Not found"), (status = 409, description = "Name taken")))]
+pub async fn update(
+    _manager: Manager,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    Json(body): Json<CategoryRequest>,
+) -> Result<Json<Category>> {
+    let id = path_id(&id)?;
+    let mut v = Validator::new();
+    if body.name.is_some() {
+        v.required_text(
+            "name",
+            body.name.as_deref(),
+            (1, 100),
+            NAME_LENGTH,
+            NAME_LENGTH,
+        );
+    }
+    v.optional_text(
+        "description",
+        body.description.as_deref(),
+        (0, 1000),
+        DESCRIPTION_LENGTH,
+    );
+    v.finish()?;
+    let name = body.name.clone().unwrap_or_default();
+    let category = sqlx::query_as!(
+        Category,
+        r#"UPDATE categories
+           SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4
+           WHERE id = $1
+           RETURNING id, name, description,
+                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
+        id,
+        body.name,
+        body.description,
+        now()
+    )
+    .fetch_optional(&mut *state.db.acquire().await?)
+    .await
+    .map_err(|e| duplicate_name(e, &name))?;
+    category
+        .map(Json)
+        .ok_or_else(|| Error::not_found("Category", id))
+}
+
+/// Deletes a category that no product references (manager).
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "categories",
+    params(("id" = String, Path, description = "Category id (UUID)")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "Products still reference it"),
+        (status = 404, description = "Not found")))]
+pub async fn remove(
+    _manager: Manager,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode> {
+    let id = path_id(&id)?;
+    let mut tx = state.db.begin().await?;
+    if !catalog::category_exists(&mut tx, id).await? {
+        return Err(Error::not_found("Category", id));
+    }
+    let in_use = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM products WHERE category_id = $1) AS "exists!""#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let in_use_error = || {
+        Error::BadRequest(format!(
+            "Cannot delete category with associated products. Category ID: {id}"
+        ))
+    };
+    if in_use {
+        return Err(in_use_error());
+    }
+    let deleted = sqlx::query!("DELETE FROM categories WHERE id = $1", id)
+        .execute(&mut *tx)
+        .await;
+    match deleted {
+        Ok(_) => {}
+        // A product created meanwhile references it.
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            return Err(in_use_error())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

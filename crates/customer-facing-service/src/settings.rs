@@ -1,0 +1,99 @@
+//! The service's settings: platform's shared groups plus Redis, the topic, and the
+//! knobs of the background jobs. Every one is a `--flag` and a
+//! `CUSTOMER_SERVICE_<NAME>` variable (see `platform::config`).
+
+use clap::Parser;
+use platform::config::{CommonSettings, DatabaseSettings, JwtSettings, KafkaSettings, Secret};
+
+/// Everything the customer-facing service reads at start-up.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "customer-facing-service",
+    about = "Catalogue, guest carts and checkout."
+)]
+pub struct Settings {
+    #[command(flatten)]
+    pub common: CommonSettings,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+    #[command(flatten)]
+    pub jwt: JwtSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    /// Topic the order outbox publishes to.
+    #[arg(
+        long = "orders-created-topic",
+        env = "KAFKA_TOPICS_ORDERS_CREATED",
+        default_value = events::ORDERS_CREATED_TOPIC
+    )]
+    pub orders_created_topic: String,
+    /// Seconds between runs of the job that deletes expired idempotency keys and carts.
+    #[arg(
+        long = "cleanup-interval-secs",
+        env = "CLEANUP_INTERVAL_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub cleanup_interval_secs: u64,
+    /// Milliseconds the producer tries to deliver one event before the attempt fails
+    /// (the outbox retries it later).
+    #[arg(
+        long = "kafka-delivery-timeout-ms",
+        env = "KAFKA_DELIVERY_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=300_000)
+    )]
+    pub delivery_timeout_ms: u64,
+    /// Attempts the outbox relay makes before marking a row FAILED.
+    #[arg(
+        long = "outbox-max-attempts",
+        env = "OUTBOX_MAX_ATTEMPTS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(i32).range(1..=1000)
+    )]
+    pub outbox_max_attempts: i32,
+}
+
+/// Where the catalogue and cart cache lives. Redis is a cache only: the service works
+/// without it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RedisSettings {
+    /// Redis host.
+    #[arg(long = "redis-host", env = "REDIS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Redis port.
+    #[arg(long = "redis-port", env = "REDIS_PORT", default_value_t = 6379)]
+    pub port: u16,
+    /// Redis password, if the server requires one.
+    #[arg(long = "redis-password", env = "REDIS_PASSWORD")]
+    pub password: Option<Secret>,
+    /// Prefix of every key this service writes (tests give each instance its own).
+    #[arg(
+        long = "redis-key-prefix",
+        env = "REDIS_KEY_PREFIX",
+        default_value = ""
+    )]
+    pub key_prefix: String,
+    /// Seconds a cached catalogue entry lives; writes also invalidate it at once.
+    #[arg(
+        long = "catalog-cache-ttl-secs",
+        env = "CATALOG_CACHE_TTL_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub catalog_ttl_secs: u64,
+}
+
+impl Settings {
+    /// The settings with every default, as a run with no configuration gets them.
+    pub fn defaults() -> Result<Self, platform::config::ConfigError> {
+        platform::config::parse_from("CUSTOMER_SERVICE", ["customer-facing-service"], |_| None)
+    }
+
+    /// The HTTP port: the setting, or 8080.
+    pub fn port(&self) -> u16 {
+        self.common.server_port.unwrap_or(8080)
+    }
+}

@@ -1,0 +1,187 @@
+//! Builds the service from its settings: pool and migrations, demo users, cache,
+//! producer and outbox relay, actuator, router and background tasks.
+
+use crate::cache::Cache;
+use crate::metrics::AppMetrics;
+use crate::outbox::{OrderCreatedOutbox, OUTBOX_NAME};
+use crate::settings::Settings;
+use anyhow::Context;
+use platform::actuator::Actuator;
+use platform::app::Tasks;
+use platform::auth::{HasJwtKeys, JwtKeys};
+use platform::db::Db;
+use platform::http::HttpMetrics;
+use platform::kafka::{Producer, TopicSpec};
+use platform::metrics::Metrics;
+use platform::outbox::{Relay, RelaySettings};
+use sqlx::migrate::Migrator;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The migrations of `customer_db`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/customer_db");
+
+/// Default database when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/customer_db";
+/// How long start-up waits for PostgreSQL to run the migrations.
+const MIGRATION_WAIT: Duration = Duration::from_secs(30);
+/// How long background tasks get to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+/// The shared parts of the running service.
+pub struct StateInner {
+    pub db: Db,
+    pub cache: Cache,
+    pub keys: JwtKeys,
+    pub metrics: AppMetrics,
+    pub relay: Relay,
+    pub orders_created_topic: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.inner
+    }
+}
+
+impl HasJwtKeys for AppState {
+    fn jwt_keys(&self) -> &JwtKeys {
+        &self.inner.keys
+    }
+}
+
+/// The built service, listening but not yet serving.
+pub struct Application {
+    port: u16,
+    listener: TcpListener,
+    router: axum::Router,
+    tasks: Tasks,
+    shutdown: CancellationToken,
+    producer: Producer,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates, seeds, binds the listener and starts the background tasks.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let environment = settings.common.environment.clone();
+        let keys = JwtKeys::from_settings(&settings.jwt, environment.is_production())?;
+        let metrics = Metrics::new(crate::SERVICE_NAME, environment.as_str())?;
+        let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
+        let pool = platform::db::pool(&settings.database, default_db);
+        platform::db::migrate(&pool, &MIGRATOR, MIGRATION_WAIT).await?;
+        let db = Db::new(pool);
+        db.register_metrics(&metrics, "customer_db")?;
+        if environment.is_production() {
+            tracing::info!("production: no demo users");
+        } else {
+            crate::managers::seed_demo_users(&db)
+                .await
+                .context("creating the demo users")?;
+        }
+        let cache = Cache::new(&settings.redis, &metrics)?;
+        let producer = Producer::new(
+            &settings.kafka.bootstrap_servers,
+            Duration::from_millis(settings.delivery_timeout_ms),
+        )?;
+        let store = OrderCreatedOutbox::new(db.clone());
+        let mut relay_settings = RelaySettings::new(OUTBOX_NAME);
+        relay_settings.max_attempts = settings.outbox_max_attempts;
+        let relay = Relay::new(
+            Arc::new(store.clone()),
+            producer.clone(),
+            relay_settings,
+            &metrics,
+        )?;
+        let shutdown = CancellationToken::new();
+        if settings.kafka.create_topics {
+            platform::kafka::ensure_topics_in_background(
+                settings.kafka.bootstrap_servers.clone(),
+                TopicSpec::with_dlq(&settings.orders_created_topic).to_vec(),
+                shutdown.clone(),
+            );
+        }
+        let actuator = Actuator::new(
+            metrics.clone(),
+            shutdown.clone(),
+            vec![
+                Box::new(db.health_indicator()),
+                Box::new(cache.health_indicator()),
+                Box::new(producer.health_indicator(false)),
+                Box::new(crate::outbox::health_indicator(store)),
+            ],
+        );
+        let state = AppState {
+            inner: Arc::new(StateInner {
+                db: db.clone(),
+                cache,
+                keys,
+                metrics: AppMetrics::new(&metrics)?,
+                relay: relay.clone(),
+                orders_created_topic: settings.orders_created_topic.clone(),
+            }),
+        };
+        let router = platform::app::router(
+            crate::routes::api(state.clone()),
+            &actuator,
+            HttpMetrics::new(&metrics)?,
+        );
+        let addr = SocketAddr::new(settings.common.server_host, settings.port());
+        let listener = platform::http::bind(addr).await?;
+        let port = listener.local_addr()?.port();
+        let mut tasks = Tasks::new(shutdown.clone());
+        tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(crate::jobs::run_cleanup(
+            db,
+            Duration::from_secs(settings.cleanup_interval_secs),
+            shutdown.clone(),
+        ));
+        tracing::info!(port, environment = %environment.as_str(), "customer-facing service started");
+        Ok(Self {
+            port,
+            listener,
+            router,
+            tasks,
+            shutdown,
+            producer,
+            state,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The token that stops the service (and every task of it) when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The shared state, for tests and tools that drive the domain directly.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops the tasks and flushes
+    /// the producer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = platform::http::serve(self.listener, self.router, self.shutdown.clone()).await;
+        self.shutdown.cancel();
+        self.tasks.stop(SHUTDOWN_GRACE).await;
+        self.producer.flush(Duration::from_secs(5));
+        tracing::info!("customer-facing service stopped");
+        served.context("HTTP server failed")
+    }
+}

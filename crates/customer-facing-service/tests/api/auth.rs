@@ -1,0 +1,130 @@
+use crate::helpers::{spawn_app, spawn_app_with};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_manager_logs_in_and_gets_a_bearer_token_with_a_key_id_and_roles() {
+    let app = spawn_app().await;
+    let response = app.login("manager", "manager123").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 900);
+    let token = body["accessToken"].as_str().expect("token");
+    // The platform's verifier requires HS256 and a `kid` naming a known key.
+    let settings = customer_facing_service::Settings::defaults().expect("settings");
+    let keys = platform::auth::JwtKeys::from_settings(&settings.jwt, false).expect("keys");
+    let claims = keys.verify(token).expect("a valid token");
+    assert_eq!(claims.sub, "manager");
+    assert_eq!(claims.iss, "ecommerce-platform-dev");
+    assert_eq!(claims.roles, vec!["MANAGER".to_owned()]);
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_401_with_the_originals_null_body() {
+    let app = spawn_app().await;
+    for (user, password) in [("manager", "wrong"), ("nobody", "manager123")] {
+        let response = app.login(user, password).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            body,
+            json!({"accessToken": null, "tokenType": null, "expiresIn": 0})
+        );
+    }
+}
+
+#[tokio::test]
+async fn manager_routes_need_a_token_and_the_manager_role() {
+    let app = spawn_app().await;
+    let body = json!({"name": "Books"});
+    let anonymous = app
+        .request(Method::POST, "/api/v1/categories")
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    assert!(anonymous.text().await.expect("body").is_empty());
+
+    let guest: Value = app
+        .login("guest", "guest123")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let forbidden = app
+        .request(Method::POST, "/api/v1/categories")
+        .bearer_auth(guest["accessToken"].as_str().expect("token"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert!(forbidden.headers()["www-authenticate"]
+        .to_str()
+        .expect("header")
+        .contains("insufficient_scope"));
+    assert!(forbidden.text().await.expect("body").is_empty());
+    assert_eq!(app.count("categories").await, 0);
+}
+
+#[tokio::test]
+async fn a_bad_token_on_a_public_route_is_401() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::GET, "/api/v1/products")
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .expect("header")
+        .contains("invalid_token"));
+    let anonymous = app.get("/api/v1/products").await;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_login_without_credentials_is_a_validation_problem() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::POST, "/api/v1/auth/login")
+        .json(&json!({"password": "x"}))
+        .send()
+        .await
+        .expect("request");
+    let body = crate::helpers::assert_problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["fieldErrors"]["username"], "Username is required");
+}
+
+#[tokio::test]
+async fn production_refuses_the_demo_secret() {
+    let database = platform::testing::fresh_database("cfs")
+        .await
+        .expect("database");
+    let mut settings = customer_facing_service::Settings::defaults().expect("settings");
+    settings.common.server_port = Some(0);
+    settings.database.database_url = Some(database);
+    settings.common.environment = "production".parse().expect("environment");
+    let error = customer_facing_service::Application::build(settings)
+        .await
+        .err()
+        .expect("production with the demo secret must not start");
+    assert!(error.to_string().contains("demo JWT secret"), "{error}");
+}
+
+#[tokio::test]
+async fn production_has_no_demo_users() {
+    let app = spawn_app_with(|s| {
+        s.common.environment = "production".parse().expect("environment");
+        s.jwt.secret = platform::config::Secret::new("a-production-secret-of-at-least-32-bytes");
+    })
+    .await;
+    let response = app.login("manager", "manager123").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.count("managers").await, 0);
+}

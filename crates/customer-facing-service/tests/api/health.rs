@@ -1,0 +1,109 @@
+use crate::helpers::{spawn_app, spawn_app_with};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_lists_every_dependency_and_readiness_is_up() {
+    let app = spawn_app().await;
+    let health: Value = app.get_json("/actuator/health").await;
+    assert_eq!(health["status"], "UP");
+    for component in [
+        "db",
+        "redis",
+        "kafka",
+        "outbox",
+        "livenessState",
+        "readinessState",
+    ] {
+        assert!(
+            health["components"][component]["status"].is_string(),
+            "{component} missing: {health}"
+        );
+    }
+    assert_eq!(health["components"]["db"]["status"], "UP");
+    assert_eq!(health["components"]["redis"]["status"], "UP");
+    let readiness = app.get("/actuator/health/readiness").await;
+    assert_eq!(readiness.status(), StatusCode::OK);
+    let liveness = app.get("/actuator/health/liveness").await;
+    assert_eq!(liveness.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_health_shows_redis_down_and_readiness_stays_up() {
+    let app = spawn_app_with(|s| {
+        s.redis.host = "127.0.0.1".into();
+        s.redis.port = 1;
+    })
+    .await;
+    let health: Value = app.get_json("/actuator/health").await;
+    assert_eq!(health["status"], "UP");
+    assert_eq!(health["components"]["redis"]["status"], "DOWN");
+    let readiness = app.get("/actuator/health/readiness").await;
+    assert_eq!(readiness.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_postgres_unreachable_readiness_is_503() {
+    let app = spawn_app().await;
+    let ready = app.get("/actuator/health/readiness").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        .execute(&app.db)
+        .await
+        .expect("terminate");
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.db)
+        .await
+        .expect("name");
+    // Renaming the database (after closing its sessions) makes every new connection of
+    // the app fail, as if PostgreSQL were gone.
+    let server = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&platform::testing::server_url())
+        .await
+        .expect("server");
+    app.db.close().await;
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&server)
+    .await
+    .expect("terminate all");
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" RENAME TO \"{name}_gone\""
+    ))
+    .execute(&server)
+    .await
+    .expect("rename");
+    let readiness = app.get("/actuator/health/readiness").await;
+    assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health = app.get("/actuator/health").await;
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}_gone\" RENAME TO \"{name}\""
+    ))
+    .execute(&server)
+    .await
+    .expect("rename back");
+    let readiness = app.get("/actuator/health/readiness").await;
+    assert_eq!(readiness.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn prometheus_exposes_the_business_pool_and_outbox_series() {
+    let app = spawn_app().await;
+    let text = app.metrics().await;
+    for series in [
+        "checkout_attempt_total",
+        "checkout_success_total",
+        "checkout_failures_total",
+        "cart_items_added_total",
+        "checkout_duration_seconds_bucket",
+        "hikaricp_connections_active",
+        "outbox_pending_rows",
+        "outbox_failed_rows",
+    ] {
+        assert!(text.contains(series), "{series} missing");
+    }
+    assert!(text.contains("application=\"customer-facing-service\""));
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real application on port 0 against the real PostgreSQL
+//! (a fresh database per test), Redis (a unique key prefix per app) and broker (a
+//! unique topic per app).
+
+mod auth;
+mod bad_input;
+mod carts;
+mod catalog;
+mod checkout;
+mod events;
+mod health;
+mod helpers;
+mod openapi;
