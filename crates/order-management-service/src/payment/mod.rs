@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+/// How long the relay loop leaves a fresh outbox row to the immediate publish.
+const OUTBOX_HANDOFF_LEASE: Duration = Duration::from_secs(15);
+
 /// Payment method written on payment transactions and events, as the original.
 pub const PAYMENT_METHOD: &str = "MOCK";
 
@@ -272,7 +275,7 @@ impl PaymentProcessor {
             &inner.settings.payments_completed_topic,
             &payload,
             &headers,
-            Duration::from_secs(30),
+            OUTBOX_HANDOFF_LEASE,
         )
         .await?;
         tx.commit().await?;

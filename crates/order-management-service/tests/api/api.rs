@@ -1,4 +1,4 @@
-use crate::helpers::{order_created, spawn_app, TestApp};
+use crate::helpers::{order_created, spawn_app, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -281,4 +281,14 @@ async fn the_list_filters_pages_exactly_and_refuses_bad_query_values() {
             "https://api.ecommerce.com/problems/bad-request"
         );
     }
+}
+
+#[tokio::test]
+async fn the_instance_is_unready_while_the_broker_is_unreachable() {
+    let app = spawn_app_with(&[("kafka-bootstrap-servers", "127.0.0.1:1")]).await;
+    let (status, body) = get(&app, "/actuator/health/readiness", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["down"], json!(["kafka"]));
+    let (status, _) = get(&app, "/actuator/health/liveness", None).await;
+    assert_eq!(status, 200);
 }

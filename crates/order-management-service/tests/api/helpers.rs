@@ -41,8 +41,8 @@ fn database_url(name: &str) -> String {
     format!("{base}/{name}")
 }
 
-pub async fn spawn_app() -> TestApp {
-    // A gateway of its own, answering fast.
+/// A payment gateway of its own, answering fast: its address and stop token.
+pub async fn spawn_gateway() -> (String, CancellationToken) {
     let mut gateway_settings = payment_gateway::Settings::for_tests().expect("gateway settings");
     gateway_settings.latency_ms = 1;
     let gateway = payment_gateway::Application::build(gateway_settings)
@@ -51,72 +51,127 @@ pub async fn spawn_app() -> TestApp {
     let gateway_address = format!("http://127.0.0.1:{}", gateway.port());
     let gateway_shutdown = gateway.shutdown_token();
     tokio::spawn(gateway.run_until_stopped());
+    (gateway_address, gateway_shutdown)
+}
 
-    let options = platform::testing::fresh_database("oms")
-        .await
-        .expect("fresh database");
-    let db_name = options.get_database().expect("database name").to_owned();
-    let bootstrap = platform::testing::kafka_bootstrap();
-    let orders_topic = platform::testing::unique_name("orders_created");
-    let payments_topic = platform::testing::unique_name("payments_completed");
-    let specs = [
-        TopicSpec::with_dlq(&orders_topic),
-        TopicSpec::with_dlq(&payments_topic),
-    ]
-    .concat();
-    platform::kafka::ensure_topics(&bootstrap, &specs)
-        .await
-        .expect("topics created");
+/// Everything an instance needs besides its own port: database, topics, group, gateway.
+pub struct Fixture {
+    pub database_url: String,
+    pub db: PgPool,
+    pub bootstrap: String,
+    pub orders_topic: String,
+    pub payments_topic: String,
+    pub group: String,
+    pub gateway_address: String,
+    pub gateway_shutdown: CancellationToken,
+}
 
-    let settings = Settings::from_args([
-        "--server-port=0".to_owned(),
-        "--environment=test".to_owned(),
-        format!("--database-url={}", database_url(&db_name)),
-        format!("--kafka-bootstrap-servers={bootstrap}"),
-        format!("--orders-created-topic={orders_topic}"),
-        format!("--payments-completed-topic={payments_topic}"),
-        format!(
-            "--consumer-group={}",
-            platform::testing::unique_name("oms_group")
-        ),
-        "--kafka-session-timeout-ms=6000".to_owned(),
-        "--consumer-max-attempts=2".to_owned(),
-        format!("--payment-gateway-url={gateway_address}"),
-        "--payment-timeout-ms=1000".to_owned(),
-        "--payment-max-attempts=2".to_owned(),
-        "--payment-retry-backoff-ms=50".to_owned(),
-        "--payment-breaker-open-ms=1500".to_owned(),
-        "--payment-retry-interval-ms=200".to_owned(),
-        "--payment-retry-max-delay-ms=1000".to_owned(),
-    ])
-    .expect("settings");
+impl Fixture {
+    pub async fn new() -> Self {
+        let (gateway_address, gateway_shutdown) = spawn_gateway().await;
+        let options = platform::testing::fresh_database("oms")
+            .await
+            .expect("fresh database");
+        let db_name = options.get_database().expect("database name").to_owned();
+        let bootstrap = platform::testing::kafka_bootstrap();
+        let orders_topic = platform::testing::unique_name("orders_created");
+        let payments_topic = platform::testing::unique_name("payments_completed");
+        let specs = [
+            TopicSpec::with_dlq(&orders_topic),
+            TopicSpec::with_dlq(&payments_topic),
+        ]
+        .concat();
+        platform::kafka::ensure_topics(&bootstrap, &specs)
+            .await
+            .expect("topics created");
+        let db = PgPool::connect_with(options).await.expect("test pool");
+        Self {
+            database_url: database_url(&db_name),
+            db,
+            bootstrap,
+            orders_topic,
+            payments_topic,
+            group: platform::testing::unique_name("oms_group"),
+            gateway_address,
+            gateway_shutdown,
+        }
+    }
+
+    /// The instance's settings as `(flag, value)` pairs; the binary reads the same as
+    /// `ORDER_SERVICE_<FLAG>` variables.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("environment", "test".into()),
+            ("database-url", self.database_url.clone()),
+            ("kafka-bootstrap-servers", self.bootstrap.clone()),
+            ("orders-created-topic", self.orders_topic.clone()),
+            ("payments-completed-topic", self.payments_topic.clone()),
+            ("consumer-group", self.group.clone()),
+            ("kafka-session-timeout-ms", "6000".into()),
+            ("consumer-max-attempts", "2".into()),
+            ("payment-gateway-url", self.gateway_address.clone()),
+            ("payment-timeout-ms", "1000".into()),
+            ("payment-max-attempts", "2".into()),
+            ("payment-retry-backoff-ms", "50".into()),
+            ("payment-breaker-open-ms", "1500".into()),
+            ("payment-retry-interval-ms", "200".into()),
+            ("payment-retry-max-delay-ms", "1000".into()),
+        ]
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// An app whose settings are overridden by `overrides` (`("flag", "value")`).
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let fixture = Fixture::new().await;
+    let args = std::iter::once("--server-port=0".to_owned())
+        .chain(
+            fixture
+                .settings()
+                .into_iter()
+                .map(|(k, v)| format!("--{k}={v}")),
+        )
+        .chain(overrides.iter().map(|(k, v)| format!("--{k}={v}")));
+    let settings = Settings::from_args(args).expect("settings");
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let app_shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-
-    let db = PgPool::connect_with(options).await.expect("test pool");
-    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).expect("producer");
-    let jwt = JwtKeys::from_settings(
-        &JwtSettings {
-            secret: Secret::new(platform::auth::DEMO_SECRET),
-            previous_secrets: vec![],
-            issuer: "ecommerce-platform-dev".into(),
-            expiration_minutes: 15,
-        },
-        false,
-    )
-    .expect("keys");
-    TestApp {
+    TestApp::new(
         address,
-        client: reqwest::Client::new(),
-        db,
-        gateway_address,
-        orders_topic,
-        payments_topic,
-        producer,
-        jwt,
-        shutdown: vec![app_shutdown, gateway_shutdown],
+        &fixture,
+        vec![app_shutdown, fixture.gateway_shutdown.clone()],
+    )
+}
+
+impl TestApp {
+    pub fn new(address: String, fixture: &Fixture, shutdown: Vec<CancellationToken>) -> Self {
+        let producer =
+            Producer::new(&fixture.bootstrap, Duration::from_secs(10)).expect("producer");
+        let jwt = JwtKeys::from_settings(
+            &JwtSettings {
+                secret: Secret::new(platform::auth::DEMO_SECRET),
+                previous_secrets: vec![],
+                issuer: "ecommerce-platform-dev".into(),
+                expiration_minutes: 15,
+            },
+            false,
+        )
+        .expect("keys");
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            db: fixture.db.clone(),
+            gateway_address: fixture.gateway_address.clone(),
+            orders_topic: fixture.orders_topic.clone(),
+            payments_topic: fixture.payments_topic.clone(),
+            producer,
+            jwt,
+            shutdown,
+        }
     }
 }
 

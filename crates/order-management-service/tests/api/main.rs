@@ -7,3 +7,4 @@ mod consumer;
 mod contract;
 mod helpers;
 mod payments;
+mod restart;
