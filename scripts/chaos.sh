@@ -3,7 +3,8 @@
 # at a time. Each starts the platform as real processes with a private broker, Redis and
 # gateway, drives steady checkouts, breaks a part (broker down 20 s, gateway erroring and
 # hanging, kill -9 of either service, Redis stopped, PostgreSQL restarted), heals it, and
-# checks the books. Provisions dependencies like scripts/test.sh. Pass test-name filters
+# checks the books; then schemathesis against each service's OpenAPI document, forged
+# JWTs, and SQL-injection strings. Provisions dependencies like scripts/test.sh. Pass test-name filters
 # to run a subset: scripts/chaos.sh broker
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -18,8 +19,16 @@ export SQLX_OFFLINE=true
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
+if [ ! -x "$STATE_DIR/venv/bin/schemathesis" ]; then
+  log "installing schemathesis into $STATE_DIR/venv"
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m venv "$STATE_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$STATE_DIR/venv"; }
+  "$STATE_DIR/venv/bin/pip" install -q "schemathesis==4.32.5"
+fi
+export SCHEMATHESIS="$STATE_DIR/venv/bin/schemathesis"
+
 log "building the service binaries"
 cargo build --locked --quiet --bins
 export CHAOS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running the fault suite"
-cargo test --locked -p chaos --test faults -- --ignored --test-threads 1 "$@"
+cargo test --locked -p chaos --test faults --test fuzz -- --ignored --test-threads 1 "$@"
