@@ -47,6 +47,25 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// The RFC 7807 body of every error (`fieldErrors` only on validation failures).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemDetails {
+    #[serde(rename = "type")]
+    #[schema(example = "https://api.ecommerce.com/problems/resource-not-found")]
+    pub kind: String,
+    #[schema(example = "Resource Not Found")]
+    pub title: String,
+    #[schema(example = 404)]
+    pub status: u16,
+    #[schema(example = "Product not found with id: 3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
+    pub detail: String,
+    #[schema(example = "/api/v1/products/3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
+    pub instance: Option<String>,
+    pub correlation_id: Option<String>,
+    pub field_errors: Option<std::collections::BTreeMap<String, String>>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {

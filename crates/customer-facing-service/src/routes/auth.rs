@@ -36,7 +36,7 @@ pub struct LoginResponse {
 /// Logs in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
-        (status = 400, description = "Missing username or password"),
+        (status = 400, description = "Missing username or password", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 401, body = LoginResponse, description = "Wrong credentials")))]
 pub async fn login(
     State(state): State<AppState>,

@@ -100,9 +100,9 @@ pub async fn clear(
 #[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     request_body = AddItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid or product not active"),
-        (status = 404, description = "Product not found"),
-        (status = 409, description = "Insufficient inventory")))]
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid or product not active", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Product not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn add_item(
     State(state): State<AppState>,
     PathParams(session_id): PathParams<String>,
@@ -180,9 +180,9 @@ pub async fn add_item(
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
         ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
     request_body = UpdateItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid"),
-        (status = 404, description = "Line not found"),
-        (status = 409, description = "Insufficient inventory")))]
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,
@@ -231,7 +231,7 @@ pub async fn update_item(
 #[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
         ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
-    responses((status = 200, body = Cart), (status = 404, description = "Line not found")))]
+    responses((status = 200, body = Cart), (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,

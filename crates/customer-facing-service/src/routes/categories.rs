@@ -62,7 +62,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> 
 /// One category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories",
     params(("id" = String, Path, description = "Category id (UUID)")),
-    responses((status = 200, body = Category), (status = 404, description = "Not found")))]
+    responses((status = 200, body = Category), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -78,9 +78,9 @@ pub async fn read(
 /// Creates a category (manager).
 #[utoipa::path(post, path = "/api/v1/categories", tag = "categories",
     request_body = CategoryRequest, security(("bearer" = [])),
-    responses((status = 201, body = Category), (status = 400, description = "Invalid"),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token"), (status = 403, description = "Not a manager"),
-        (status = 409, description = "Name taken")))]
+        (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -124,8 +124,8 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories",
     params(("id" = String, Path, description = "Category id (UUID)")),
     request_body = CategoryRequest, security(("bearer" = [])),
-    responses((status = 200, body = Category), (status = 400, description = "Invalid"),
-        (status = 404, description = "Not found"), (status = 409, description = "Name taken")))]
+    responses((status = 200, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -176,8 +176,8 @@ pub async fn update(
     params(("id" = String, Path, description = "Category id (UUID)")),
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Products still reference it"),
-        (status = 404, description = "Not found")))]
+        (status = 400, description = "Products still reference it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,

@@ -215,7 +215,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String> {
     request_body = CheckoutRequest,
     responses(
         (status = 201, body = CheckoutResponse, description = "Order submitted (a replay returns the stored response)"),
-        (status = 400, description = "Invalid body, missing key, empty cart, or key reused with another body"),
+        (status = 400, description = "Invalid body, missing key, empty cart, or key reused with another body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 409, body = CheckoutResponse, description = "Insufficient inventory (status FAILED), or the key is in flight (problem details)")))]
 pub async fn checkout(
     State(state): State<AppState>,

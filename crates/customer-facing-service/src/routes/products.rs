@@ -212,7 +212,7 @@ fn stored_price(price: Decimal) -> Decimal {
 
 /// A page of products.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", params(ListParams),
-    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter")))]
+    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -226,7 +226,7 @@ pub async fn list(
 /// One product, active or discontinued.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id (UUID)")),
-    responses((status = 200, body = Product), (status = 404, description = "Not found")))]
+    responses((status = 200, body = Product), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -238,8 +238,8 @@ pub async fn read(
 /// Creates a product (manager).
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
     request_body = ProductRequest, security(("bearer" = [])),
-    responses((status = 201, body = Product), (status = 400, description = "Invalid"),
-        (status = 404, description = "Category not found"), (status = 409, description = "SKU taken")))]
+    responses((status = 201, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "SKU taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -307,9 +307,9 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id (UUID)")),
     request_body = ProductRequest, security(("bearer" = [])),
-    responses((status = 200, body = Product), (status = 400, description = "Invalid"),
-        (status = 404, description = "Product or category not found"),
-        (status = 409, description = "Modified concurrently")))]
+    responses((status = 200, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "Product or category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Modified concurrently", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -369,7 +369,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id (UUID)")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found")))]
+    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,
