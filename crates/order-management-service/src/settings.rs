@@ -136,6 +136,31 @@ impl PaymentSettings {
     }
 }
 
+/// The original's names of service-specific settings (`KAFKA_TOPICS_ORDERS_CREATED`,
+/// `SPRING_KAFKA_CONSUMER_GROUP_ID`, ...), read when the prefixed variable is unset.
+pub const ORIGINAL_NAMES: &[(&str, &str)] = &[
+    ("KAFKA_TOPICS_ORDERS_CREATED", "KAFKA_TOPICS_ORDERS_CREATED"),
+    (
+        "KAFKA_TOPICS_PAYMENTS_COMPLETED",
+        "KAFKA_TOPICS_PAYMENTS_COMPLETED",
+    ),
+    ("KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID"),
+    ("SPRING_KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID"),
+];
+
+/// Copies each set original name to its `ORDER_SERVICE_` variable when that is unset,
+/// so deployments written for the original keep working. Call before any thread starts.
+pub fn adopt_original_names() {
+    for (original, setting) in ORIGINAL_NAMES {
+        let prefixed = format!("{}_{setting}", crate::ENV_PREFIX);
+        if std::env::var_os(&prefixed).is_none() {
+            if let Some(value) = std::env::var_os(original) {
+                std::env::set_var(prefixed, value);
+            }
+        }
+    }
+}
+
 impl Settings {
     /// Parses settings from explicit flags only (tests).
     pub fn from_args<I, T>(args: I) -> anyhow::Result<Self>
