@@ -8,10 +8,12 @@
 //!
 //! Exactly once per record: progress is kept as committed offsets of the consumer group
 //! [`REPLAY_GROUP`], committed after each successful re-publish. Per partition the
-//! committed offset is the first record not yet replayed; records after it that were
-//! replayed already (because a `--filter` skipped an earlier one) are listed in the
-//! commit's metadata, so a later run replays neither them nor anything before the
-//! offset, and a record a filter skipped stays eligible.
+//! committed offset is the first record not yet replayed. A record replayed beyond it
+//! (because a `--filter` skipped an earlier one, which stays eligible for later runs) is
+//! also written to the replay log topic [`REPLAY_LOG_TOPIC`], keyed
+//! `<group>:<dlq>:<partition>:<offset>`: commit metadata would be the natural place,
+//! but the development broker (nisshi) does not keep it. A later run replays neither a
+//! record before the committed offset nor one in the log.
 
 use crate::cli::{DlqCommand, ReplayArgs, Settings};
 use crate::kafka::{client, TIMEOUT};
@@ -34,8 +36,10 @@ use std::time::{Duration, Instant};
 pub const REPLAY_GROUP: &str = "opsctl-dlq-replay";
 /// Prefix of the headers a dead-lettering consumer adds; not re-published.
 pub const DLT_HEADER_PREFIX: &str = "kafka_dlt-";
-/// Longest commit metadata written (brokers accept 4096 bytes by default).
-const MAX_METADATA: usize = 3500;
+/// Where replays made out of order are recorded (see the module documentation).
+pub const REPLAY_LOG_TOPIC: &str = "opsctl.dlq-replayed";
+/// The group id of read-only clients; it never joins a group nor commits.
+const BROWSE_GROUP: &str = "opsctl-browse";
 
 /// One header of a record.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -227,7 +231,8 @@ fn read_range(
             anyhow::bail!("timed out reading {topic}{why}");
         }
     }
-    consumer.unassign()?;
+    // Nothing was committed, so a failing unassign leaves nothing behind.
+    let _ = consumer.unassign();
     records.sort_by_key(|r| (r.partition, r.offset));
     if let Some(limit) = limit {
         records.truncate(limit);
@@ -240,7 +245,7 @@ pub async fn read(bootstrap: &str, topic: &str, num: usize) -> anyhow::Result<Ve
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer = client(&bootstrap, None)?;
+        let consumer = client(&bootstrap, Some(BROWSE_GROUP))?;
         let starts = partitions(&consumer, &topic)?;
         read_range(&consumer, &topic, &starts, Some(num))
     })
@@ -293,18 +298,12 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn from_commit(offset: Offset, metadata: &str, low: i64) -> Self {
+    fn from_commit(offset: Offset, low: i64, logged: &BTreeSet<i64>) -> Self {
         let next = match offset {
             Offset::Offset(n) => n.max(low),
             _ => low,
         };
-        let done = metadata
-            .strip_prefix("replayed:")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|n| n.trim().parse().ok())
-            .filter(|n| *n >= next)
-            .collect();
+        let done = logged.iter().copied().filter(|n| *n >= next).collect();
         Self { next, done }
     }
 
@@ -319,19 +318,6 @@ impl Cursor {
         let next = self.next;
         self.done.retain(|o| *o >= next);
     }
-
-    fn metadata(&self) -> anyhow::Result<String> {
-        if self.done.is_empty() {
-            return Ok(String::new());
-        }
-        let list: Vec<String> = self.done.iter().map(i64::to_string).collect();
-        let metadata = format!("replayed:{}", list.join(","));
-        anyhow::ensure!(
-            metadata.len() <= MAX_METADATA,
-            "too many records replayed out of order; replay the earlier ones (or all, without --filter) first"
-        );
-        Ok(metadata)
-    }
 }
 
 fn commit(
@@ -343,10 +329,47 @@ fn commit(
     let mut tpl = TopicPartitionList::new();
     let mut element = tpl.add_partition(topic, partition);
     element.set_offset(Offset::Offset(cursor.next))?;
-    element.set_metadata(cursor.metadata()?);
     consumer
         .commit(&tpl, CommitMode::Sync)
         .with_context(|| format!("cannot commit the replay progress of {topic}/{partition}"))
+}
+
+/// The log key of a record replayed out of order.
+fn log_key(group: &str, topic: &str, partition: i32, offset: i64) -> String {
+    format!("{group}:{topic}:{partition}:{offset}")
+}
+
+/// Offsets of `topic` that `group` replayed out of order, per partition.
+fn read_replay_log(
+    consumer: &BaseConsumer,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<i32, BTreeSet<i64>>> {
+    let exists = consumer
+        .fetch_metadata(Some(REPLAY_LOG_TOPIC), TIMEOUT)
+        .map(|m| {
+            m.topics().iter().any(|t| {
+                t.name() == REPLAY_LOG_TOPIC && t.error().is_none() && !t.partitions().is_empty()
+            })
+        })
+        .unwrap_or(false);
+    let mut logged: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    if !exists {
+        return Ok(logged);
+    }
+    let starts = partitions(consumer, REPLAY_LOG_TOPIC)?;
+    let prefix = format!("{group}:{topic}:");
+    for entry in read_range(consumer, REPLAY_LOG_TOPIC, &starts, None)? {
+        let Some(rest) = entry.key.as_deref().and_then(|k| k.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if let Some((partition, offset)) = rest.split_once(':') {
+            if let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse()) {
+                logged.entry(partition).or_default().insert(offset);
+            }
+        }
+    }
+    Ok(logged)
 }
 
 /// Replays the dead letters of `args.topic` that were not replayed before.
@@ -357,6 +380,7 @@ pub async fn replay(
 ) -> anyhow::Result<ReplaySummary> {
     let consumer = Arc::new(client(bootstrap, Some(&args.group))?);
     let topic = args.topic.clone();
+    let group = args.group.clone();
     let (records, mut cursors, ends) = {
         let consumer = consumer.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -368,15 +392,19 @@ pub async fn replay(
             let committed = consumer
                 .committed_offsets(tpl, TIMEOUT)
                 .context("cannot read the replay group's committed offsets")?;
+            let logged = read_replay_log(&consumer, &group, &topic)?;
             let mut cursors = BTreeMap::new();
             let mut starts = Vec::new();
             let mut ends = BTreeMap::new();
             for &(partition, low, high) in &parts {
-                let (offset, metadata) = committed
+                let offset = committed
                     .find_partition(&topic, partition)
-                    .map(|e| (e.offset(), e.metadata().to_owned()))
-                    .unwrap_or((Offset::Invalid, String::new()));
-                let cursor = Cursor::from_commit(offset, &metadata, low);
+                    .map_or(Offset::Invalid, |e| e.offset());
+                let cursor = Cursor::from_commit(
+                    offset,
+                    low,
+                    logged.get(&partition).unwrap_or(&BTreeSet::new()),
+                );
                 starts.push((partition, cursor.next, high));
                 cursors.insert(partition, cursor);
                 ends.insert(partition, high);
@@ -388,6 +416,7 @@ pub async fn replay(
     };
     let producer = Producer::new(bootstrap, Duration::from_secs(30))
         .context("cannot create the Kafka producer")?;
+    let mut log_ready = false;
     let mut summary = ReplaySummary {
         topic: args.topic.clone(),
         dry_run: args.dry_run,
@@ -403,7 +432,8 @@ pub async fn replay(
         let Some(cursor) = cursors.get_mut(&record.partition) else {
             continue;
         };
-        if cursor.done.contains(&record.offset) {
+        // Below the cursor means replayed earlier: the cursor only passes replayed records.
+        if record.offset < cursor.next || cursor.done.contains(&record.offset) {
             summary.already_replayed += 1;
             continue;
         }
@@ -465,6 +495,32 @@ pub async fn replay(
                     .copied()
                     .unwrap_or(record.offset + 1);
                 cursor.advance(pending, end);
+                if cursor.next <= record.offset {
+                    // Replayed ahead of a record still waiting: the offset cannot say so.
+                    if !log_ready {
+                        platform::kafka::ensure_topics(
+                            bootstrap,
+                            &[platform::kafka::TopicSpec::dead_letters(REPLAY_LOG_TOPIC)],
+                        )
+                        .await
+                        .context("cannot create the replay log topic")?;
+                        log_ready = true;
+                    }
+                    let key = log_key(&args.group, &args.topic, record.partition, record.offset);
+                    let entry = serde_json::json!({
+                        "replayedTo": format!("{target}/{partition}@{offset}"),
+                        "replayedAt": chrono::Utc::now().to_rfc3339(),
+                    });
+                    producer
+                        .send(
+                            REPLAY_LOG_TOPIC,
+                            Some(&key),
+                            entry.to_string().as_bytes(),
+                            &[],
+                        )
+                        .await
+                        .context("cannot record the replay in the replay log")?;
+                }
                 let (consumer, topic, p, c) = (
                     consumer.clone(),
                     args.topic.clone(),
@@ -663,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_cursor_skips_past_replayed_records_and_stops_at_a_skipped_one() {
-        let mut cursor = Cursor::from_commit(Offset::Invalid, "", 0);
+        let mut cursor = Cursor::from_commit(Offset::Invalid, 0, &BTreeSet::new());
         let read = [0, 1, 2, 3];
         cursor.done.insert(0);
         cursor.advance(&read, 4);
@@ -671,13 +727,12 @@ mod tests {
         cursor.done.insert(2);
         cursor.advance(&read, 4);
         assert_eq!(cursor.next, 1);
-        assert_eq!(cursor.metadata().unwrap(), "replayed:2");
-        let restored = Cursor::from_commit(Offset::Offset(1), "replayed:2", 0);
+        let restored = Cursor::from_commit(Offset::Offset(1), 0, &BTreeSet::from([0, 2]));
         assert_eq!(restored, cursor);
         cursor.done.insert(1);
         cursor.done.insert(3);
         cursor.advance(&read, 4);
         assert_eq!(cursor.next, 4);
-        assert_eq!(cursor.metadata().unwrap(), "");
+        assert!(cursor.done.is_empty());
     }
 }
