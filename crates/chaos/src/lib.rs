@@ -595,6 +595,8 @@ pub struct Books {
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
     pub unfinished: Vec<(String, String)>,
+    /// Orders FAILED with a reason (a declined payment): balanced, but counted.
+    pub failed: Vec<String>,
     pub failed_without_reason: Vec<String>,
     pub double_charged: Vec<String>,
     pub negative_stock: i64,
@@ -636,7 +638,7 @@ pub async fn check_books(platform: &Platform, accepted: &[Checkout], timeout: Du
                 Some((_, _, count)) if *count > 1 => books.duplicated.push(number.clone()),
                 Some((status, reason, _)) => match *status {
                     "PAID" => {}
-                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => {}
+                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => books.failed.push(number.clone()),
                     "FAILED" => books.failed_without_reason.push(number.clone()),
                     other => books.unfinished.push((number.clone(), other.to_owned())),
                 },

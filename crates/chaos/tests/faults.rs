@@ -28,6 +28,12 @@ where
 }
 
 async fn finish(platform: Platform, load: Load) {
+    finish_expecting(platform, load, false).await;
+}
+
+/// Checks the books; unless `declines_allowed`, every order must be PAID (the gateway
+/// never declined, so an order that failed was failed by the fault, wrongly).
+async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool) {
     let (accepted, rejected, retries) = load.stop().await.unwrap();
     assert!(rejected.is_empty(), "checkouts refused: {:?}", &rejected[..rejected.len().min(5)]);
     let books = check_books(&platform, &accepted, BOOKS_TIMEOUT).await.unwrap();
@@ -36,6 +42,9 @@ async fn finish(platform: Platform, load: Load) {
         books.checkouts, books.orders, books
     );
     books.assert_balanced();
+    if !declines_allowed {
+        assert!(books.failed.is_empty(), "orders failed although the gateway never declined: {:?}", books.failed);
+    }
     platform.stop().await.unwrap();
 }
 
@@ -90,6 +99,12 @@ async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() 
     })
     .await;
     load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    let orders = sqlx::PgPool::connect(&platform.order_db).await.unwrap();
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PROCESSING'")
+        .fetch_one(&orders)
+        .await
+        .unwrap();
+    assert!(waiting > 0, "orders wait in PROCESSING while the gateway is down");
 
     platform.gateway_faults(json!({"errorStatus": null, "hang": true})).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
