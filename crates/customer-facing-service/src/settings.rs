@@ -97,3 +97,38 @@ impl Settings {
         self.common.server_port.unwrap_or(8080)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_local_run_work_with_no_configuration() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.port(), 8080);
+        assert_eq!(s.orders_created_topic, "orders.created");
+        assert_eq!((s.redis.host.as_str(), s.redis.port), ("127.0.0.1", 6379));
+        assert!(s.redis.password.is_none());
+        assert!(s.database.database_url.is_none());
+    }
+
+    #[test]
+    fn redis_and_topic_settings_take_the_originals_variable_names() {
+        let env = |name: &str| match name {
+            "REDIS_HOST" => Some("cache".to_owned()),
+            "REDIS_PORT" => Some("6380".to_owned()),
+            "REDIS_PASSWORD" => Some("pw".to_owned()),
+            "CUSTOMER_SERVICE_KAFKA_TOPICS_ORDERS_CREATED" => Some("orders.v2".to_owned()),
+            _ => None,
+        };
+        let s: Settings =
+            platform::config::parse_from("CUSTOMER_SERVICE", ["customer-facing-service"], env)
+                .unwrap();
+        assert_eq!((s.redis.host.as_str(), s.redis.port), ("cache", 6380));
+        assert_eq!(
+            s.redis.password.map(|p| p.expose().to_owned()).as_deref(),
+            Some("pw")
+        );
+        assert_eq!(s.orders_created_topic, "orders.v2");
+    }
+}

@@ -128,3 +128,32 @@ async fn production_has_no_demo_users() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.count("managers").await, 0);
 }
+
+#[tokio::test]
+async fn after_a_secret_rotation_old_tokens_still_work_and_new_ones_use_the_new_key() {
+    const OLD: &str = "the-old-secret-that-is-at-least-32-bytes";
+    const NEW: &str = "the-new-secret-that-is-at-least-32-bytes";
+    let before = spawn_app_with(|s| s.jwt.secret = platform::config::Secret::new(OLD)).await;
+    let old_token = before.manager_token().await;
+    let rotated = spawn_app_with(|s| {
+        s.jwt.secret = platform::config::Secret::new(NEW);
+        s.jwt.previous_secrets = vec![platform::config::Secret::new(OLD)];
+    })
+    .await;
+    let with_old = rotated
+        .request(Method::POST, "/api/v1/categories")
+        .bearer_auth(&old_token)
+        .json(&json!({"name": "Rotated"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(with_old.status(), StatusCode::CREATED);
+    let new_token = rotated.manager_token().await;
+    let on_old_only = before
+        .request(Method::GET, "/api/v1/categories")
+        .bearer_auth(&new_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(on_old_only.status(), StatusCode::UNAUTHORIZED);
+}

@@ -179,3 +179,53 @@ async fn with_the_broker_unreachable_checkout_succeeds_and_the_outbox_fails_afte
             .expect("row");
     assert_eq!((status.as_str(), retries), ("PENDING", 0));
 }
+
+#[tokio::test]
+async fn two_replicas_relay_a_backlog_once_each_row() {
+    let first = spawn_app().await;
+    let topic = first.topic.clone();
+    let second = crate::helpers::spawn_app_on(first.db_options.clone(), |s| {
+        s.orders_created_topic = topic.clone();
+    })
+    .await;
+    // A backlog as a crash after commit leaves it: PENDING rows nobody is publishing.
+    for i in 0..40 {
+        let event_id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO order_created_outbox (id, aggregate_id, payload, topic, headers)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(uuid::Uuid::new_v4())
+        .bind(serde_json::json!({"eventId": event_id, "n": i}))
+        .bind(&first.topic)
+        .bind(serde_json::json!({"eventId": event_id.to_string()}))
+        .execute(&first.db)
+        .await
+        .expect("backlog row");
+    }
+    wait_for_outbox(&first, "PUBLISHED", Duration::from_secs(30)).await;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
+        .set("group.id", platform::testing::unique_name("cfs_test"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&first.topic]).expect("subscribe");
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let event: Value =
+                    serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
+                *seen.entry(event["eventId"].to_string()).or_default() += 1;
+            }
+            Ok(Err(e)) => panic!("consumer error: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(seen.len(), 40);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    drop(second);
+}

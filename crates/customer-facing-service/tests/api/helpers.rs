@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestApp {
     pub address: String,
     pub db: PgPool,
+    /// How to reach this app's database (a second replica can share it).
+    pub db_options: sqlx::postgres::PgConnectOptions,
     pub client: reqwest::Client,
     pub topic: String,
     shutdown: CancellationToken,
@@ -44,6 +46,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = platform::testing::fresh_database("cfs")
         .await
         .expect("a fresh database");
+    spawn_app_on(database, configure).await
+}
+
+/// The app on an existing database, e.g. a second replica of another app.
+pub async fn spawn_app_on(
+    database: sqlx::postgres::PgConnectOptions,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::defaults().expect("default settings");
     settings.common.server_port = Some(0);
     settings.common.server_host = "127.0.0.1".parse().expect("an address");
@@ -62,12 +72,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     tokio::spawn(application.run_until_stopped());
     let db = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
-        .connect_with(database)
+        .connect_with(database.clone())
         .await
         .expect("the test database");
     TestApp {
         address,
         db,
+        db_options: database,
         client: reqwest::Client::new(),
         topic,
         shutdown,
