@@ -127,7 +127,8 @@ pub async fn status(pool: &PgPool, outbox: Outbox) -> anyhow::Result<OutboxStatu
 }
 
 /// Makes rows due now with their backoff reset: `FAILED` rows become `PENDING`, and
-/// unless `failed_only`, `PENDING` rows waiting on a backoff or a lease are due at once.
+/// unless `failed_only`, `PENDING` rows waiting on a backoff are due at once (a row
+/// leased by a relay that is publishing it right now is left alone).
 /// Only rows created at least `older_than` ago when given. Returns how many rows changed.
 pub async fn requeue(
     pool: &PgPool,
@@ -144,8 +145,8 @@ pub async fn requeue(
                  SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
                      locked_until = NULL, error_message = NULL
                  WHERE (status = 'FAILED'
-                        OR (NOT $2 AND status = 'PENDING'
-                            AND (next_attempt_at > $1 OR locked_until IS NOT NULL)))
+                        OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
+                            AND (locked_until IS NULL OR locked_until < $1)))
                    AND created_at <= $3",
                 now,
                 failed_only,
@@ -160,8 +161,8 @@ pub async fn requeue(
                  SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
                      locked_until = NULL, error_message = NULL
                  WHERE (status = 'FAILED'
-                        OR (NOT $2 AND status = 'PENDING'
-                            AND (next_attempt_at > $1 OR locked_until IS NOT NULL)))
+                        OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
+                            AND (locked_until IS NULL OR locked_until < $1)))
                    AND created_at <= $3",
                 now,
                 failed_only,
