@@ -82,7 +82,15 @@ pub async fn observe(
         path = %request.uri().path(),
     );
     let correlation_id = ctx.correlation_id.clone();
-    let mut response = context::scope(ctx, next.run(request).instrument(span.clone())).await;
+    let mut response = if has_encoded_nul(request.uri()) {
+        // No text column can hold a NUL: refuse it here rather than fail in the database.
+        context::scope(ctx, async {
+            Problem::bad_request("The URL must not contain NUL (%00) characters").into_response()
+        })
+        .await
+    } else {
+        context::scope(ctx, next.run(request).instrument(span.clone())).await
+    };
     let status = response.status();
     let uri = route.unwrap_or_else(|| {
         if status == StatusCode::NOT_FOUND {
@@ -179,6 +187,11 @@ pub fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> 
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::bad_request("Required request body is missing"));
     }
+    if contains_escaped_nul(bytes) {
+        return Err(Problem::bad_request(
+            "Request body must not contain NUL (\\u0000) characters",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let result = serde_path_to_error::deserialize::<_, T>(&mut deserializer);
     if result.is_ok() && deserializer.end().is_err() {
@@ -203,6 +216,24 @@ pub fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> 
             Problem::validation(FieldErrors::from([(path, message)]))
         }
     })
+}
+
+/// Whether a JSON text holds the escape `\u0000` (a NUL, which PostgreSQL text cannot
+/// store). A literal backslash before it (`\\u0000`) is text, not an escape.
+fn contains_escaped_nul(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
+/// Whether a URI's path or query carries an encoded NUL (`%00`).
+fn has_encoded_nul(uri: &axum::http::Uri) -> bool {
+    let has = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+    };
+    has(uri.path()) || uri.query().is_some_and(has)
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {

@@ -301,3 +301,39 @@ async fn manager_routes_want_a_valid_manager_token() {
         200
     );
 }
+
+#[tokio::test]
+async fn nul_characters_in_bodies_and_urls_are_refused_before_they_reach_the_database() {
+    let app = spawn(api(), vec![]).await;
+    let (status, body) = post_body(
+        &app,
+        Some("application/json"),
+        br#"{"quantity":1,"customer":{"email":"a\u0000b"}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let response = app
+        .client
+        .post(format!("{}/orders", app.address))
+        .header("content-type", "application/json")
+        .body(br#"{"quantity":1,"customer":{"email":"a\\u0000b"}}"#.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "an escaped backslash before u0000 is plain text"
+    );
+    let response = app
+        .client
+        .get(format!("{}/things/a%00b", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
