@@ -27,9 +27,6 @@ pub enum Error {
     /// 409 insufficient-inventory on cart operations.
     #[error("{0}")]
     InsufficientInventory(String),
-    /// A problem built elsewhere (an extractor's rejection).
-    #[error("{}", .0.detail)]
-    Problem(Problem),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -68,7 +65,6 @@ impl Error {
                 "Insufficient Inventory",
                 detail,
             ),
-            Self::Problem(problem) => problem,
             Self::Database(e) => database_problem(&e),
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -107,12 +103,6 @@ fn database_problem(e: &sqlx::Error) -> Problem {
             tracing::error!(error = %e, "database error");
             Problem::internal()
         }
-    }
-}
-
-impl From<Problem> for Error {
-    fn from(problem: Problem) -> Self {
-        Self::Problem(problem)
     }
 }
 

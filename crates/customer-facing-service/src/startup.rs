@@ -69,7 +69,6 @@ pub struct Application {
     tasks: Tasks,
     shutdown: CancellationToken,
     producer: Producer,
-    state: AppState,
 }
 
 impl Application {
@@ -133,7 +132,7 @@ impl Application {
             }),
         };
         let router = platform::app::router(
-            crate::routes::api(state.clone()),
+            crate::routes::api(state),
             &actuator,
             HttpMetrics::new(&metrics)?,
         );
@@ -155,7 +154,6 @@ impl Application {
             tasks,
             shutdown,
             producer,
-            state,
         })
     }
 
@@ -167,11 +165,6 @@ impl Application {
     /// The token that stops the service (and every task of it) when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
-    }
-
-    /// The shared state, for tests and tools that drive the domain directly.
-    pub fn state(&self) -> AppState {
-        self.state.clone()
     }
 
     /// Serves until the shutdown token is cancelled, then stops the tasks and flushes

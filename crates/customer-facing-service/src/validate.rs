@@ -61,10 +61,6 @@ impl Validator {
         }
     }
 
-    pub fn is_valid(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// `Ok` when no field failed, else a 400 validation-failed.
     pub fn finish(self) -> Result<(), Error> {
         if self.errors.is_empty() {

@@ -17,10 +17,10 @@ use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/carts/{session_id}", get(read).delete(clear))
-        .route("/api/v1/carts/{session_id}/items", post(add_item))
+        .route("/api/v1/carts/{sessionId}", get(read).delete(clear))
+        .route("/api/v1/carts/{sessionId}/items", post(add_item))
         .route(
-            "/api/v1/carts/{session_id}/items/{item_id}",
+            "/api/v1/carts/{sessionId}/items/{cartItemId}",
             put(update_item).delete(remove_item),
         )
 }

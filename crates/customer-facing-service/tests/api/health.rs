@@ -92,7 +92,12 @@ async fn with_postgres_unreachable_readiness_is_503() {
 #[tokio::test]
 async fn prometheus_exposes_the_business_pool_and_outbox_series() {
     let app = spawn_app().await;
+    app.get_json("/api/v1/carts/metrics-session").await;
     let text = app.metrics().await;
+    assert!(
+        text.contains("uri=\"/api/v1/carts/{sessionId}\""),
+        "requests are labelled by the original's route template"
+    );
     for series in [
         "checkout_attempt_total",
         "checkout_success_total",
