@@ -265,7 +265,21 @@ async fn a_lost_update_is_a_409() {
         .json(&json!({"price": 12.5}))
         .send();
     let (response, ()) = tokio::join!(request, async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Commit only once the update waits on our row lock, having read the old version.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .expect("waiters");
+            if waiting > 0 || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         other.commit().await.expect("commit");
     });
     let response = response.expect("response");

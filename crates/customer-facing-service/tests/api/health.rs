@@ -47,10 +47,6 @@ async fn with_postgres_unreachable_readiness_is_503() {
     let app = spawn_app().await;
     let ready = app.get("/actuator/health/readiness").await;
     assert_eq!(ready.status(), StatusCode::OK);
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        .execute(&app.db)
-        .await
-        .expect("terminate");
     let name: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(&app.db)
         .await
@@ -63,18 +59,29 @@ async fn with_postgres_unreachable_readiness_is_503() {
         .await
         .expect("server");
     app.db.close().await;
-    sqlx::query(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&server)
-    .await
-    .expect("terminate all");
-    sqlx::query(&format!(
-        "ALTER DATABASE \"{name}\" RENAME TO \"{name}_gone\""
-    ))
-    .execute(&server)
-    .await
-    .expect("rename");
+    // The app's background jobs reconnect at any time: retry until the rename wins.
+    let mut attempts = 0;
+    loop {
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .execute(&server)
+        .await
+        .expect("terminate all");
+        let renamed = sqlx::query(&format!(
+            "ALTER DATABASE \"{name}\" RENAME TO \"{name}_gone\""
+        ))
+        .execute(&server)
+        .await;
+        match renamed {
+            Ok(_) => break,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                eprintln!("rename retried: {e}");
+            }
+            Err(e) => panic!("cannot rename the database: {e}"),
+        }
+    }
     let readiness = app.get("/actuator/health/readiness").await;
     assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
     let health = app.get("/actuator/health").await;
