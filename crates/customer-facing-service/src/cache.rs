@@ -24,6 +24,21 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 /// Least time between two attempts to (re)connect.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Sets KEYS[1] to ARGV[1] with ARGV[3] seconds to live unless the current value's
+/// `version` is greater than ARGV[2].
+const SET_IF_NEWER: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded['version'])
+     and tonumber(decoded['version']) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"#;
+
 /// The cache; cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
@@ -213,6 +228,35 @@ impl Cache {
         let secs = ttl.as_secs().max(1);
         self.call(|mut c| async move { c.set_ex::<_, _, ()>(key, raw, secs).await })
             .await;
+    }
+
+    /// Stores `value` at `key` for `ttl` unless the entry there carries a newer
+    /// `version`: concurrent writers that finish out of order never leave an older
+    /// state behind. `value` must serialize to an object with a numeric `version`.
+    pub async fn set_if_newer<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        version: i64,
+        ttl: Duration,
+    ) {
+        let Ok(raw) = serde_json::to_string(value) else {
+            return;
+        };
+        let key = self.key(key);
+        let secs = ttl.as_secs().max(1);
+        self.call(|mut c| async move {
+            redis::cmd("EVAL")
+                .arg(SET_IF_NEWER)
+                .arg(1)
+                .arg(key)
+                .arg(raw)
+                .arg(version)
+                .arg(secs)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await;
     }
 
     /// Deletes `keys`.

@@ -3,7 +3,9 @@
 //!
 //! A cart lives 30 minutes from its last change. An expired cart is replaced by a new
 //! empty one (never the original's permanent 500), and the cleanup job deletes expired
-//! rows. Prices are frozen per line when a product first enters the cart; SKU and name
+//! rows. Cache writes carry the cart's version (its last change) and never replace a
+//! newer entry, and a checked-out cart leaves a tombstone, so writers that finish out
+//! of order cannot bring back an old state. Prices are frozen per line when a product first enters the cart; SKU and name
 //! are the product's current ones each time the cart is shown.
 
 use crate::cache::Cache;
@@ -40,6 +42,22 @@ pub struct StoredCart {
     pub created_at: LocalTime,
     pub updated_at: LocalTime,
     pub expires_at: LocalTime,
+    /// Microseconds of `updated_at`: a cached cart is only replaced by a newer one.
+    pub version: i64,
+}
+
+/// What replaces a cart's cache entry when the cart is gone: newer than any state of
+/// the cart, so a late writer cannot bring it back, and unreadable as a cart.
+#[derive(Serialize)]
+struct Tombstone {
+    version: i64,
+}
+
+/// How long a tombstone outlives the cart.
+const TOMBSTONE_SECS: u64 = 60;
+
+fn version_of(t: chrono::NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_micros()
 }
 
 /// A cart line as stored.
@@ -176,6 +194,7 @@ pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
         created_at: cart.created_at,
         updated_at: cart.updated_at,
         expires_at: cart.expires_at,
+        version: version_of(cart.updated_at.0),
     })
 }
 
@@ -185,9 +204,10 @@ pub async fn cache_cart(cache: &Cache, cart: &StoredCart) {
     if let Ok(secs) = u64::try_from(remaining) {
         if secs > 0 {
             cache
-                .set(
+                .set_if_newer(
                     &cart_key(&cart.session_id),
                     cart,
+                    cart.version,
                     std::time::Duration::from_secs(secs),
                 )
                 .await;
@@ -195,9 +215,18 @@ pub async fn cache_cart(cache: &Cache, cart: &StoredCart) {
     }
 }
 
-/// Forgets the cached cart of `session_id`.
-pub async fn forget_cart(cache: &Cache, session_id: &str) {
-    cache.delete(&[cart_key(session_id)]).await;
+/// Forgets the cached cart of `session_id`, which was deleted at `at`.
+pub async fn forget_cart(cache: &Cache, session_id: &str, at: chrono::NaiveDateTime) {
+    cache
+        .set_if_newer(
+            &cart_key(session_id),
+            &Tombstone {
+                version: version_of(at),
+            },
+            version_of(at),
+            std::time::Duration::from_secs(TOMBSTONE_SECS),
+        )
+        .await;
 }
 
 /// The live cart of `session_id`, created when there is none.

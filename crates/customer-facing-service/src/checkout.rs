@@ -151,6 +151,8 @@ struct Placed {
     product_ids: Vec<Uuid>,
     order_number: String,
     order_id: Uuid,
+    /// When the cart was deleted.
+    at: chrono::NaiveDateTime,
 }
 
 enum Failure {
@@ -203,7 +205,7 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
                 sessionId = %input.session_id, "order placed"
             );
             state.relay.publish_now(placed.message);
-            carts::forget_cart(&state.cache, &input.session_id).await;
+            carts::forget_cart(&state.cache, &input.session_id, placed.at).await;
             catalog::invalidate_products(&state.cache, &placed.product_ids).await;
             Ok(placed.reply)
         }
@@ -397,6 +399,7 @@ async fn place_order(
         product_ids: ids,
         order_number,
         order_id,
+        at,
     })
 }
 

@@ -112,3 +112,26 @@ async fn when_redis_stops_and_starts_again_the_catalogue_keeps_working_and_the_c
         "the cache serves again after Redis is back"
     );
 }
+
+#[tokio::test]
+async fn an_older_cart_state_never_replaces_a_newer_one_in_the_cache() {
+    let mut settings = customer_facing_service::Settings::defaults().expect("settings");
+    settings.redis.key_prefix = format!("{}:", platform::testing::unique_name("cfs"));
+    let metrics = platform::metrics::Metrics::new("test", "test").expect("metrics");
+    let cache =
+        customer_facing_service::cache::Cache::new(&settings.redis, &metrics).expect("cache");
+    let ttl = Duration::from_secs(60);
+    cache
+        .set_if_newer("k", &json!({"version": 5, "state": "new"}), 5, ttl)
+        .await;
+    cache
+        .set_if_newer("k", &json!({"version": 3, "state": "late"}), 3, ttl)
+        .await;
+    let value: Value = cache.get("test", "k").await.expect("cached");
+    assert_eq!(value["state"], "new");
+    cache
+        .set_if_newer("k", &json!({"version": 7, "state": "newer"}), 7, ttl)
+        .await;
+    let value: Value = cache.get("test", "k").await.expect("cached");
+    assert_eq!(value["state"], "newer");
+}
