@@ -259,16 +259,6 @@ impl Cache {
         .await;
     }
 
-    /// Deletes `keys`.
-    pub async fn delete(&self, keys: &[String]) {
-        if keys.is_empty() {
-            return;
-        }
-        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        self.call(|mut c| async move { c.del::<_, ()>(full).await })
-            .await;
-    }
-
     /// The counter at `key`, 0 when unset; `None` when Redis is unavailable.
     pub async fn counter(&self, key: &str) -> Option<i64> {
         let key = self.key(key);

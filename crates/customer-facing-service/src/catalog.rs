@@ -1,11 +1,13 @@
 //! The catalogue: categories and products in PostgreSQL, products served through the
 //! Redis cache.
 //!
-//! Cached entries: `product:<id>` (one product) and `products:v<generation>:<query>`
-//! (one page of a listing). Every product write deletes the product's entry and bumps
-//! the generation, so the next read of any listing misses and goes to PostgreSQL. A
-//! write made while Redis is unreachable cannot invalidate; entries also expire after
-//! the catalogue TTL, which bounds how stale such an entry can get.
+//! Cached entries: `product:<id>` (one product, with its version) and
+//! `products:v<generation>:<query>` (one page of a listing). Every product write
+//! replaces the product's entry with a tombstone as new as the write (so a read that
+//! raced the write cannot put the old state back) and bumps the generation, so the next
+//! read of any listing misses and goes to PostgreSQL. A write made while Redis is
+//! unreachable cannot invalidate; entries also expire after the catalogue TTL, which
+//! bounds how stale such an entry can get.
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
@@ -143,16 +145,50 @@ fn product_key(id: Uuid) -> String {
     format!("product:{id}")
 }
 
+/// A product in the cache with its version (`updatedAt` in microseconds): an entry is
+/// only ever replaced by a newer state, so a read that loaded a product just before a
+/// write cannot put the old state back after the write invalidated it.
+#[derive(Serialize, Deserialize)]
+struct CachedProduct {
+    version: i64,
+    product: Product,
+}
+
+/// What a write leaves in place of a product's entry: as new as the write, and not a
+/// product, so the next read goes to PostgreSQL.
+#[derive(Serialize)]
+struct Tombstone {
+    version: i64,
+}
+
+fn version_of(t: &LocalTime) -> i64 {
+    t.0.and_utc().timestamp_micros()
+}
+
+async fn cache_product(cache: &Cache, product: &Product) {
+    let version = version_of(&product.updated_at);
+    let entry = CachedProduct {
+        version,
+        product: product.clone(),
+    };
+    cache
+        .set_if_newer(&product_key(product.id), &entry, version, cache.ttl())
+        .await;
+}
+
 /// A product by id, from the cache or PostgreSQL.
 pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Product> {
-    if let Some(product) = cache.get::<Product>(PRODUCT_CACHE, &product_key(id)).await {
-        return Ok(product);
+    if let Some(entry) = cache
+        .get::<CachedProduct>(PRODUCT_CACHE, &product_key(id))
+        .await
+    {
+        return Ok(entry.product);
     }
     let mut conn = db.acquire().await?;
     let product = load_product(&mut conn, id)
         .await?
         .ok_or_else(|| Error::not_found("Product", id))?;
-    cache.set(&product_key(id), &product, cache.ttl()).await;
+    cache_product(cache, &product).await;
     Ok(product)
 }
 
@@ -163,12 +199,12 @@ pub async fn products_by_ids(
     ids: &[Uuid],
 ) -> Result<Vec<Product>> {
     let keys: Vec<String> = ids.iter().map(|id| product_key(*id)).collect();
-    let cached = cache.get_many::<Product>(PRODUCT_CACHE, &keys).await;
+    let cached = cache.get_many::<CachedProduct>(PRODUCT_CACHE, &keys).await;
     let mut found: Vec<Product> = Vec::with_capacity(ids.len());
     let mut missing: Vec<Uuid> = Vec::new();
     for (id, hit) in ids.iter().zip(cached) {
         match hit {
-            Some(product) => found.push(product),
+            Some(entry) => found.push(entry.product),
             None => missing.push(*id),
         }
     }
@@ -183,9 +219,7 @@ pub async fn products_by_ids(
         .fetch_all(&mut *db.acquire().await?)
         .await?;
         for product in loaded {
-            cache
-                .set(&product_key(product.id), &product, cache.ttl())
-                .await;
+            cache_product(cache, &product).await;
             found.push(product);
         }
     }
@@ -291,11 +325,20 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
     })
 }
 
-/// Forgets cached entries of `ids` and every cached listing; call after a commit
-/// that changed products.
-pub async fn invalidate_products(cache: &Cache, ids: &[Uuid]) {
-    let keys: Vec<String> = ids.iter().map(|id| product_key(*id)).collect();
-    cache.delete(&keys).await;
+/// Replaces the cached entries of products written at `at` (their new `updatedAt`)
+/// with tombstones, and retires every cached listing; call after the commit.
+pub async fn invalidate_products(cache: &Cache, ids: &[Uuid], at: chrono::NaiveDateTime) {
+    let version = version_of(&LocalTime(at));
+    for id in ids {
+        cache
+            .set_if_newer(
+                &product_key(*id),
+                &Tombstone { version },
+                version,
+                cache.ttl(),
+            )
+            .await;
+    }
     cache.increment(GENERATION_KEY).await;
 }
 

@@ -206,7 +206,7 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
             );
             state.relay.publish_now(placed.message);
             carts::forget_cart(&state.cache, &input.session_id, placed.at).await;
-            catalog::invalidate_products(&state.cache, &placed.product_ids).await;
+            catalog::invalidate_products(&state.cache, &placed.product_ids, placed.at).await;
             Ok(placed.reply)
         }
         Err(Failure::Stock(message)) => {

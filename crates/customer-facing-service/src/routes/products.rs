@@ -298,7 +298,7 @@ pub async fn create(
         }
     })?;
     tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[product.id]).await;
+    catalog::invalidate_products(&state.cache, &[product.id], product.updated_at.0).await;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -360,7 +360,7 @@ pub async fn update(
     .await?
     .ok_or_else(|| Error::Conflict(LOST_UPDATE.into()))?;
     tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[id]).await;
+    catalog::invalidate_products(&state.cache, &[id], product.updated_at.0).await;
     Ok(Json(product))
 }
 
@@ -376,17 +376,18 @@ pub async fn remove(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode> {
     let id = path_id(&id)?;
+    let at = now();
     let updated = sqlx::query!(
         "UPDATE products SET is_active = FALSE, updated_at = $2, version = version + 1
          WHERE id = $1",
         id,
-        now()
+        at
     )
     .execute(&mut *state.db.acquire().await?)
     .await?;
     if updated.rows_affected() == 0 {
         return Err(Error::not_found("Product", id));
     }
-    catalog::invalidate_products(&state.cache, &[id]).await;
+    catalog::invalidate_products(&state.cache, &[id], at).await;
     Ok(StatusCode::NO_CONTENT)
 }
