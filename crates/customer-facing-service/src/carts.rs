@@ -130,24 +130,30 @@ pub async fn lock_or_create(tx: &mut PgConnection, session_id: &str) -> Result<U
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!(
-        "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
-         VALUES ($1, $2, 0, $3, $3, $4)
-         ON CONFLICT (session_id) DO NOTHING",
-        Uuid::new_v4(),
-        session_id,
-        at,
-        at + Duration::minutes(CART_LIFETIME_MINUTES)
-    )
-    .execute(&mut *tx)
-    .await?;
-    let id = sqlx::query_scalar!(
-        "SELECT id FROM carts WHERE session_id = $1 FOR UPDATE",
-        session_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(id)
+    // A checkout may delete the cart between the insert and the lock: then insert again.
+    for _ in 0..3 {
+        sqlx::query!(
+            "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
+             VALUES ($1, $2, 0, $3, $3, $4)
+             ON CONFLICT (session_id) DO NOTHING",
+            Uuid::new_v4(),
+            session_id,
+            at,
+            at + Duration::minutes(CART_LIFETIME_MINUTES)
+        )
+        .execute(&mut *tx)
+        .await?;
+        let id = sqlx::query_scalar!(
+            "SELECT id FROM carts WHERE session_id = $1 FOR UPDATE",
+            session_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+    }
+    Err(Error::Conflict(crate::error::LOST_UPDATE.into()))
 }
 
 /// Recomputes the subtotal of cart `id` and extends its life.
