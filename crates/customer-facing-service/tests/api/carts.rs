@@ -220,3 +220,25 @@ async fn the_cleanup_job_deletes_expired_carts_and_idempotency_keys() {
     assert_eq!(app.count("carts").await, 0);
     assert_eq!(app.count("checkout_idempotency").await, 0);
 }
+
+#[tokio::test]
+async fn parallel_adds_to_one_cart_merge_into_one_line_without_errors() {
+    let app = spawn_app().await;
+    let product = app.create_product("SKU-1", 2.0, 100).await;
+    let sid = session();
+    let statuses =
+        futures::future::join_all((0..10).map(|_| app.add_to_cart(&sid, &product["id"], 1)))
+            .await
+            .into_iter()
+            .map(|r| r.status())
+            .collect::<Vec<_>>();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let cart = app.get_json(&format!("/api/v1/carts/{sid}")).await;
+    assert_eq!(cart["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(cart["items"][0]["quantity"], 10);
+    assert_eq!(cart["subtotal"], 20.0);
+    assert_eq!(app.count("carts").await, 1);
+}
