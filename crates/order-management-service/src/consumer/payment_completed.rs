@@ -19,7 +19,9 @@ pub struct PaymentCompletedHandler {
 
 impl Handler for PaymentCompletedHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(self.handle_record(record))
+        Box::pin(super::ride_out_outages(super::OUTAGE_PATIENCE, || {
+            self.handle_record(record)
+        }))
     }
 }
 
