@@ -132,8 +132,8 @@ stop_broker() {
 # A target dir outside the clone, reused across clones and CI runs when it exists.
 use_shared_target_dir() {
   if [ -z "${CARGO_TARGET_DIR:-}" ]; then
-    local dir=/var/cache/ecommerce-platform/target
-    mkdir -p "$dir" 2>/dev/null || dir=$HOME/.cache/ecommerce-platform/target
+    local dir=/var/cache/ecom/target
+    mkdir -p "$dir" 2>/dev/null || dir=$HOME/.cache/ecom/target
     mkdir -p "$dir"
     export CARGO_TARGET_DIR=$dir
   fi
