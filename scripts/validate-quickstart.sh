@@ -105,6 +105,7 @@ deadline=$((SECONDS + timeout)); order_status=
 while [ $SECONDS -lt $deadline ]; do
   call GET "$ORDER_BASE_URL/api/v1/orders/$order_number"
   if [ "$status" = 200 ]; then
+    [ "$(jq -r '.items[0].productSku' "$body")" = "$sku" ] || fail "order $order_number is not ours: $(head -c 300 "$body")"
     order_status=$(jq -r .status "$body")
     [ "$order_status" = PAID ] && break
     [ "$order_status" = FAILED ] && fail "order failed: $(cat "$body")"
