@@ -39,7 +39,10 @@ pub fn free_port() -> anyhow::Result<u16> {
 async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -59,8 +62,22 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn new(name: &str, program: PathBuf, args: Vec<String>, env: Vec<(String, String)>, log_dir: &Path) -> Self {
-        Self { name: name.to_owned(), program, args, env, dir: None, log: log_dir.join(format!("{name}.log")), child: None }
+    pub fn new(
+        name: &str,
+        program: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        log_dir: &Path,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            program,
+            args,
+            env,
+            dir: None,
+            log: log_dir.join(format!("{name}.log")),
+            child: None,
+        }
     }
 
     pub fn in_dir(mut self, dir: &Path) -> Self {
@@ -69,7 +86,10 @@ impl Process {
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -81,7 +101,11 @@ impl Process {
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
         }
-        self.child = Some(command.spawn().with_context(|| format!("starting {}", self.program.display()))?);
+        self.child = Some(
+            command
+                .spawn()
+                .with_context(|| format!("starting {}", self.program.display()))?,
+        );
         Ok(())
     }
 
@@ -98,9 +122,14 @@ impl Process {
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
-                std::process::Command::new("kill").arg(pid.to_string()).status()?;
+                std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status()?;
             }
-            if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                .await
+                .is_err()
+            {
                 child.start_kill()?;
                 child.wait().await?;
             }
@@ -164,25 +193,30 @@ impl Service {
 
     /// The value of a series from `/actuator/prometheus` (labels must all match).
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<Option<f64>> {
-        let text = reqwest::get(format!("{}/actuator/prometheus", self.url())).await?.text().await?;
+        let text = reqwest::get(format!("{}/actuator/prometheus", self.url()))
+            .await?
+            .text()
+            .await?;
         Ok(metric_value(&text, name, labels))
     }
 }
 
 /// The value of the series `name` whose labels include all of `labels`.
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
-        if series_name != name {
-            return None;
-        }
-        labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+            if series_name != name {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
 }
 
 /// The whole platform as processes, with private broker, Redis and gateway.
@@ -208,7 +242,8 @@ impl Platform {
         let dir = std::env::temp_dir().join(platform::testing::unique_name("chaos"));
         std::fs::create_dir_all(&dir)?;
         let broker_port = free_port()?;
-        let nisshi = which("nisshi").context("the nisshi broker is not installed (scripts/broker.sh start installs it)")?;
+        let nisshi = which("nisshi")
+            .context("the nisshi broker is not installed (scripts/broker.sh start installs it)")?;
         let mut broker = Process::new(
             "broker",
             nisshi,
@@ -257,7 +292,11 @@ impl Platform {
         let payments_topic = platform::testing::unique_name("payments_completed");
         let bootstrap = format!("127.0.0.1:{broker_port}");
         let setting = |name: &str, default: String| -> String {
-            overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()).unwrap_or(default)
+            overrides
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .unwrap_or(default)
         };
 
         let gateway_port = free_port()?;
@@ -265,7 +304,12 @@ impl Platform {
             process: Process::new(
                 "payment-gateway",
                 bin.join("payment-gateway"),
-                vec!["--server-port".into(), gateway_port.to_string(), "--latency-ms".into(), "5".into()],
+                vec![
+                    "--server-port".into(),
+                    gateway_port.to_string(),
+                    "--latency-ms".into(),
+                    "5".into(),
+                ],
                 vec![],
                 &dir,
             ),
@@ -424,7 +468,12 @@ pub struct Load {
 
 impl Load {
     /// Creates products (stock `stock` each) and starts the clients.
-    pub async fn start(customer_base: &str, customers: usize, products: usize, stock: u32) -> anyhow::Result<Self> {
+    pub async fn start(
+        customer_base: &str,
+        customers: usize,
+        products: usize,
+        stock: u32,
+    ) -> anyhow::Result<Self> {
         let product_ids = Arc::new(create_products(customer_base, products, stock).await?);
         let stop = CancellationToken::new();
         let accepted = Arc::new(Mutex::new(Vec::new()));
@@ -432,11 +481,18 @@ impl Load {
         let retries = Arc::new(Mutex::new(0u64));
         let mut handles = Vec::new();
         for customer in 0..customers {
-            let (stop, accepted, rejected, retries, ids) =
-                (stop.clone(), accepted.clone(), rejected.clone(), retries.clone(), product_ids.clone());
+            let (stop, accepted, rejected, retries, ids) = (
+                stop.clone(),
+                accepted.clone(),
+                rejected.clone(),
+                retries.clone(),
+                product_ids.clone(),
+            );
             let base = customer_base.to_owned();
             handles.push(tokio::spawn(async move {
-                let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()?;
                 let mut i = customer;
                 while !stop.is_cancelled() {
                     let session = format!("chaos-{}", uuid::Uuid::new_v4().simple());
@@ -445,12 +501,17 @@ impl Load {
                     i += 1;
                     let add = json!({"productId": product, "quantity": 1});
                     let status = retry(&retries, &stop, || {
-                        http.post(format!("{base}/api/v1/carts/{session}/items")).json(&add).send()
+                        http.post(format!("{base}/api/v1/carts/{session}/items"))
+                            .json(&add)
+                            .send()
                     })
                     .await;
                     let Some((status, body)) = status else { break };
                     if status != 200 {
-                        rejected.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((status, body));
+                        rejected
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .push((status, body));
                         continue;
                     }
                     let body = checkout_body(&session);
@@ -464,20 +525,35 @@ impl Load {
                     let Some((status, text)) = result else { break };
                     if status == 201 {
                         let value: Value = serde_json::from_str(&text)?;
-                        let order_number = value["orderNumber"].as_str().context("no orderNumber")?.to_owned();
+                        let order_number = value["orderNumber"]
+                            .as_str()
+                            .context("no orderNumber")?
+                            .to_owned();
                         accepted
                             .lock()
                             .map_err(|_| anyhow::anyhow!("poisoned"))?
-                            .push(Checkout { idempotency_key: key, order_number });
+                            .push(Checkout {
+                                idempotency_key: key,
+                                order_number,
+                            });
                     } else {
-                        rejected.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((status, text));
+                        rejected
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .push((status, text));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Ok(())
             }));
         }
-        Ok(Self { stop, handles, accepted, rejected, retries })
+        Ok(Self {
+            stop,
+            handles,
+            accepted,
+            rejected,
+            retries,
+        })
     }
 
     pub fn accepted_count(&self) -> usize {
@@ -490,7 +566,10 @@ impl Load {
         let deadline = Instant::now() + timeout;
         while self.accepted_count() < target {
             if Instant::now() > deadline {
-                bail!("only {} of {target} checkouts accepted within {timeout:?}", self.accepted_count());
+                bail!(
+                    "only {} of {target} checkouts accepted within {timeout:?}",
+                    self.accepted_count()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -503,16 +582,31 @@ impl Load {
         for handle in self.handles {
             handle.await??;
         }
-        let accepted = self.accepted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-        let rejected = self.rejected.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-        let retries = *self.retries.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let accepted = self
+            .accepted
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .clone();
+        let rejected = self
+            .rejected
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .clone();
+        let retries = *self
+            .retries
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
         Ok((accepted, rejected, retries))
     }
 }
 
 /// Sends until an answer that is not a transport error or a 5xx; None when stopping
 /// gave up on it after 60 s of failures.
-async fn retry<F, Fut>(retries: &Mutex<u64>, stop: &CancellationToken, send: F) -> Option<(u16, String)>
+async fn retry<F, Fut>(
+    retries: &Mutex<u64>,
+    stop: &CancellationToken,
+    send: F,
+) -> Option<(u16, String)>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
@@ -554,11 +648,18 @@ pub async fn manager_token(customer_base: &str) -> anyhow::Result<String> {
         .await?
         .json()
         .await?;
-    Ok(login["accessToken"].as_str().context("no accessToken")?.to_owned())
+    Ok(login["accessToken"]
+        .as_str()
+        .context("no accessToken")?
+        .to_owned())
 }
 
 /// Creates a category and `n` products with `stock` units each; returns their ids.
-pub async fn create_products(customer_base: &str, n: usize, stock: u32) -> anyhow::Result<Vec<String>> {
+pub async fn create_products(
+    customer_base: &str,
+    n: usize,
+    stock: u32,
+) -> anyhow::Result<Vec<String>> {
     let http = reqwest::Client::new();
     let token = manager_token(customer_base).await?;
     let run = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
@@ -570,7 +671,10 @@ pub async fn create_products(customer_base: &str, n: usize, stock: u32) -> anyho
         .await?
         .json()
         .await?;
-    let category_id = category["id"].as_str().context("no category id")?.to_owned();
+    let category_id = category["id"]
+        .as_str()
+        .context("no category id")?
+        .to_owned();
     let mut ids = Vec::new();
     for i in 0..n {
         let product: Value = http
@@ -605,32 +709,57 @@ pub struct Books {
 impl Books {
     pub fn assert_balanced(&self) {
         assert!(self.missing.is_empty(), "lost orders: {:?}", self.missing);
-        assert!(self.duplicated.is_empty(), "duplicated orders: {:?}", self.duplicated);
-        assert!(self.unfinished.is_empty(), "orders neither PAID nor FAILED: {:?}", self.unfinished);
-        assert!(self.failed_without_reason.is_empty(), "FAILED without reason: {:?}", self.failed_without_reason);
-        assert!(self.double_charged.is_empty(), "charged twice: {:?}", self.double_charged);
+        assert!(
+            self.duplicated.is_empty(),
+            "duplicated orders: {:?}",
+            self.duplicated
+        );
+        assert!(
+            self.unfinished.is_empty(),
+            "orders neither PAID nor FAILED: {:?}",
+            self.unfinished
+        );
+        assert!(
+            self.failed_without_reason.is_empty(),
+            "FAILED without reason: {:?}",
+            self.failed_without_reason
+        );
+        assert!(
+            self.double_charged.is_empty(),
+            "charged twice: {:?}",
+            self.double_charged
+        );
         assert_eq!(self.negative_stock, 0, "products with negative stock");
     }
 }
 
 /// Waits until every accepted checkout's order is PAID or FAILED (or `timeout`), then
 /// checks the databases and the gateway's ledger.
-pub async fn check_books(platform: &Platform, accepted: &[Checkout], timeout: Duration) -> anyhow::Result<Books> {
+pub async fn check_books(
+    platform: &Platform,
+    accepted: &[Checkout],
+    timeout: Duration,
+) -> anyhow::Result<Books> {
     let customer = sqlx::PgPool::connect(&platform.customer_db).await?;
     let order = sqlx::PgPool::connect(&platform.order_db).await?;
     let numbers: HashSet<String> = accepted.iter().map(|c| c.order_number.clone()).collect();
     let deadline = Instant::now() + timeout;
     let mut books;
     loop {
-        books = Books { checkouts: numbers.len(), ..Books::default() };
+        books = Books {
+            checkouts: numbers.len(),
+            ..Books::default()
+        };
         let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
             "SELECT o.order_number, o.status::text, p.failure_reason, count(*) OVER (PARTITION BY o.order_number)
              FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
         )
         .fetch_all(&order)
         .await?;
-        let by_number: HashMap<&str, (&str, Option<&str>, i64)> =
-            rows.iter().map(|(n, s, r, c)| (n.as_str(), (s.as_str(), r.as_deref(), *c))).collect();
+        let by_number: HashMap<&str, (&str, Option<&str>, i64)> = rows
+            .iter()
+            .map(|(n, s, r, c)| (n.as_str(), (s.as_str(), r.as_deref(), *c)))
+            .collect();
         books.orders = by_number.len();
         for number in &numbers {
             match by_number.get(number.as_str()) {
@@ -638,7 +767,9 @@ pub async fn check_books(platform: &Platform, accepted: &[Checkout], timeout: Du
                 Some((_, _, count)) if *count > 1 => books.duplicated.push(number.clone()),
                 Some((status, reason, _)) => match *status {
                     "PAID" => {}
-                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => books.failed.push(number.clone()),
+                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => {
+                        books.failed.push(number.clone())
+                    }
                     "FAILED" => books.failed_without_reason.push(number.clone()),
                     other => books.unfinished.push((number.clone(), other.to_owned())),
                 },
@@ -651,22 +782,36 @@ pub async fn check_books(platform: &Platform, accepted: &[Checkout], timeout: Du
     }
     // Every checkout in customer_db is an order the platform owes; none may be missing.
     let outbox_numbers: Vec<(String,)> =
-        sqlx::query_as("SELECT payload->>'orderNumber' FROM order_created_outbox").fetch_all(&customer).await?;
+        sqlx::query_as("SELECT payload->>'orderNumber' FROM order_created_outbox")
+            .fetch_all(&customer)
+            .await?;
     let order_numbers: HashSet<String> =
-        sqlx::query_as::<_, (String,)>("SELECT order_number FROM orders").fetch_all(&order).await?.into_iter().map(|(n,)| n).collect();
+        sqlx::query_as::<_, (String,)>("SELECT order_number FROM orders")
+            .fetch_all(&order)
+            .await?
+            .into_iter()
+            .map(|(n,)| n)
+            .collect();
     for (number,) in outbox_numbers {
         if !order_numbers.contains(&number) && !books.missing.contains(&number) {
             books.missing.push(number);
         }
     }
     books.negative_stock =
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM products WHERE inventory_quantity < 0").fetch_one(&customer).await?;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM products WHERE inventory_quantity < 0")
+            .fetch_one(&customer)
+            .await?;
     // The ledger: each order id charged (successfully) at most once.
-    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, order_number FROM orders").fetch_all(&order).await?;
+    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, order_number FROM orders")
+        .fetch_all(&order)
+        .await?;
     let http = reqwest::Client::new();
     for (id, number) in ids {
         let ledger: Value = http
-            .get(format!("{}/api/v1/payments?orderId={id}", platform.gateway.url()))
+            .get(format!(
+                "{}/api/v1/payments?orderId={id}",
+                platform.gateway.url()
+            ))
             .send()
             .await?
             .json()

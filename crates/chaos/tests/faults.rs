@@ -35,15 +35,25 @@ async fn finish(platform: Platform, load: Load) {
 /// never declined, so an order that failed was failed by the fault, wrongly).
 async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool) {
     let (accepted, rejected, retries) = load.stop().await.unwrap();
-    assert!(rejected.is_empty(), "checkouts refused: {:?}", &rejected[..rejected.len().min(5)]);
-    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT).await.unwrap();
+    assert!(
+        rejected.is_empty(),
+        "checkouts refused: {:?}",
+        &rejected[..rejected.len().min(5)]
+    );
+    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT)
+        .await
+        .unwrap();
     eprintln!(
         "books: {} checkouts, {} orders, {retries} client retries; {:?}",
         books.checkouts, books.orders, books
     );
     books.assert_balanced();
     if !declines_allowed {
-        assert!(books.failed.is_empty(), "orders failed although the gateway never declined: {:?}", books.failed);
+        assert!(
+            books.failed.is_empty(),
+            "orders failed although the gateway never declined: {:?}",
+            books.failed
+        );
     }
     platform.stop().await.unwrap();
 }
@@ -52,30 +62,65 @@ async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn checkouts_keep_succeeding_while_the_broker_is_down_for_twenty_seconds() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
+        .await
+        .unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
 
     platform.broker.kill9().await.unwrap();
-    platform.order.wait_readiness(503, Duration::from_secs(15)).await.unwrap();
-    assert_eq!(platform.customer.readiness().await, Some(200), "the outbox buffers, so checkout stays ready");
+    platform
+        .order
+        .wait_readiness(503, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.customer.readiness().await,
+        Some(200),
+        "the outbox buffers, so checkout stays ready"
+    );
     let before = load.accepted_count();
     let outage = Instant::now();
     let mut backlog_seen = 0.0f64;
     while outage.elapsed() < Duration::from_secs(20) {
-        let pending = platform.customer.metric("outbox_pending_rows", &[]).await.unwrap().unwrap_or(0.0);
+        let pending = platform
+            .customer
+            .metric("outbox_pending_rows", &[])
+            .await
+            .unwrap()
+            .unwrap_or(0.0);
         backlog_seen = backlog_seen.max(pending);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(load.accepted_count() > before + 10, "checkouts kept succeeding during the outage");
+    assert!(
+        load.accepted_count() > before + 10,
+        "checkouts kept succeeding during the outage"
+    );
     assert!(backlog_seen > 0.0, "the outbox backlog metric rose");
 
     platform.restart_broker().await.unwrap();
-    platform.order.wait_ready(Duration::from_secs(30)).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    platform
+        .order
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
     let customer = &platform.customer;
-    eventually("the outbox backlog to drain", Duration::from_secs(90), || async {
-        customer.metric("outbox_pending_rows", &[]).await.ok().flatten() == Some(0.0)
-    })
+    eventually(
+        "the outbox backlog to drain",
+        Duration::from_secs(90),
+        || async {
+            customer
+                .metric("outbox_pending_rows", &[])
+                .await
+                .ok()
+                .flatten()
+                == Some(0.0)
+        },
+    )
     .await;
     finish(platform, load).await;
 }
@@ -84,40 +129,75 @@ async fn checkouts_keep_succeeding_while_the_broker_is_down_for_twenty_seconds()
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() {
     let platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
-
-    platform.gateway_faults(json!({"errorStatus": 503})).await.unwrap();
-    let order = &platform.order;
-    eventually("the paymentService breaker to open", Duration::from_secs(60), || async {
-        order
-            .metric("resilience4j_circuitbreaker_state", &[("name", "paymentService"), ("state", "OPEN")])
-            .await
-            .ok()
-            .flatten()
-            == Some(1.0)
-    })
-    .await;
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
-    let orders = sqlx::PgPool::connect(&platform.order_db).await.unwrap();
-    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PROCESSING'")
-        .fetch_one(&orders)
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
         .await
         .unwrap();
-    assert!(waiting > 0, "orders wait in PROCESSING while the gateway is down");
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
 
-    platform.gateway_faults(json!({"errorStatus": null, "hang": true})).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
-
-    platform.gateway_faults(json!({"errorStatus": null, "hang": false})).await.unwrap();
-    eventually("the breaker to close again", Duration::from_secs(90), || async {
-        order
-            .metric("resilience4j_circuitbreaker_state", &[("name", "paymentService"), ("state", "CLOSED")])
+    platform
+        .gateway_faults(json!({"errorStatus": 503}))
+        .await
+        .unwrap();
+    let order = &platform.order;
+    eventually(
+        "the paymentService breaker to open",
+        Duration::from_secs(60),
+        || async {
+            order
+                .metric(
+                    "resilience4j_circuitbreaker_state",
+                    &[("name", "paymentService"), ("state", "OPEN")],
+                )
+                .await
+                .ok()
+                .flatten()
+                == Some(1.0)
+        },
+    )
+    .await;
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let orders = sqlx::PgPool::connect(&platform.order_db).await.unwrap();
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PROCESSING'")
+            .fetch_one(&orders)
             .await
-            .ok()
-            .flatten()
-            == Some(1.0)
-    })
+            .unwrap();
+    assert!(
+        waiting > 0,
+        "orders wait in PROCESSING while the gateway is down"
+    );
+
+    platform
+        .gateway_faults(json!({"errorStatus": null, "hang": true}))
+        .await
+        .unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    platform
+        .gateway_faults(json!({"errorStatus": null, "hang": false}))
+        .await
+        .unwrap();
+    eventually(
+        "the breaker to close again",
+        Duration::from_secs(90),
+        || async {
+            order
+                .metric(
+                    "resilience4j_circuitbreaker_state",
+                    &[("name", "paymentService"), ("state", "CLOSED")],
+                )
+                .await
+                .ok()
+                .flatten()
+                == Some(1.0)
+        },
+    )
     .await;
     finish(platform, load).await;
 }
@@ -126,12 +206,20 @@ async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() 
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn killing_the_order_service_mid_load_loses_and_duplicates_nothing() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(15, Duration::from_secs(60)).await.unwrap();
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
+        .await
+        .unwrap();
+    load.wait_for_more(15, Duration::from_secs(60))
+        .await
+        .unwrap();
     platform.order.process.kill9().await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
     platform.order.start().await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
     finish(platform, load).await;
 }
 
@@ -139,12 +227,18 @@ async fn killing_the_order_service_mid_load_loses_and_duplicates_nothing() {
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn killing_the_customer_service_mid_load_loses_and_duplicates_nothing() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(15, Duration::from_secs(60)).await.unwrap();
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
+        .await
+        .unwrap();
+    load.wait_for_more(15, Duration::from_secs(60))
+        .await
+        .unwrap();
     platform.customer.process.kill9().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     platform.customer.start().await.unwrap();
-    load.wait_for_more(15, Duration::from_secs(60)).await.unwrap();
+    load.wait_for_more(15, Duration::from_secs(60))
+        .await
+        .unwrap();
     finish(platform, load).await;
 }
 
@@ -152,22 +246,37 @@ async fn killing_the_customer_service_mid_load_loses_and_duplicates_nothing() {
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn with_redis_stopped_the_customer_service_keeps_serving_from_postgres() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
-    platform.redis.kill9().await.unwrap();
-    load.wait_for_more(20, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(platform.customer.readiness().await, Some(200), "a cache never makes the service unready");
-    let health: serde_json::Value = reqwest::get(format!("{}/actuator/health", platform.customer.url()))
-        .await
-        .unwrap()
-        .json()
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
         .await
         .unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    platform.redis.kill9().await.unwrap();
+    load.wait_for_more(20, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.customer.readiness().await,
+        Some(200),
+        "a cache never makes the service unready"
+    );
+    let health: serde_json::Value =
+        reqwest::get(format!("{}/actuator/health", platform.customer.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(health["components"]["redis"]["status"], "DOWN", "{health}");
-    let products = reqwest::get(format!("{}/api/v1/products", platform.customer.url())).await.unwrap();
+    let products = reqwest::get(format!("{}/api/v1/products", platform.customer.url()))
+        .await
+        .unwrap();
     assert_eq!(products.status(), 200);
     platform.restart_redis().await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
     finish(platform, load).await;
 }
 
@@ -175,8 +284,12 @@ async fn with_redis_stopped_the_customer_service_keeps_serving_from_postgres() {
 #[ignore = "fault suite: run by scripts/chaos.sh; restarts the machine's PostgreSQL"]
 async fn a_postgres_restart_is_ridden_out_by_both_services() {
     let platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000).await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60)).await.unwrap();
+    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
+        .await
+        .unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
         .filter_map(Result::ok)
@@ -184,19 +297,37 @@ async fn a_postgres_restart_is_ridden_out_by_both_services() {
         .max()
         .unwrap();
     let status = std::process::Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])
+        .args([
+            "--skip-systemctl-redirect",
+            &version,
+            "main",
+            "restart",
+            "-m",
+            "fast",
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "PostgreSQL restart failed");
-    platform.customer.wait_ready(Duration::from_secs(60)).await.unwrap();
-    platform.order.wait_ready(Duration::from_secs(60)).await.unwrap();
-    load.wait_for_more(20, Duration::from_secs(90)).await.unwrap();
+    platform
+        .customer
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .unwrap();
+    platform
+        .order
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .unwrap();
+    load.wait_for_more(20, Duration::from_secs(90))
+        .await
+        .unwrap();
     finish(platform, load).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
-async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_for_ten_units_make_ten() {
+async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_for_ten_units_make_ten(
+) {
     let platform = Platform::start(&[]).await.unwrap();
     let base = platform.customer.url();
     let ids = chaos::create_products(&base, 2, 10).await.unwrap();
@@ -214,17 +345,31 @@ async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_fo
     let key = uuid::Uuid::new_v4().to_string();
     let body = chaos::checkout_body(&session);
     let attempts = (0..100).map(|_| {
-        let request = http.post(format!("{base}/api/v1/checkout")).header("Idempotency-Key", &key).json(&body);
+        let request = http
+            .post(format!("{base}/api/v1/checkout"))
+            .header("Idempotency-Key", &key)
+            .json(&body);
         async move {
             let response = request.send().await.unwrap();
             (response.status().as_u16(), response.text().await.unwrap())
         }
     });
     let results = futures::future::join_all(attempts).await;
-    assert!(results.iter().all(|(s, _)| *s == 201 || *s == 409), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
-    let bodies: std::collections::HashSet<String> =
-        results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b.clone()).collect();
-    assert_eq!(bodies.len(), 1, "every success is the same order: {bodies:?}");
+    assert!(
+        results.iter().all(|(s, _)| *s == 201 || *s == 409),
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    let bodies: std::collections::HashSet<String> = results
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "every success is the same order: {bodies:?}"
+    );
 
     // Fifty customers, ten units of the second product.
     let mut sessions = Vec::new();
@@ -252,7 +397,12 @@ async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_fo
     let results = futures::future::join_all(checkouts).await;
     let created: Vec<_> = results.iter().filter(|(s, _)| *s == 201).collect();
     let refused: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
-    assert_eq!(created.len(), 10, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(
+        created.len(),
+        10,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     assert_eq!(refused.len(), 40);
     for (_, body) in refused {
         let body: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -266,11 +416,19 @@ async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_fo
         .chain([shared_key_order.as_str()])
         .map(|b| {
             let v: serde_json::Value = serde_json::from_str(b).unwrap();
-            chaos::Checkout { idempotency_key: String::new(), order_number: v["orderNumber"].as_str().unwrap().to_owned() }
+            chaos::Checkout {
+                idempotency_key: String::new(),
+                order_number: v["orderNumber"].as_str().unwrap().to_owned(),
+            }
         })
         .collect();
-    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT).await.unwrap();
+    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT)
+        .await
+        .unwrap();
     books.assert_balanced();
-    assert_eq!(books.orders, 11, "one order for the shared key, ten for the race");
+    assert_eq!(
+        books.orders, 11,
+        "one order for the shared key, ten for the race"
+    );
     platform.stop().await.unwrap();
 }

@@ -39,14 +39,19 @@ async fn fuzz(base: &str, token: &str) {
         .status()
         .await
         .expect("schemathesis runs (scripts/chaos.sh installs it)");
-    assert!(status.success(), "schemathesis found failures against {base}");
+    assert!(
+        status.success(),
+        "schemathesis found failures against {base}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fuzz suite: run by scripts/chaos.sh"]
 async fn generated_requests_never_get_a_5xx_or_an_undocumented_answer() {
     let platform = chaos::Platform::start(&[]).await.unwrap();
-    let token = chaos::manager_token(&platform.customer.url()).await.unwrap();
+    let token = chaos::manager_token(&platform.customer.url())
+        .await
+        .unwrap();
     for service in [&platform.customer, &platform.order, &platform.gateway] {
         fuzz(&service.url(), &token).await;
     }
@@ -62,10 +67,14 @@ fn forge(header: serde_json::Value, claims: serde_json::Value, signature: &str) 
 #[ignore = "fuzz suite: run by scripts/chaos.sh"]
 async fn forged_and_stale_tokens_are_refused_by_both_services() {
     let platform = chaos::Platform::start(&[]).await.unwrap();
-    let good = chaos::manager_token(&platform.customer.url()).await.unwrap();
+    let good = chaos::manager_token(&platform.customer.url())
+        .await
+        .unwrap();
     let parts: Vec<&str> = good.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     let now = chrono_now();
     let mut tampered = claims.clone();
     tampered["sub"] = json!("intruder");
@@ -77,8 +86,22 @@ async fn forged_and_stale_tokens_are_refused_by_both_services() {
     let mut no_kid = header.clone();
     no_kid.as_object_mut().unwrap().remove("kid");
     let bad = [
-        ("alg none", forge(json!({"alg": "none", "typ": "JWT", "kid": header["kid"]}), claims.clone(), "")),
-        ("wrong key", forge(header.clone(), claims.clone(), &URL_SAFE_NO_PAD.encode([7u8; 32]))),
+        (
+            "alg none",
+            forge(
+                json!({"alg": "none", "typ": "JWT", "kid": header["kid"]}),
+                claims.clone(),
+                "",
+            ),
+        ),
+        (
+            "wrong key",
+            forge(
+                header.clone(),
+                claims.clone(),
+                &URL_SAFE_NO_PAD.encode([7u8; 32]),
+            ),
+        ),
         ("tampered claims", forge(header.clone(), tampered, parts[2])),
         ("expired", forge(header.clone(), expired, parts[2])),
         ("wrong issuer", forge(header.clone(), foreign, parts[2])),
@@ -102,7 +125,10 @@ async fn forged_and_stale_tokens_are_refused_by_both_services() {
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,22 +156,33 @@ async fn sql_injection_strings_are_stored_and_returned_verbatim() {
         assert_eq!(category.status(), 201, "{text}");
         let category: serde_json::Value = category.json().await.unwrap();
         let id = category["id"].as_str().unwrap();
-        let fetched: serde_json::Value =
-            http.get(format!("{base}/api/v1/categories/{id}")).send().await.unwrap().json().await.unwrap();
+        let fetched: serde_json::Value = http
+            .get(format!("{base}/api/v1/categories/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(fetched["name"], format!("{text} {i}"));
         assert_eq!(fetched["description"], *text);
         let product = http
             .post(format!("{base}/api/v1/products"))
             .bearer_auth(&token)
-            .json(&json!({"sku": format!("SQLI-{i}"), "name": text, "description": text, "price": 1.5,
-                          "inventoryQuantity": 3, "categoryId": id}))
+            .json(
+                &json!({"sku": format!("SQLI-{i}"), "name": text, "description": text, "price": 1.5,
+                          "inventoryQuantity": 3, "categoryId": id}),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(product.status(), 201, "{text}");
         let product: serde_json::Value = product.json().await.unwrap();
         let fetched: serde_json::Value = http
-            .get(format!("{base}/api/v1/products/{}", product["id"].as_str().unwrap()))
+            .get(format!(
+                "{base}/api/v1/products/{}",
+                product["id"].as_str().unwrap()
+            ))
             .send()
             .await
             .unwrap()
@@ -188,8 +225,14 @@ async fn sql_injection_strings_are_stored_and_returned_verbatim() {
         assert_eq!(stored["customerInfo"]["name"], *text);
         assert_eq!(stored["customerInfo"]["shippingAddress"]["street"], *text);
     }
-    let all: Vec<serde_json::Value> =
-        http.get(format!("{base}/api/v1/categories")).send().await.unwrap().json().await.unwrap();
+    let all: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/v1/categories"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(all.len(), nasty.len(), "nothing was dropped or deleted");
     platform.stop().await.unwrap();
 }

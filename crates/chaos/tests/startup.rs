@@ -4,7 +4,11 @@
 
 use std::process::Command;
 
-const SERVICES: [&str; 3] = ["customer-facing-service", "order-management-service", "payment-gateway"];
+const SERVICES: [&str; 3] = [
+    "customer-facing-service",
+    "order-management-service",
+    "payment-gateway",
+];
 
 fn run(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(chaos::bin_dir().join(binary))
@@ -21,10 +25,17 @@ fn run(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn help_lists_every_setting_with_its_service_prefixed_variable() {
-    for (binary, prefix) in SERVICES.iter().zip(["CUSTOMER_SERVICE_", "ORDER_SERVICE_", "PAYMENT_GATEWAY_"]) {
+    for (binary, prefix) in
+        SERVICES
+            .iter()
+            .zip(["CUSTOMER_SERVICE_", "ORDER_SERVICE_", "PAYMENT_GATEWAY_"])
+    {
         let (code, stdout, _) = run(binary, &["--help"]);
         assert_eq!(code, Some(0), "{binary}");
-        assert!(stdout.contains(&format!("{prefix}SERVER_PORT")), "{binary}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{prefix}SERVER_PORT")),
+            "{binary}: {stdout}"
+        );
     }
     let (_, stdout, _) = run("order-management-service", &["--help"]);
     assert!(stdout.contains("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS"));
@@ -44,7 +55,10 @@ fn an_unparsable_database_url_stops_start_up_with_one_line_naming_it() {
 fn a_port_in_use_stops_start_up_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let (code, _, stderr) = run("payment-gateway", &["--server-host", "127.0.0.1", "--server-port", &port]);
+    let (code, _, stderr) = run(
+        "payment-gateway",
+        &["--server-host", "127.0.0.1", "--server-port", &port],
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("already in use"), "{stderr}");
@@ -54,9 +68,23 @@ fn a_port_in_use_stops_start_up_with_one_line() {
 async fn the_three_services_migrate_and_become_ready_and_stop_cleanly() {
     let platform = chaos::Platform::start(&[]).await.unwrap();
     for service in [&platform.customer, &platform.order, &platform.gateway] {
-        assert_eq!(service.readiness().await, Some(200), "{}", service.process.name);
-        let metrics = reqwest::get(format!("{}/actuator/prometheus", service.url())).await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("process_resident_memory_bytes"), "{}", service.process.name);
+        assert_eq!(
+            service.readiness().await,
+            Some(200),
+            "{}",
+            service.process.name
+        );
+        let metrics = reqwest::get(format!("{}/actuator/prometheus", service.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("process_resident_memory_bytes"),
+            "{}",
+            service.process.name
+        );
     }
     platform.stop().await.unwrap();
 }

@@ -94,13 +94,20 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(scenario: &str, concurrency: usize, elapsed: Duration, mut latencies: Vec<Duration>, errors: u64) -> Self {
+    fn new(
+        scenario: &str,
+        concurrency: usize,
+        elapsed: Duration,
+        mut latencies: Vec<Duration>,
+        errors: u64,
+    ) -> Self {
         latencies.sort_unstable();
         let pct = |p: f64| -> f64 {
             if latencies.is_empty() {
                 return 0.0;
             }
-            let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            let index =
+                ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
             latencies[index].as_secs_f64() * 1000.0
         };
         let seconds = elapsed.as_secs_f64();
@@ -121,7 +128,10 @@ impl Report {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -245,7 +255,15 @@ where
         errors += e;
     }
     let measured = Instant::now().saturating_duration_since(warmup_end.min(Instant::now()));
-    Ok(Report::new(name, c.connections, measured.min(Duration::from_secs(c.common.duration)).max(Duration::from_millis(1)), latencies, errors))
+    Ok(Report::new(
+        name,
+        c.connections,
+        measured
+            .min(Duration::from_secs(c.common.duration))
+            .max(Duration::from_millis(1)),
+        latencies,
+        errors,
+    ))
 }
 
 /// A category and products with plenty of stock, created through the manager API.
@@ -264,7 +282,10 @@ impl Fixture {
         )
         .await
         .context("manager login")?;
-        let token = login["accessToken"].as_str().context("no accessToken")?.to_owned();
+        let token = login["accessToken"]
+            .as_str()
+            .context("no accessToken")?
+            .to_owned();
         let run = uuid::Uuid::new_v4().simple().to_string();
         let category = expect_ok(
             http.post(format!("{base}/api/v1/categories"))
@@ -275,7 +296,10 @@ impl Fixture {
         )
         .await
         .context("create category")?;
-        let category_id = category["id"].as_str().context("no category id")?.to_owned();
+        let category_id = category["id"]
+            .as_str()
+            .context("no category id")?
+            .to_owned();
         let mut product_ids = Vec::new();
         for i in 0..products {
             let product = expect_ok(
@@ -302,7 +326,12 @@ impl Fixture {
 
 /// One customer journey: add a product to a fresh cart and check out. Returns the
 /// order number.
-async fn checkout(client: &reqwest::Client, base: &str, fixture: &Fixture, i: usize) -> anyhow::Result<String> {
+async fn checkout(
+    client: &reqwest::Client,
+    base: &str,
+    fixture: &Fixture,
+    i: usize,
+) -> anyhow::Result<String> {
     let session = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let product = &fixture.product_ids[i % fixture.product_ids.len()];
     expect_ok(
@@ -327,7 +356,10 @@ async fn checkout(client: &reqwest::Client, base: &str, fixture: &Fixture, i: us
             .await?,
     )
     .await?;
-    Ok(order["orderNumber"].as_str().context("no orderNumber")?.to_owned())
+    Ok(order["orderNumber"]
+        .as_str()
+        .context("no orderNumber")?
+        .to_owned())
 }
 
 /// Checkouts at a fixed rate; each measures checkout response → order PAID.
@@ -354,7 +386,10 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs(30);
             loop {
-                let response = http.get(format!("{order_base}/api/v1/orders/{number}")).send().await?;
+                let response = http
+                    .get(format!("{order_base}/api/v1/orders/{number}"))
+                    .send()
+                    .await?;
                 if response.status().is_success() {
                     let order: Value = response.json().await?;
                     match order["status"].as_str() {
@@ -384,11 +419,18 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
             }
         }
     }
-    Ok(Report::new("e2e", 0, Duration::from_secs(o.common.duration), latencies, errors))
+    Ok(Report::new(
+        "e2e",
+        0,
+        Duration::from_secs(o.common.duration),
+        latencies,
+        errors,
+    ))
 }
 
 async fn trivial_server(port: u16) -> anyhow::Result<()> {
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "{\"status\":\"UP\"}" }));
+    let app =
+        axum::Router::new().route("/", axum::routing::get(|| async { "{\"status\":\"UP\"}" }));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("{}", listener.local_addr()?.port());
     axum::serve(listener, app).await?;
