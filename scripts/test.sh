@@ -19,9 +19,10 @@ export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgre
 export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:6379"
 
-# Each integration test makes its own database; drop those of earlier runs.
-psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops)_[0-9a-f]{32}$'" |
-  while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+# Each integration test makes its own database; drop those of earlier runs (a database
+# still in use by a test running elsewhere refuses to be dropped, and is left alone).
+psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops|chaos)_[0-9a-f]{32}$'" |
+  while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 
 failed_steps=()
 step() { # name command...
