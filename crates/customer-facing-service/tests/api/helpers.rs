@@ -3,7 +3,7 @@
 use customer_facing_service::{Application, Settings};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -17,12 +17,82 @@ pub struct TestApp {
     pub topic: String,
     shutdown: CancellationToken,
     manager_token: OnceCell<String>,
+    /// The database this app created, dropped with the app.
+    owned_database: Option<String>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(name) = self.owned_database.take() {
+            drop_databases_in_background(vec![name]);
+        }
     }
+}
+
+/// Prefix of the databases tests create: `cfs_<unix seconds>`, so old ones can be told
+/// from those of a run in progress.
+fn database_prefix() -> String {
+    format!("cfs_{}", chrono::Utc::now().timestamp())
+}
+
+/// Drops databases on a thread of its own (dropping is slow; tests do not wait for it).
+/// What a finished test process leaves behind, the next run's sweep removes.
+fn drop_databases_in_background(names: Vec<String>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let Ok(mut server) =
+                sqlx::postgres::PgConnection::connect(&platform::testing::server_url()).await
+            else {
+                return;
+            };
+            for name in names {
+                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                if let Err(e) = sqlx::query(&statement).execute(&mut server).await {
+                    eprintln!("test database {name} not dropped: {e}");
+                }
+            }
+        });
+    });
+}
+
+/// Once per test process: drops test databases created more than an hour ago.
+fn sweep_old_databases() {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| {
+        std::thread::spawn(|| {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let names: Vec<String> = runtime.block_on(async {
+                let Ok(mut server) =
+                    sqlx::postgres::PgConnection::connect(&platform::testing::server_url()).await
+                else {
+                    return Vec::new();
+                };
+                let cutoff = chrono::Utc::now().timestamp() - 3600;
+                sqlx::query_scalar(
+                    "SELECT datname FROM pg_database
+                     WHERE datname ~ '^cfs_[0-9]+_[0-9a-f]{32}$'
+                       AND split_part(datname, '_', 2)::bigint < $1",
+                )
+                .bind(cutoff)
+                .fetch_all(&mut server)
+                .await
+                .unwrap_or_default()
+            });
+            drop_databases_in_background(names);
+        });
+    });
 }
 
 fn redis_host_port() -> (String, u16) {
@@ -43,10 +113,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with test settings changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let database = platform::testing::fresh_database("cfs")
+    sweep_old_databases();
+    let database = platform::testing::fresh_database(&database_prefix())
         .await
         .expect("a fresh database");
-    spawn_app_on(database, configure).await
+    let mut app = spawn_app_on(database.clone(), configure).await;
+    app.owned_database = database.get_database().map(str::to_owned);
+    app
 }
 
 /// The app on an existing database, e.g. a second replica of another app.
@@ -83,6 +156,7 @@ pub async fn spawn_app_on(
         topic,
         shutdown,
         manager_token: OnceCell::new(),
+        owned_database: None,
     }
 }
 
