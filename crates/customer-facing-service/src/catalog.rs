@@ -184,8 +184,7 @@ pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<P
     {
         return Ok(entry.product);
     }
-    let mut conn = db.acquire().await?;
-    let product = load_product(&mut conn, id)
+    let product = load_product(&mut *db.acquire().await?, id)
         .await?
         .ok_or_else(|| Error::not_found("Product", id))?;
     cache_product(cache, &product).await;
