@@ -117,6 +117,11 @@ impl Application {
             pay.retry_interval(),
             shutdown.clone(),
         ));
+        tasks.spawn(crate::cleanup::run(
+            db.clone(),
+            Duration::from_secs(topics.processed_events_retention_days * 24 * 3600),
+            shutdown.clone(),
+        ));
         if topics.consumers_enabled {
             let consumer_metrics = ConsumerMetrics::new(&metrics).context("consumer metrics")?;
             let consumer = |topic: &str| {

@@ -7,9 +7,11 @@
 //!   processor and the retry worker that resumes payments the gateway did not answer.
 //! - [`db`]: the SQL, next to the code that needs it, and the outbox store.
 //! - [`routes`]: the order API under `/api/v1/orders`.
+//! - [`cleanup`]: the job that deletes processed-event rows past their retention.
 //! - [`app`]: [`Application`], which wires it all and runs the background tasks.
 
 pub mod app;
+pub mod cleanup;
 pub mod consumer;
 pub mod db;
 pub mod domain;

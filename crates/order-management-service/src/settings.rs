@@ -49,6 +49,10 @@ pub struct ConsumerSettings {
     #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
           default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub record_max_attempts: u32,
+    /// Days a processed event id is kept for deduplication.
+    #[arg(long = "processed-events-retention-days", env = "PROCESSED_EVENTS_RETENTION_DAYS",
+          default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub processed_events_retention_days: u64,
     /// Run the consumers (off: an API-only replica).
     #[arg(long = "consumers-enabled", env = "CONSUMERS_ENABLED", default_value_t = true,
           action = clap::ArgAction::Set)]

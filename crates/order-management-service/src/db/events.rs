@@ -130,3 +130,15 @@ pub async fn insert_order(
     .await?;
     Ok(Some(order_id))
 }
+
+/// Deletes `processed_events` rows older than `age_secs`; returns how many.
+pub async fn purge_processed(conn: &mut PgConnection, age_secs: f64) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query!(
+        "DELETE FROM processed_events \
+         WHERE processed_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)",
+        age_secs
+    )
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
