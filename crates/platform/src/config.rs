@@ -23,6 +23,9 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "SERVER_PORT",
     "ENVIRONMENT",
     "LOG_LEVEL",
+    "KAFKA_TOPICS_ORDERS_CREATED",
+    "KAFKA_TOPICS_PAYMENTS_COMPLETED",
+    "KAFKA_CONSUMER_GROUP_ID",
 ];
 
 /// Why the settings could not be read: `--help`/`--version` (exit 0) or a bad value.
