@@ -1,0 +1,57 @@
+-- One benchmark iteration as PostgreSQL sees it: the statements the customer-facing
+-- service runs for `POST /carts/{sessionId}/items` and then `POST /checkout`, in the
+-- same transactions and order (crates/customer-facing-service: routes/carts.rs,
+-- carts.rs, checkout.rs, outbox.rs). Run by scripts/bench.sh after checkout-setup.sql.
+\set n random(1, 50)
+\set s random(1, 2000000000)
+-- add to cart
+BEGIN;
+DELETE FROM carts WHERE session_id = 'pgbench-:s-:client_id' AND expires_at <= now();
+INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
+  VALUES (gen_random_uuid(), 'pgbench-:s-:client_id', 0, now(), now(), now() + interval '30 minutes')
+  ON CONFLICT (session_id) DO NOTHING;
+SELECT id AS cart_id FROM carts WHERE session_id = 'pgbench-:s-:client_id' FOR UPDATE \gset
+SELECT price, inventory_quantity AS available, is_active FROM products WHERE id = md5('pgbench-product-:n')::uuid;
+SELECT id, quantity, price_snapshot FROM cart_items WHERE cart_id = ':cart_id' AND product_id = md5('pgbench-product-:n')::uuid;
+INSERT INTO cart_items (id, cart_id, product_id, quantity, price_snapshot, subtotal, created_at, updated_at, item_index)
+  VALUES (gen_random_uuid(), ':cart_id', md5('pgbench-product-:n')::uuid, 1, 9.99, 9.99, now(), now(),
+          (SELECT COALESCE(MAX(item_index) + 1, 0) FROM cart_items WHERE cart_id = ':cart_id'));
+UPDATE carts SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = ':cart_id'),
+  updated_at = now(), expires_at = now() + interval '30 minutes' WHERE id = ':cart_id';
+COMMIT;
+SELECT id, session_id, subtotal, created_at, updated_at, expires_at FROM carts WHERE id = ':cart_id';
+SELECT id, product_id, quantity, price_snapshot, subtotal FROM cart_items WHERE cart_id = ':cart_id' ORDER BY item_index, created_at;
+SELECT id, sku, name FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]);
+-- check out
+BEGIN;
+SELECT set_config('lock_timeout', '500ms', true);
+INSERT INTO checkout_idempotency (idempotency_key, request_fingerprint, status, created_at, expires_at)
+  VALUES ('pgbench-:s-:client_id', md5(':s'), 'IN_PROGRESS', now(), now() + interval '24 hours')
+  ON CONFLICT (idempotency_key) DO UPDATE SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
+    response_status = NULL, response_body = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+  WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
+  RETURNING idempotency_key;
+SELECT set_config('lock_timeout', '0', true);
+SELECT id, subtotal FROM carts WHERE session_id = 'pgbench-:s-:client_id' AND expires_at > now() FOR UPDATE;
+SELECT product_id, quantity, price_snapshot, subtotal FROM cart_items WHERE cart_id = ':cart_id' ORDER BY item_index, created_at;
+SELECT id, sku, name, inventory_quantity FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]) ORDER BY id FOR UPDATE;
+UPDATE products p SET inventory_quantity = p.inventory_quantity - u.quantity, version = p.version + 1, updated_at = now()
+  FROM UNNEST(ARRAY[md5('pgbench-product-:n')::uuid], ARRAY[1]) AS u(id, quantity) WHERE p.id = u.id;
+INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
+  VALUES ('19700101', 1, now(), now())
+  ON CONFLICT (date_key) DO UPDATE SET last_sequence = order_number_sequence.last_sequence + 1, updated_at = EXCLUDED.updated_at
+  RETURNING last_sequence;
+INSERT INTO order_created_outbox (id, aggregate_id, aggregate_type, event_type, payload, created_at, status, retry_count,
+    topic, headers, next_attempt_at, locked_until)
+  VALUES (gen_random_uuid(), gen_random_uuid(), 'ORDER', 'OrderCreatedEvent',
+    '{"eventType":"ORDER_CREATED","eventVersion":"1.0","correlationId":"pgbench","orderNumber":"ORD-19700101-1","customer":{"name":"Bench Customer","email":"bench@example.com","phone":"+14155551234","shippingAddress":{"street":"1 Main St","city":"Springfield","state":"CA","postalCode":"94105","country":"USA"}},"items":[{"productSku":"PGBENCH-1","productName":"pgbench product","quantity":1,"priceSnapshot":9.99,"subtotal":9.99}],"subtotal":9.99}'::jsonb,
+    now(), 'PENDING', 0, 'orders.created', '{"eventType":"ORDER_CREATED"}'::jsonb, now(), now() + interval '5 seconds')
+  RETURNING id AS outbox_id \gset
+DELETE FROM carts WHERE id = ':cart_id';
+UPDATE checkout_idempotency SET status = 'COMPLETED', response_status = 201,
+  response_body = '{"orderNumber":"ORD-19700101-1","status":"PENDING","message":"Order submitted successfully. You will receive a confirmation email at bench@example.com"}'
+  WHERE idempotency_key = 'pgbench-:s-:client_id';
+COMMIT;
+-- the event published: the outbox row marked
+UPDATE order_created_outbox SET status = 'PUBLISHED', published_at = now(), locked_until = NULL
+  WHERE id = ':outbox_id';
