@@ -140,17 +140,11 @@ impl PaymentSettings {
     }
 }
 
-/// The original's names of service-specific settings (`KAFKA_TOPICS_ORDERS_CREATED`,
-/// `SPRING_KAFKA_CONSUMER_GROUP_ID`, ...), read when the prefixed variable is unset.
-pub const ORIGINAL_NAMES: &[(&str, &str)] = &[
-    ("KAFKA_TOPICS_ORDERS_CREATED", "KAFKA_TOPICS_ORDERS_CREATED"),
-    (
-        "KAFKA_TOPICS_PAYMENTS_COMPLETED",
-        "KAFKA_TOPICS_PAYMENTS_COMPLETED",
-    ),
-    ("KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID"),
-    ("SPRING_KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID"),
-];
+/// Original names of settings that the platform's plain fallbacks do not cover (it
+/// reads the topic variables and `KAFKA_CONSUMER_GROUP_ID` itself), read when the
+/// prefixed variable is unset: Spring's name for the consumer group.
+pub const ORIGINAL_NAMES: &[(&str, &str)] =
+    &[("SPRING_KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID")];
 
 /// Copies each set original name to its `ORDER_SERVICE_` variable when that is unset,
 /// so deployments written for the original keep working. Call before any thread starts.
