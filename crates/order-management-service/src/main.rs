@@ -3,7 +3,6 @@
 use order_management_service::{Application, Settings, ENV_PREFIX, SERVICE_NAME};
 
 fn main() -> std::process::ExitCode {
-    order_management_service::settings::adopt_original_names();
     platform::app::main::<Settings, _, _>(ENV_PREFIX, |settings| async move {
         platform::telemetry::init(SERVICE_NAME, &settings.common.log_level)?;
         let app = Application::build(settings).await?;

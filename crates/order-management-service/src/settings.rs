@@ -140,25 +140,6 @@ impl PaymentSettings {
     }
 }
 
-/// Original names of settings that the platform's plain fallbacks do not cover (it
-/// reads the topic variables and `KAFKA_CONSUMER_GROUP_ID` itself), read when the
-/// prefixed variable is unset: Spring's name for the consumer group.
-pub const ORIGINAL_NAMES: &[(&str, &str)] =
-    &[("SPRING_KAFKA_CONSUMER_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID")];
-
-/// Copies each set original name to its `ORDER_SERVICE_` variable when that is unset,
-/// so deployments written for the original keep working. Call before any thread starts.
-pub fn adopt_original_names() {
-    for (original, setting) in ORIGINAL_NAMES {
-        let prefixed = format!("{}_{setting}", crate::ENV_PREFIX);
-        if std::env::var_os(&prefixed).is_none() {
-            if let Some(value) = std::env::var_os(original) {
-                std::env::set_var(prefixed, value);
-            }
-        }
-    }
-}
-
 impl Settings {
     /// Parses settings from explicit flags only (tests).
     pub fn from_args<I, T>(args: I) -> anyhow::Result<Self>

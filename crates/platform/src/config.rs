@@ -28,6 +28,13 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "KAFKA_CONSUMER_GROUP_ID",
 ];
 
+/// Spring's names for some settings, read after the prefixed and the plain name, so
+/// deployments written for the original keep working.
+pub const SPRING_NAMES: &[(&str, &str)] = &[
+    ("KAFKA_BOOTSTRAP_SERVERS", "SPRING_KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_CONSUMER_GROUP_ID", "SPRING_KAFKA_CONSUMER_GROUP_ID"),
+];
+
 /// Why the settings could not be read: `--help`/`--version` (exit 0) or a bad value.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -72,12 +79,19 @@ pub fn parse_from<T: Parser>(
         };
         let name = name.to_string_lossy().into_owned();
         let prefixed = format!("{prefix}_{name}");
-        let value = env(&prefixed).or_else(|| {
-            PLAIN_FALLBACKS
-                .contains(&name.as_str())
-                .then(|| env(&name))
-                .flatten()
-        });
+        let value = env(&prefixed)
+            .or_else(|| {
+                PLAIN_FALLBACKS
+                    .contains(&name.as_str())
+                    .then(|| env(&name))
+                    .flatten()
+            })
+            .or_else(|| {
+                SPRING_NAMES
+                    .iter()
+                    .find(|(setting, _)| *setting == name)
+                    .and_then(|(_, spring)| env(spring))
+            });
         if let Some(value) = value {
             resolved.push(format!("--{long}={value}").into());
         }
@@ -322,6 +336,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.kafka.bootstrap_servers, "pref:9092");
+    }
+
+    #[test]
+    fn spring_names_are_the_last_fallback() {
+        let s = parse_with(&[], &[("SPRING_KAFKA_BOOTSTRAP_SERVERS", "spring:9092")]).unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "spring:9092");
+        let s = parse_with(
+            &[],
+            &[("SPRING_KAFKA_BOOTSTRAP_SERVERS", "spring:9092"), ("KAFKA_BOOTSTRAP_SERVERS", "plain:9092")],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "plain:9092");
     }
 
     #[test]
