@@ -11,8 +11,8 @@
 use crate::cache::Cache;
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::time::{now, LocalTime};
 use chrono::Duration;
+use platform::time::{now, LocalTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;

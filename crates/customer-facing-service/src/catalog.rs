@@ -11,7 +11,7 @@
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::time::LocalTime;
+use platform::time::LocalTime;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;

@@ -22,7 +22,6 @@ pub mod outbox;
 pub mod routes;
 pub mod settings;
 pub mod startup;
-pub mod time;
 pub mod validate;
 
 pub use settings::Settings;

@@ -7,8 +7,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,41 +46,9 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// The RFC 7807 body of every error (`fieldErrors` only on validation failures).
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProblemDetails {
-    #[serde(rename = "type")]
-    #[schema(example = "https://api.ecommerce.com/problems/resource-not-found")]
-    pub kind: String,
-    #[schema(example = "Resource Not Found")]
-    pub title: String,
-    #[schema(example = 404)]
-    pub status: u16,
-    #[schema(example = "Product not found with id: 3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
-    pub detail: String,
-    #[schema(example = "/api/v1/products/3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
-    pub instance: Option<String>,
-    pub correlation_id: Option<String>,
-    pub field_errors: Option<std::collections::BTreeMap<String, String>>,
-}
+pub use platform::Problem as ProblemDetails;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
+use platform::openapi::BearerAuth;
 
 /// The document as pretty JSON, as committed.
 pub fn document_json() -> String {

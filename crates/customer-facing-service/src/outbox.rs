@@ -3,11 +3,11 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease by the relay of any replica when that first
 //! attempt failed. Rows that keep failing become `FAILED` until [`requeue_failed`].
 
-use crate::time::now;
 use futures::future::BoxFuture;
 use platform::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use platform::db::Db;
 use platform::outbox::{OutboxCounts, OutboxMessage, OutboxStore};
+use platform::time::now;
 use std::time::Duration;
 use uuid::Uuid;
 

@@ -21,7 +21,6 @@ pub mod openapi;
 pub mod payment;
 pub mod routes;
 pub mod settings;
-pub mod time;
 
 pub use app::Application;
 pub use settings::Settings;

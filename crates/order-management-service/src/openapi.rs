@@ -4,41 +4,11 @@
 
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
-use std::collections::BTreeMap;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
-/// RFC 7807 problem details, as every error of the platform is answered.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProblemDetail {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub instance: Option<String>,
-    pub correlation_id: Option<String>,
-    pub field_errors: Option<BTreeMap<String, String>>,
-}
+pub use platform::Problem as ProblemDetails;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
+use platform::openapi::BearerAuth;
 
 /// The service's API description.
 #[derive(OpenApi)]
@@ -50,7 +20,7 @@ impl Modify for BearerAuth {
         crate::routes::orders::cancel_order,
         crate::routes::orders::fulfill_order,
     ),
-    components(schemas(ProblemDetail)),
+    components(schemas(platform::Problem)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -59,7 +59,7 @@ pub struct Payment {
     pub failure_reason: Option<String>,
     /// ISO-8601 local date-time in UTC, no zone.
     #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    #[serde(serialize_with = "crate::time::serialize")]
+    #[serde(serialize_with = "platform::time::serialize_utc")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -15,7 +15,6 @@ pub mod ledger;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
-pub mod time;
 
 pub use app::Application;
 pub use settings::Settings;

@@ -3,23 +3,9 @@
 
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
-use std::collections::BTreeMap;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
-/// RFC 7807 problem details, as every error of the platform is answered.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProblemDetail {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub instance: Option<String>,
-    pub correlation_id: Option<String>,
-    pub field_errors: Option<BTreeMap<String, String>>,
-}
+pub use platform::Problem as ProblemDetails;
 
 /// The gateway's API description.
 #[derive(OpenApi)]
@@ -35,7 +21,7 @@ pub struct ProblemDetail {
         crate::routes::get_faults,
         crate::routes::put_faults,
     ),
-    components(schemas(ProblemDetail))
+    components(schemas(platform::Problem))
 )]
 pub struct ApiDoc;
 

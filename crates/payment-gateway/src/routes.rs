@@ -124,9 +124,9 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
     responses(
         (status = 201, description = "Charged now (SUCCEEDED or DECLINED)", body = Payment),
         (status = 200, description = "Replay of the charge made earlier with this key", body = Payment),
-        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetail),
-        (status = 422, description = "Key reused for a different request", body = crate::openapi::ProblemDetail),
-        (status = 503, description = "Injected fault (errorStatus knob); nothing charged", body = crate::openapi::ProblemDetail),
+        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails),
+        (status = 422, description = "Key reused for a different request", body = crate::openapi::ProblemDetails),
+        (status = 503, description = "Injected fault (errorStatus knob); nothing charged", body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn create_payment(
@@ -204,7 +204,7 @@ pub async fn create_payment(
     params(("id" = Uuid, Path, description = "Charge id")),
     responses(
         (status = 200, body = LedgerEntry),
-        (status = 404, body = crate::openapi::ProblemDetail),
+        (status = 404, body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn get_payment(
@@ -233,7 +233,7 @@ pub struct LedgerQuery {
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<LedgerEntry>),
-        (status = 400, body = crate::openapi::ProblemDetail),
+        (status = 400, body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn list_payments(
@@ -255,7 +255,7 @@ pub async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
     request_body = FaultsUpdate,
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),
-        (status = 400, body = crate::openapi::ProblemDetail),
+        (status = 400, body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn put_faults(

@@ -344,7 +344,10 @@ mod tests {
         assert_eq!(s.kafka.bootstrap_servers, "spring:9092");
         let s = parse_with(
             &[],
-            &[("SPRING_KAFKA_BOOTSTRAP_SERVERS", "spring:9092"), ("KAFKA_BOOTSTRAP_SERVERS", "plain:9092")],
+            &[
+                ("SPRING_KAFKA_BOOTSTRAP_SERVERS", "spring:9092"),
+                ("KAFKA_BOOTSTRAP_SERVERS", "plain:9092"),
+            ],
         )
         .unwrap();
         assert_eq!(s.kafka.bootstrap_servers, "plain:9092");

@@ -8,6 +8,7 @@
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
+//! - [`openapi`]: the problem-details schema and bearer scheme of every API document.
 //! - [`metrics`]: the Prometheus registry and the process and pool collectors.
 //! - [`auth`]: HS256 JWTs with key ids, so secrets rotate without logging anyone out.
 //! - [`db`]: the PostgreSQL pool and the append-only migration runner.
@@ -15,6 +16,7 @@
 //! - [`outbox`]: the relay that publishes transactional-outbox rows with backoff.
 //! - [`app`]: `main`, the router frame and the background tasks of a service.
 //! - [`shutdown`]: the signal every task stops on.
+//! - [`time`]: the original's HTTP time stamps (local date-time, no zone).
 //! - [`testing`]: fresh databases and unique topic names for integration tests.
 
 pub mod actuator;
@@ -26,10 +28,12 @@ pub mod db;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
+pub mod time;
 
 pub use problem::{FieldErrors, Problem};

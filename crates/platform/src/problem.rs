@@ -14,15 +14,21 @@ const TYPE_BASE: &str = "https://api.ecommerce.com/problems/";
 /// Field path (dotted, e.g. `customerInfo.email`) to one message.
 pub type FieldErrors = BTreeMap<String, String>;
 
-/// An RFC 7807 problem details body.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// An RFC 7807 problem details body (`fieldErrors` only on validation failures).
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ProblemDetails)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(example = "https://api.ecommerce.com/problems/resource-not-found")]
     pub kind: String,
+    #[schema(example = "Resource Not Found")]
     pub title: String,
+    #[schema(example = 404)]
     pub status: u16,
+    #[schema(example = "Product not found with id: 3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
     pub detail: String,
+    #[schema(example = "/api/v1/products/3b7e4c2a-0d9f-4e61-8c55-1f2a3b4c5d6e")]
     pub instance: Option<String>,
     pub correlation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

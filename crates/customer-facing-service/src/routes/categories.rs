@@ -4,7 +4,6 @@ use super::PathParams;
 use crate::catalog::{self, Category};
 use crate::error::{Error, Result};
 use crate::startup::AppState;
-use crate::time::{now, LocalTime};
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use platform::auth::Manager;
 use platform::http::Json;
+use platform::time::{now, LocalTime};
 use serde::Deserialize;
 use utoipa::ToSchema;
 

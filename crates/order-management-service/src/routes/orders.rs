@@ -86,13 +86,13 @@ pub struct Order {
     /// Null when the order has no payment transaction.
     pub payment_status: Option<PaymentStatus>,
     #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    #[serde(serialize_with = "crate::time::serialize")]
+    #[serde(serialize_with = "platform::time::serialize")]
     pub created_at: NaiveDateTime,
     #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    #[serde(serialize_with = "crate::time::serialize")]
+    #[serde(serialize_with = "platform::time::serialize")]
     pub updated_at: NaiveDateTime,
     #[schema(value_type = Option<String>, example = "2025-10-06T15:00:00")]
-    #[serde(serialize_with = "crate::time::serialize_option")]
+    #[serde(serialize_with = "platform::time::serialize_option")]
     pub completed_at: Option<NaiveDateTime>,
 }
 
@@ -163,7 +163,7 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
     responses(
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
-        (status = 404, body = crate::openapi::ProblemDetail),
+        (status = 404, body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn get_order(
@@ -222,7 +222,7 @@ fn parse_number(name: &str, value: Option<&str>, default: i64) -> Result<i64, Er
     security(("bearer" = [])),
     responses(
         (status = 200, body = OrderPage),
-        (status = 400, description = "A bad filter or paging value", body = crate::openapi::ProblemDetail),
+        (status = 400, description = "A bad filter or paging value", body = crate::openapi::ProblemDetails),
         (status = 401, description = "No or invalid token"),
         (status = 403, description = "Not a manager"),
     )
@@ -309,11 +309,11 @@ pub struct CancelRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetail),
+        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetails),
         (status = 401, description = "No or invalid token"),
         (status = 403, description = "Not a manager"),
-        (status = 404, body = crate::openapi::ProblemDetail),
-        (status = 409, description = "A payment call for the order is in flight", body = crate::openapi::ProblemDetail),
+        (status = 404, body = crate::openapi::ProblemDetails),
+        (status = 409, description = "A payment call for the order is in flight", body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn cancel_order(
@@ -374,10 +374,10 @@ pub struct FulfillRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetail),
+        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetails),
         (status = 401, description = "No or invalid token"),
         (status = 403, description = "Not a manager"),
-        (status = 404, body = crate::openapi::ProblemDetail),
+        (status = 404, body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn fulfill_order(
