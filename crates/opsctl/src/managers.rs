@@ -5,33 +5,12 @@
 use crate::cli::{read_password_from_stdin, ManagerCommand, Settings};
 use crate::output::Output;
 use crate::Outcome;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use platform::auth::hash_password;
 use rand::Rng as _;
 use sqlx::PgPool;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
-
-/// An argon2id PHC string of `password` with a random salt.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
-}
-
-/// Whether `password` matches the PHC string `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
 
 /// A random 20-character password of letters and digits.
 pub fn generate_password() -> String {
@@ -165,6 +144,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::auth::verify_password;
 
     #[test]
     fn a_hash_is_argon2id_and_verifies_only_its_password() {

@@ -110,6 +110,29 @@ impl Key {
     }
 }
 
+/// An argon2id PHC string of `password` with a random salt: how manager passwords are
+/// stored, by the customer service and by `opsctl manager`.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
 /// The key id of a secret: what a token's `kid` header names.
 pub fn key_id(secret: &[u8]) -> String {
     Sha256::digest(secret)
@@ -453,6 +476,15 @@ mod tests {
         claims.exp = Some(now + 60);
         claims.iss = "someone-else".into();
         assert_eq!(k.verify(&k.sign_claims(&claims)), Err(TokenError::Issuer));
+    }
+
+    #[test]
+    fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
+        let hash = hash_password("manager123").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("manager123", &hash));
+        assert!(!verify_password("manager124", &hash));
+        assert!(!verify_password("manager123", "not a hash"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ async fn a_created_manager_has_an_argon2id_hash_of_the_password_and_the_roles() 
         .expect("created");
     let (hash, roles) = stored(&pool, "alice").await;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(managers::verify_password("first-password", &hash));
+    assert!(platform::auth::verify_password("first-password", &hash));
     assert_eq!(roles, ["MANAGER"]);
 
     let err = managers::create(&pool, "alice", &["MANAGER".into()], "another-password")
@@ -36,8 +36,8 @@ async fn rotating_a_password_replaces_the_hash_and_the_old_password_stops_workin
         .await
         .expect("rotated");
     let (hash, _) = stored(&pool, "bob").await;
-    assert!(managers::verify_password("second-password", &hash));
-    assert!(!managers::verify_password("first-password", &hash));
+    assert!(platform::auth::verify_password("second-password", &hash));
+    assert!(!platform::auth::verify_password("first-password", &hash));
 
     assert!(managers::rotate_password(&pool, "nobody", "whatever-pass")
         .await
