@@ -201,23 +201,7 @@ impl Service {
     }
 }
 
-/// The value of the series `name` whose labels include all of `labels`.
-pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
-            if series_name != name {
-                return None;
-            }
-            labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
+pub use platform::testing::metric_value;
 
 /// The whole platform as processes, with private broker, Redis and gateway.
 pub struct Platform {

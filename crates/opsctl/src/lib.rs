@@ -30,7 +30,6 @@ pub mod smoke;
 
 use cli::{Cli, Command};
 use output::Output;
-use platform::config::ConfigError;
 use std::process::ExitCode;
 
 /// How a command ended when it did not fail.
@@ -45,35 +44,13 @@ pub enum Outcome {
 /// Parses the process's arguments and environment, runs the command, and turns the
 /// result into an exit code: 0 on success, 1 on failure or findings, 2 on bad usage.
 pub fn main() -> ExitCode {
-    let cli = match cli::parse_from(std::env::args_os(), |name| std::env::var(name).ok()) {
-        Ok(cli) => cli,
-        Err(ConfigError::Display(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(ConfigError::Invalid(line)) => {
-            eprintln!("error: {line}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::ProblemsFound) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = cli::parse_from(std::env::args_os(), |name| std::env::var(name).ok());
+    platform::app::run(parsed, |cli| async move {
+        Ok(match run(cli).await? {
+            Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::ProblemsFound => ExitCode::FAILURE,
+        })
+    })
 }
 
 /// Runs one parsed command.

@@ -21,7 +21,19 @@ where
     F: FnOnce(T) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let settings = match config::parse::<T>(env_prefix) {
+    run(config::parse::<T>(env_prefix), |settings| async move {
+        body(settings).await.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+/// The frame of any of our binaries: `--help` printed (exit 0), bad settings one line
+/// (exit 2), then `body` on a multi-threaded runtime, whose error is one line (exit 1).
+pub fn run<T, F, Fut>(parsed: Result<T, ConfigError>, body: F) -> ExitCode
+where
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    let settings = match parsed {
         Ok(settings) => settings,
         Err(ConfigError::Display(text)) => {
             print!("{text}");
@@ -43,10 +55,10 @@ where
         }
     };
     match runtime.block_on(body(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
-            tracing::error!(error = %line, "service stopped with an error");
+            tracing::error!(error = %line, "stopped with an error");
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }

@@ -39,3 +39,22 @@ pub async fn fresh_database(prefix: &str) -> anyhow::Result<PgConnectOptions> {
     connection.close().await?;
     Ok(server.database(&name))
 }
+
+/// The value of the series `name` whose labels include all of `labels`, from a
+/// Prometheus text exposition (`/actuator/prometheus`).
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+            if series_name != name {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}

@@ -69,20 +69,4 @@ pub async fn spawn(api: Router, indicators: Vec<Box<dyn HealthIndicator>>) -> Te
     }
 }
 
-/// The value of the series `name` whose labels include all of `labels`, from a
-/// Prometheus text exposition.
-pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
-            if series_name != name {
-                return None;
-            }
-            let wanted = labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            wanted.then(|| value.parse().ok()).flatten()
-        })
-}
+pub use platform::testing::metric_value;
