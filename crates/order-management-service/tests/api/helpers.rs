@@ -327,18 +327,7 @@ impl TestApp {
     }
 }
 
-pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+pub use platform::testing::metric_value;
 
 /// Polls `check` every 100 ms until it is true or `patience` runs out.
 pub async fn wait_until<F, Fut>(patience: Duration, mut check: F) -> bool
