@@ -88,3 +88,32 @@ async fn the_three_services_migrate_and_become_ready_and_stop_cleanly() {
     }
     platform.stop().await.unwrap();
 }
+
+#[test]
+fn every_setting_of_every_binary_is_documented_in_the_env_example() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.env.example"),
+    )
+    .unwrap();
+    let documented: std::collections::BTreeSet<&str> = example
+        .lines()
+        .filter_map(|l| {
+            l.trim_start_matches(['#', ' '])
+                .split_once('=')
+                .map(|(name, _)| name)
+        })
+        .collect();
+    for binary in SERVICES.iter().chain(["opsctl"].iter()) {
+        let (_, help, _) = run(binary, &["--help"]);
+        for name in help
+            .split("[env: ")
+            .skip(1)
+            .filter_map(|rest| rest.split('=').next())
+        {
+            assert!(
+                documented.contains(name),
+                "{binary}: {name} is missing from .env.example"
+            );
+        }
+    }
+}
