@@ -128,6 +128,7 @@ impl Application {
                 let mut c = ConsumerSettings::new(&bootstrap, &topics.group_id, &[topic]);
                 c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
                 c.max_attempts = topics.record_max_attempts;
+                c.fetch_wait = Duration::from_millis(topics.fetch_wait_ms);
                 c
             };
             let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {

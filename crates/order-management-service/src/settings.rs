@@ -45,6 +45,13 @@ pub struct ConsumerSettings {
     #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS",
           default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=300_000))]
     pub session_timeout_ms: u64,
+    /// Longest time the broker may hold a fetch with no new records. On a broker that
+    /// answers a fetch as soon as records arrive (Kafka, Redpanda) this adds no latency;
+    /// the development broker holds it for the whole time, so lower it there for
+    /// latency, at the price of the broker's CPU.
+    #[arg(long = "kafka-fetch-wait-ms", env = "KAFKA_FETCH_WAIT_MS",
+          default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    pub fetch_wait_ms: u64,
     /// Attempts for a record that fails with a retryable error before it is dead-lettered.
     #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
           default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]

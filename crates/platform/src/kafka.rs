@@ -347,6 +347,8 @@ pub struct ConsumerSettings {
     /// First retry delay; doubled on each attempt.
     pub initial_backoff: Duration,
     pub session_timeout: Duration,
+    /// Longest time the broker may hold a fetch that has no records for us.
+    pub fetch_wait: Duration,
 }
 
 impl ConsumerSettings {
@@ -358,6 +360,7 @@ impl ConsumerSettings {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(200),
             session_timeout: Duration::from_secs(10),
+            fetch_wait: Duration::from_millis(100),
         }
     }
 }
@@ -404,11 +407,17 @@ pub async fn run_consumer(
         // librdkafka commits only what we stored, i.e. what was processed.
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", COMMIT_INTERVAL.as_millis().to_string())
+        .set(
+            "auto.commit.interval.ms",
+            COMMIT_INTERVAL.as_millis().to_string(),
+        )
         .set("queued.max.messages.kbytes", "4096")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "10")
+        .set(
+            "fetch.wait.max.ms",
+            settings.fetch_wait.as_millis().to_string(),
+        )
         .set("fetch.min.bytes", "1")
         .set(
             "session.timeout.ms",
