@@ -362,6 +362,9 @@ async fn checkout(
         .to_owned())
 }
 
+/// How often a journey asks the order service for its order, as a polling client would.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Checkouts at a fixed rate; each measures checkout response → order PAID.
 async fn e2e(o: &Open) -> anyhow::Result<Report> {
     let base = o.common.base.clone();
@@ -375,13 +378,23 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut journeys = Vec::new();
     let mut i = 0usize;
+    // One pool for every journey: a client that polls opens no new connection per poll.
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("http client")?;
     while Instant::now() < end {
         ticker.tick().await;
         let measured = Instant::now() >= warmup_end;
-        let (fixture, base, order_base) = (fixture.clone(), base.clone(), order_base.clone());
+        let (fixture, base, order_base, http) = (
+            fixture.clone(),
+            base.clone(),
+            order_base.clone(),
+            http.clone(),
+        );
         i += 1;
         journeys.push(tokio::spawn(async move {
-            let http = client()?;
             let number = checkout(&http, &base, &fixture, i).await?;
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs(30);
@@ -401,7 +414,7 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
                 if Instant::now() > deadline {
                     bail!("order {number} not PAID within 30 s");
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(POLL_INTERVAL).await;
             }
         }));
     }
