@@ -28,9 +28,10 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 log "start-up times"
 declare -A startup idle_rss
 for svc in payment-gateway:9090 customer-facing-service:8080 order-management-service:8081; do
-  name=${svc%%:*} port=${svc##*:}
-  kill "$(cat "$RUN_DIR/$name.pid")"
-  for _ in $(seq 100); do port_open "$port" || break; sleep 0.05; done
+  name=${svc%%:*} port=${svc##*:} pid=$(cat "$RUN_DIR/$name.pid")
+  kill "$pid"
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$RUN_DIR/$name.pid"
 done
 t0=$(date +%s%N); start_service release payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090
 wait_ready payment-gateway 9090; startup[payment-gateway]=$(ms_since "$t0")
@@ -95,13 +96,17 @@ rate=$(jq -r --argjson drain "$drain_rate" '[.per_second / 2, ($drain * 0.8)] | 
 # The development broker holds a consumer's fetch for its whole wait, so for the latency
 # run the order service asks for short waits (it costs the broker CPU; see --help).
 oms_peak_before_restart=$(hwm_kb order-management-service)
+oms_pid=$(cat "$RUN_DIR/order-management-service.pid")
+kill "$oms_pid"
+for _ in $(seq 200); do kill -0 "$oms_pid" 2>/dev/null || break; sleep 0.05; done
 log "restarting order-management-service with a ${BENCH_FETCH_WAIT_MS:-10} ms fetch wait"
 start_service release order-management-service 8081 ORDER_SERVICE_SERVER_PORT=8081 \
   ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
   ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 ORDER_SERVICE_LOG_LEVEL=warn \
   ORDER_SERVICE_KAFKA_FETCH_WAIT_MS="${BENCH_FETCH_WAIT_MS:-10}"
 wait_ready order-management-service 8081
-sleep 3
+# Its consumers rejoin the group first: one order through the whole journey says they did.
+"$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate "$rate")
 
 declare -A peak_rss
