@@ -105,7 +105,13 @@ start_service release order-management-service 8081 ORDER_SERVICE_SERVER_PORT=80
   ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 ORDER_SERVICE_LOG_LEVEL=warn \
   ORDER_SERVICE_KAFKA_FETCH_WAIT_MS="${BENCH_FETCH_WAIT_MS:-10}"
 wait_ready order-management-service 8081
-# Its consumers rejoin the group first: one order through the whole journey says they did.
+# Its consumers rejoin the group first: wait for the group to hold just them, then one
+# order through the whole journey.
+for _ in $(seq 120); do
+  members=$("$OPSCTL" --json kafka group describe order-service-group | jq '[.members[]?] | length')
+  [ "$members" = 2 ] && break
+  sleep 0.5
+done
 "$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate "$rate")
 
