@@ -2,8 +2,9 @@
 //! no offset, fractional seconds with trailing zeros removed (`2025-10-06T14:03:27.51234`).
 //! Databases hold them as `TIMESTAMP` (UTC wall-clock time).
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::Write as _;
 
 /// Now, in UTC, at the microsecond precision PostgreSQL keeps.
 pub fn now() -> NaiveDateTime {
@@ -11,13 +12,31 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// `2025-10-06T14:03:27.51234` for a UTC wall-clock time.
+///
+/// Written field by field: chrono's `format("%Y-...")` parses its pattern on every
+/// call, which was an eighth of the customer service's CPU when serving the catalogue.
 pub fn format(t: NaiveDateTime) -> String {
-    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let micros = t.nanosecond() / 1_000;
-    if micros == 0 {
-        return base;
+    let mut text = String::with_capacity(26);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let mut micros = t.nanosecond() / 1_000;
+    if micros > 0 {
+        let mut digits = 6;
+        while micros % 10 == 0 {
+            micros /= 10;
+            digits -= 1;
+        }
+        let _ = write!(text, ".{micros:0digits$}");
     }
-    format!("{base}.{}", format!("{micros:06}").trim_end_matches('0'))
+    text
 }
 
 /// Serde adapter: `#[serde(serialize_with = "platform::time::serialize")]`.
@@ -66,8 +85,9 @@ impl Serialize for LocalTime {
 
 impl<'de> Deserialize<'de> for LocalTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        // `FromStr` reads exactly this ISO form without parsing a pattern each time.
+        text.parse::<NaiveDateTime>()
             .map(Self)
             .map_err(serde::de::Error::custom)
     }
