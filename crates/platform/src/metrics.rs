@@ -214,9 +214,15 @@ mod tests {
             .unwrap()
             .inc();
         let text = metrics.encode();
-        assert!(text.contains(
-            "checkout_attempt_total{application=\"customer-facing-service\",environment=\"test\"} 1"
-        ));
+        let labels = [
+            ("application", "customer-facing-service"),
+            ("environment", "test"),
+        ];
+        assert_eq!(
+            crate::testing::metric_value(&text, "checkout_attempt_total", &labels),
+            Some(1.0),
+            "{text}"
+        );
         assert!(text.contains("process_resident_memory_bytes{"));
     }
 }
