@@ -24,6 +24,13 @@ export TEST_REDIS_URL="redis://127.0.0.1:6379"
 psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops|chaos)_[0-9a-f]{32}$'" |
   while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 
+# Tests also make topics with unique names (<prefix>_<32 hex>); delete those of earlier runs.
+"$(nisshi_bin)" topic list --broker "tcp://127.0.0.1:$BROKER_PORT" 2>/dev/null |
+  grep -oE '"name":"[a-z_]+_[0-9a-f]{32}(\.dlq)?"' | sed 's/^"name":"//; s/"$//' |
+  while read -r topic; do
+    "$(nisshi_bin)" topic delete --broker "tcp://127.0.0.1:$BROKER_PORT" "$topic" >/dev/null 2>&1 || true
+  done || true
+
 failed_steps=()
 step() { # name command...
   local name=$1
