@@ -3,9 +3,6 @@
 //! (a test fails when the two drift).
 
 use crate::startup::AppState;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -55,15 +52,7 @@ pub fn document_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }
 
+/// `GET /v3/api-docs`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v3/api-docs", get(api_docs))
-}
-
-async fn api_docs() -> Response {
-    let mut response = document_json().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    platform::openapi::router(document_json())
 }

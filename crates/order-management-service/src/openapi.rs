@@ -2,7 +2,6 @@
 //! A test compares it with
 //! `specs/001-e-commerce-platform/contracts/order-management-service.json`.
 
-use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -34,13 +33,5 @@ pub fn document() -> String {
 
 /// `GET /v3/api-docs`.
 pub fn router() -> Router {
-    Router::new().route(
-        "/v3/api-docs",
-        get(|| async {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                document(),
-            )
-        }),
-    )
+    platform::openapi::router(document())
 }

@@ -1,7 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers and served at `/v3/api-docs`.
 //! A test compares it with `specs/001-e-commerce-platform/contracts/payment-gateway.json`.
 
-use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -34,13 +33,5 @@ pub fn document() -> String {
 
 /// `GET /v3/api-docs`.
 pub fn router() -> Router {
-    Router::new().route(
-        "/v3/api-docs",
-        get(|| async {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                document(),
-            )
-        }),
-    )
+    platform::openapi::router(document())
 }

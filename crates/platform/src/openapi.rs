@@ -1,8 +1,26 @@
 //! What every service's OpenAPI document shares: the problem-details schema (derived on
-//! [`Problem`](crate::Problem), named `ProblemDetails`) and the bearer-token scheme.
+//! [`Problem`](crate::Problem), named `ProblemDetails`), the bearer-token scheme, and
+//! the route that serves the document.
 
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
+
+/// `GET /v3/api-docs` serving `document` (JSON), rendered once at start-up rather than
+/// on every request.
+pub fn router<S: Clone + Send + Sync + 'static>(document: String) -> Router<S> {
+    let document = Bytes::from(document);
+    Router::new().route(
+        "/v3/api-docs",
+        get(move || {
+            let document = document.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], document) }
+        }),
+    )
+}
 
 /// Adds the `bearer` (JWT) security scheme that manager routes require.
 #[derive(Debug, Clone, Copy)]
