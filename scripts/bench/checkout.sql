@@ -37,21 +37,27 @@ SELECT product_id, quantity, price_snapshot, subtotal FROM cart_items WHERE cart
 SELECT id, sku, name, inventory_quantity FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]) ORDER BY id FOR UPDATE;
 UPDATE products p SET inventory_quantity = p.inventory_quantity - u.quantity, version = p.version + 1, updated_at = now()
   FROM UNNEST(ARRAY[md5('pgbench-product-:n')::uuid], ARRAY[1]) AS u(id, quantity) WHERE p.id = u.id;
-INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
-  VALUES ('19700101', 1, now(), now())
-  ON CONFLICT (date_key) DO UPDATE SET last_sequence = order_number_sequence.last_sequence + 1, updated_at = EXCLUDED.updated_at
-  RETURNING last_sequence;
-INSERT INTO order_created_outbox (id, aggregate_id, aggregate_type, event_type, payload, created_at, status, retry_count,
-    topic, headers, next_attempt_at, locked_until)
-  VALUES (gen_random_uuid(), gen_random_uuid(), 'ORDER', 'OrderCreatedEvent',
-    '{"eventType":"ORDER_CREATED","eventVersion":"1.0","correlationId":"pgbench","orderNumber":"ORD-19700101-1","customer":{"name":"Bench Customer","email":"bench@example.com","phone":"+14155551234","shippingAddress":{"street":"1 Main St","city":"Springfield","state":"CA","postalCode":"94105","country":"USA"}},"items":[{"productSku":"PGBENCH-1","productName":"pgbench product","quantity":1,"priceSnapshot":9.99,"subtotal":9.99}],"subtotal":9.99}'::jsonb,
-    now(), 'PENDING', 0, 'orders.created', '{"eventType":"ORDER_CREATED"}'::jsonb, now(), now() + interval '5 seconds')
-  RETURNING id AS outbox_id \gset
 DELETE FROM carts WHERE id = ':cart_id';
-UPDATE checkout_idempotency SET status = 'COMPLETED', response_status = 201,
-  response_body = '{"orderNumber":"ORD-19700101-1","status":"PENDING","message":"Order submitted successfully. You will receive a confirmation email at bench@example.com"}'
-  WHERE idempotency_key = 'pgbench-:s-:client_id';
+WITH numbered AS (
+    INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
+    VALUES ('19700101', 1, now(), now())
+    ON CONFLICT (date_key) DO UPDATE SET last_sequence = order_number_sequence.last_sequence + 1, updated_at = EXCLUDED.updated_at
+    RETURNING 'ORD-' || date_key || '-' || last_sequence AS order_number
+  ), outbox AS (
+    INSERT INTO order_created_outbox (id, aggregate_id, aggregate_type, event_type, payload, created_at, status, retry_count,
+        topic, headers, next_attempt_at, locked_until)
+    SELECT md5('pgbench-outbox-:s-:client_id')::uuid, gen_random_uuid(), 'ORDER', 'OrderCreatedEvent',
+        jsonb_set('{"eventType":"ORDER_CREATED","eventVersion":"1.0","correlationId":"pgbench","orderNumber":"","customer":{"name":"Bench Customer","email":"bench@example.com","phone":"+14155551234","shippingAddress":{"street":"1 Main St","city":"Springfield","state":"CA","postalCode":"94105","country":"USA"}},"items":[{"productSku":"PGBENCH-1","productName":"pgbench product","quantity":1,"priceSnapshot":9.99,"subtotal":9.99}],"subtotal":9.99}'::jsonb,
+                  '{orderNumber}', to_jsonb(order_number)),
+        now(), 'PENDING', 0, 'orders.created', '{"eventType":"ORDER_CREATED"}'::jsonb, now(), now() + interval '5 seconds'
+    FROM numbered
+  ), reply AS (
+    UPDATE checkout_idempotency SET status = 'COMPLETED', response_status = 201,
+      response_body = '{"orderNumber":"' || order_number || '","status":"PENDING","message":"Order submitted successfully. You will receive a confirmation email at bench@example.com"}'
+    FROM numbered WHERE idempotency_key = 'pgbench-:s-:client_id'
+  )
+SELECT order_number FROM numbered;
 COMMIT;
 -- the event published: the outbox row marked
 UPDATE order_created_outbox SET status = 'PUBLISHED', published_at = now(), locked_until = NULL
-  WHERE id = ':outbox_id';
+  WHERE id = md5('pgbench-outbox-:s-:client_id')::uuid;

@@ -4,7 +4,8 @@
 //! down, slow, or never reachable since start-up) reads as a miss or a skipped write,
 //! so every route keeps working from PostgreSQL. The connection is made lazily and
 //! retried at most once a second. `cache_requests_total{cache,result}` counts hits and
-//! misses of each cache.
+//! misses of each cache. The [`NearCache`] in front of it lives here too, with the
+//! Redis channel that keeps it coherent across replicas.
 
 use platform::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use prometheus::IntCounterVec;
@@ -17,10 +18,14 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::near_cache::NearCache;
 use crate::settings::RedisSettings;
+use tokio_util::sync::CancellationToken;
 
 /// How long one Redis call may take before it counts as a failure.
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);
+/// Channel (after the key prefix) on which catalogue writes announce what changed.
+const INVALIDATION_CHANNEL: &str = "catalog:invalidations";
 /// Least time between two attempts to (re)connect.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -53,6 +58,7 @@ struct Inner {
     /// Held while connecting; holds the time of the last attempt.
     connecting: Mutex<Option<Instant>>,
     requests: IntCounterVec,
+    near: NearCache,
 }
 
 impl Cache {
@@ -88,6 +94,7 @@ impl Cache {
                 manager: RwLock::new(None),
                 connecting: Mutex::new(None),
                 requests,
+                near: NearCache::new(Duration::from_secs(settings.near_cache_ttl_secs)),
             }),
         })
     }
@@ -95,6 +102,31 @@ impl Cache {
     /// Lifetime of catalogue entries.
     pub fn ttl(&self) -> Duration {
         self.inner.ttl
+    }
+
+    /// The near cache in front of this one.
+    pub fn near(&self) -> &NearCache {
+        &self.inner.near
+    }
+
+    /// Keeps the near cache's invalidation subscription up until `shutdown`; without
+    /// Redis settings the near cache stays off.
+    pub async fn run_near_cache(self, shutdown: CancellationToken) {
+        if let Some(client) = self.inner.client.clone() {
+            let channel = self.key(INVALIDATION_CHANNEL);
+            self.inner
+                .near
+                .clone()
+                .run_subscriber(client, channel, shutdown)
+                .await;
+        }
+    }
+
+    /// Announces `message` to every replica's near cache.
+    pub async fn publish_invalidation(&self, message: String) {
+        let channel = self.key(INVALIDATION_CHANNEL);
+        self.call(|mut c| async move { c.publish::<_, _, ()>(channel, message).await })
+            .await;
     }
 
     /// `key` with this instance's prefix.
@@ -169,7 +201,8 @@ impl Cache {
         }
     }
 
-    fn count(&self, cache: &str, hit: bool) {
+    /// Counts one lookup of `cache`.
+    pub fn count(&self, cache: &str, hit: bool) {
         self.inner
             .requests
             .with_label_values(&[cache, if hit { "hit" } else { "miss" }])

@@ -7,10 +7,12 @@
 //! raced the write cannot put the old state back) and bumps the generation, so the next
 //! read of any listing misses and goes to PostgreSQL. A write made while Redis is
 //! unreachable cannot invalidate; entries also expire after the catalogue TTL, which
-//! bounds how stale such an entry can get.
+//! bounds how stale such an entry can get. The public reads answer with JSON bytes
+//! kept in the [`near_cache`](crate::near_cache) when they can.
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use axum::body::Bytes;
 use platform::time::LocalTime;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -123,9 +125,10 @@ pub struct ProductQuery {
 }
 
 impl ProductQuery {
-    fn cache_key(&self, generation: i64) -> String {
+    /// What identifies the listing, whatever the generation.
+    fn shape(&self) -> String {
         format!(
-            "products:v{generation}:{}:{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}",
             self.category_id
                 .map_or_else(|| "all".to_owned(), |id| id.to_string()),
             self.is_active,
@@ -135,10 +138,16 @@ impl ProductQuery {
             if self.descending { "desc" } else { "asc" }
         )
     }
+
+    fn cache_key(&self, generation: i64) -> String {
+        format!("products:v{generation}:{}", self.shape())
+    }
 }
 
 const PRODUCT_CACHE: &str = "product";
 const PAGE_CACHE: &str = "product_page";
+const NEAR_PRODUCT_CACHE: &str = "product_near";
+const NEAR_PAGE_CACHE: &str = "product_page_near";
 const GENERATION_KEY: &str = "products:generation";
 
 fn product_key(id: Uuid) -> String {
@@ -174,6 +183,53 @@ async fn cache_product(cache: &Cache, product: &Product) {
     cache
         .set_if_newer(&product_key(product.id), &entry, version, cache.ttl())
         .await;
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(e.into()))
+}
+
+/// A product's JSON answer, from the near cache, Redis or PostgreSQL.
+pub async fn product_json(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Bytes> {
+    let near = cache.near();
+    if let Some(body) = near.product(id) {
+        cache.count(NEAR_PRODUCT_CACHE, true);
+        return Ok(body);
+    }
+    let ticket = near.ticket();
+    if ticket.is_some() {
+        cache.count(NEAR_PRODUCT_CACHE, false);
+    }
+    let body = to_json(&product(db, cache, id).await?)?;
+    if let Some(ticket) = ticket {
+        near.store_product(ticket, id, body.clone());
+    }
+    Ok(body)
+}
+
+/// A listing's JSON answer, from the near cache, Redis or PostgreSQL.
+pub async fn product_page_json(
+    db: &platform::db::Db,
+    cache: &Cache,
+    query: &ProductQuery,
+) -> Result<Bytes> {
+    let near = cache.near();
+    let shape = query.shape();
+    if let Some(body) = near.page(&shape) {
+        cache.count(NEAR_PAGE_CACHE, true);
+        return Ok(body);
+    }
+    let ticket = near.ticket();
+    if ticket.is_some() {
+        cache.count(NEAR_PAGE_CACHE, false);
+    }
+    let body = to_json(&product_page(db, cache, query).await?)?;
+    if let Some(ticket) = ticket {
+        near.store_page(ticket, shape, body.clone());
+    }
+    Ok(body)
 }
 
 /// A product by id, from the cache or PostgreSQL.
@@ -325,7 +381,10 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
 }
 
 /// Replaces the cached entries of products written at `at` (their new `updatedAt`)
-/// with tombstones, and retires every cached listing; call after the commit.
+/// with tombstones, retires every cached listing, then drops them from this process's
+/// near cache and announces them to the other replicas'; call after the commit. The
+/// near cache is cleared after Redis so that a read in between cannot refill it from
+/// Redis's old entries.
 pub async fn invalidate_products(cache: &Cache, ids: &[Uuid], at: chrono::NaiveDateTime) {
     let version = version_of(&LocalTime(at));
     for id in ids {
@@ -339,6 +398,10 @@ pub async fn invalidate_products(cache: &Cache, ids: &[Uuid], at: chrono::NaiveD
             .await;
     }
     cache.increment(GENERATION_KEY).await;
+    cache.near().invalidate(ids);
+    cache
+        .publish_invalidation(crate::near_cache::message(ids))
+        .await;
 }
 
 /// A category by id.

@@ -304,24 +304,25 @@ async fn place_order(
     )
     .execute(&mut *tx)
     .await?;
-    let order_number = next_order_number(tx, at).await?;
+    sqlx::query!("DELETE FROM carts WHERE id = $1", cart.id)
+        .execute(&mut *tx)
+        .await?;
     let order_id = Uuid::new_v4();
     let subtotal: Decimal = cart.subtotal;
     let ctx = platform::context::current();
-    let event = OrderCreated {
+    let mut event = OrderCreated {
         event_id: Uuid::new_v4(),
         event_type: events::ORDER_CREATED.into(),
         event_version: events::EVENT_VERSION.into(),
         timestamp: events::EventTime::now(),
         correlation_id: ctx.as_ref().map(|c| c.correlation_id.clone()),
         order_id,
-        order_number: order_number.clone(),
+        order_number: String::new(),
         customer: input.customer_info.clone(),
         items,
         subtotal,
         cart_id: Some(cart.id),
     };
-    let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
     let mut headers = vec![
         (
             events::TYPE_ID_HEADER.to_owned(),
@@ -345,48 +346,31 @@ async fn place_order(
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     let outbox_id = Uuid::new_v4();
-    let payload_json: serde_json::Value =
-        serde_json::from_str(&payload).map_err(anyhow::Error::from)?;
-    sqlx::query!(
-        "INSERT INTO order_created_outbox
-             (id, aggregate_id, aggregate_type, event_type, payload, created_at, status,
-              retry_count, topic, headers, next_attempt_at, locked_until)
-         VALUES ($1, $2, 'ORDER', 'OrderCreatedEvent', $3, $4, 'PENDING', 0, $5, $6, $4, $7)",
-        outbox_id,
-        order_id,
-        payload_json,
+    // The number is not known yet: the payload and the reply are written around it.
+    let payload_json = serde_json::to_value(&event).map_err(anyhow::Error::from)?;
+    let (reply_head, reply_tail) = reply_around_number(&input.customer_info.email)?;
+    let order_number = number_order(
+        tx,
         at,
-        state.orders_created_topic,
-        serde_json::Value::Object(headers_json),
-        at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default()
+        NumberedRows {
+            outbox_id,
+            order_id,
+            payload: payload_json,
+            topic: &state.orders_created_topic,
+            headers: serde_json::Value::Object(headers_json),
+            lease_until: at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default(),
+            reply_head: &reply_head,
+            reply_tail: &reply_tail,
+            key,
+        },
     )
-    .execute(&mut *tx)
     .await?;
-    sqlx::query!("DELETE FROM carts WHERE id = $1", cart.id)
-        .execute(&mut *tx)
-        .await?;
-    let body = serde_json::to_string(&CheckoutResponse {
-        order_number: Some(order_number.clone()),
-        status: "PENDING".into(),
-        message: format!(
-            "Order submitted successfully. You will receive a confirmation email at {}",
-            input.customer_info.email
-        ),
-    })
-    .map_err(anyhow::Error::from)?;
-    sqlx::query!(
-        "UPDATE checkout_idempotency
-         SET status = 'COMPLETED', response_status = 201, response_body = $2
-         WHERE idempotency_key = $1",
-        key,
-        body
-    )
-    .execute(&mut *tx)
-    .await?;
+    event.order_number.clone_from(&order_number);
+    let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
     Ok(Placed {
         reply: Reply {
             status: StatusCode::CREATED,
-            body,
+            body: format!("{reply_head}{order_number}{reply_tail}"),
         },
         message: OutboxMessage {
             id: outbox_id,
@@ -403,21 +387,88 @@ async fn place_order(
     })
 }
 
-/// `ORD-<yyyyMMdd>-<n>`: `n` counts the day's orders from 1, in the daily sequence row.
-async fn next_order_number(tx: &mut PgConnection, at: chrono::NaiveDateTime) -> Result<String> {
+/// The reply to a successful checkout, split where its order number goes.
+fn reply_around_number(email: &str) -> Result<(String, String)> {
+    const HEAD: &str = r#"{"orderNumber":""#;
+    let body = serde_json::to_string(&CheckoutResponse {
+        order_number: Some(String::new()),
+        status: "PENDING".into(),
+        message: format!(
+            "Order submitted successfully. You will receive a confirmation email at {email}"
+        ),
+    })
+    .map_err(anyhow::Error::from)?;
+    match body.strip_prefix(HEAD) {
+        Some(tail) => Ok((HEAD.to_owned(), tail.to_owned())),
+        None => Err(Error::Internal(anyhow::anyhow!(
+            "checkout reply does not start with its order number"
+        ))),
+    }
+}
+
+/// What the numbering statement writes besides the number.
+struct NumberedRows<'a> {
+    outbox_id: Uuid,
+    order_id: Uuid,
+    /// The event, its `orderNumber` still empty.
+    payload: serde_json::Value,
+    topic: &'a str,
+    headers: serde_json::Value,
+    lease_until: chrono::NaiveDateTime,
+    reply_head: &'a str,
+    reply_tail: &'a str,
+    key: &'a str,
+}
+
+/// Numbers the order `ORD-<yyyyMMdd>-<n>` (`n` counts the day's orders from 1, in the
+/// daily sequence row), and in the same statement writes the outbox row and the reply
+/// stored on the key, both carrying the number. The day's row stays locked until the
+/// commit, so every checkout waits for the one before it here: one statement between
+/// taking that lock and the commit keeps the wait as short as it can be.
+async fn number_order(
+    tx: &mut PgConnection,
+    at: chrono::NaiveDateTime,
+    rows: NumberedRows<'_>,
+) -> Result<String> {
     let date_key = at.format("%Y%m%d").to_string();
-    let sequence = sqlx::query_scalar!(
-        "INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
-         VALUES ($1, 1, $2, $2)
-         ON CONFLICT (date_key) DO UPDATE
-         SET last_sequence = order_number_sequence.last_sequence + 1, updated_at = EXCLUDED.updated_at
-         RETURNING last_sequence",
+    Ok(sqlx::query_scalar!(
+        r#"WITH numbered AS (
+               INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
+               VALUES ($1, 1, $2, $2)
+               ON CONFLICT (date_key) DO UPDATE
+               SET last_sequence = order_number_sequence.last_sequence + 1,
+                   updated_at = EXCLUDED.updated_at
+               RETURNING 'ORD-' || date_key || '-' || last_sequence AS order_number
+           ), outbox AS (
+               INSERT INTO order_created_outbox
+                   (id, aggregate_id, aggregate_type, event_type, payload, created_at, status,
+                    retry_count, topic, headers, next_attempt_at, locked_until)
+               SELECT $3, $4, 'ORDER', 'OrderCreatedEvent',
+                      jsonb_set($5::jsonb, '{orderNumber}', to_jsonb(order_number)),
+                      $2, 'PENDING', 0, $6, $7, $2, $8
+               FROM numbered
+           ), reply AS (
+               UPDATE checkout_idempotency
+               SET status = 'COMPLETED', response_status = 201,
+                   response_body = $9::text || order_number || $10::text
+               FROM numbered
+               WHERE idempotency_key = $11
+           )
+           SELECT order_number AS "order_number!" FROM numbered"#,
         date_key,
-        at
+        at,
+        rows.outbox_id,
+        rows.order_id,
+        rows.payload,
+        rows.topic,
+        rows.headers,
+        rows.lease_until,
+        rows.reply_head,
+        rows.reply_tail,
+        rows.key
     )
     .fetch_one(&mut *tx)
-    .await?;
-    Ok(format!("ORD-{date_key}-{sequence}"))
+    .await?)
 }
 
 /// Deletes expired idempotency keys; returns how many.
@@ -452,6 +503,16 @@ mod tests {
                 },
             },
         }
+    }
+
+    #[test]
+    fn the_reply_is_split_where_the_order_number_goes() {
+        let (head, tail) = reply_around_number("ada@example.com").unwrap();
+        let body = format!("{head}ORD-20251124-7{tail}");
+        let reply: CheckoutResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply.order_number.as_deref(), Some("ORD-20251124-7"));
+        assert_eq!(reply.status, "PENDING");
+        assert!(reply.message.ends_with("ada@example.com"));
     }
 
     #[test]

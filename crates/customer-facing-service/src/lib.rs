@@ -3,7 +3,8 @@
 //! - [`startup`]: [`Application`] wires settings into the HTTP server and its tasks.
 //! - [`routes`]: the HTTP API, one module per resource.
 //! - [`catalog`], [`carts`], [`checkout`]: the domain with its SQL.
-//! - [`cache`]: Redis in front of the catalogue and carts (optional at run time).
+//! - [`cache`]: Redis in front of the catalogue and carts (optional at run time), and
+//!   [`near_cache`], serialized catalogue answers in this process in front of Redis.
 //! - [`outbox`]: the `order_created_outbox` store behind the platform relay.
 //! - [`managers`]: who may log in.
 //! - [`jobs`]: cleanup of expired idempotency keys and carts.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod jobs;
 pub mod managers;
 pub mod metrics;
+pub mod near_cache;
 pub mod openapi;
 pub mod outbox;
 pub mod routes;

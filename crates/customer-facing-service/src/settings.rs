@@ -84,6 +84,16 @@ pub struct RedisSettings {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     pub catalog_ttl_secs: u64,
+    /// Seconds a catalogue answer may be served from this process's memory (the near
+    /// cache in front of Redis; writes on any replica drop it at once through Redis
+    /// pub/sub); 0 turns the near cache off.
+    #[arg(
+        long = "near-cache-ttl-secs",
+        env = "NEAR_CACHE_TTL_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub near_cache_ttl_secs: u64,
 }
 
 impl Settings {

@@ -124,7 +124,7 @@ impl Application {
         let state = AppState {
             inner: Arc::new(StateInner {
                 db: db.clone(),
-                cache,
+                cache: cache.clone(),
                 keys,
                 metrics: AppMetrics::new(&metrics)?,
                 relay: relay.clone(),
@@ -141,6 +141,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut tasks = Tasks::new(shutdown.clone());
         tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(cache.run_near_cache(shutdown.clone()));
         tasks.spawn(crate::jobs::run_cleanup(
             db,
             Duration::from_secs(settings.cleanup_interval_secs),

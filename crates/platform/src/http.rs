@@ -242,6 +242,22 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON answer serialized ahead of time (a cached one), sent as it is.
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl IntoResponse for JsonBytes {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
 /// Query parameters whose rejections are 400 problem details.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

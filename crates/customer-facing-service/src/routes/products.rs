@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use platform::auth::Manager;
-use platform::http::{Json, Query};
+use platform::http::{Json, JsonBytes, Query};
 use platform::time::{now, LocalTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
@@ -216,10 +216,10 @@ fn stored_price(price: Decimal) -> Decimal {
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<Json<ProductPage>> {
+) -> Result<JsonBytes> {
     let query = params.into_query()?;
-    Ok(Json(
-        catalog::product_page(&state.db, &state.cache, &query).await?,
+    Ok(JsonBytes(
+        catalog::product_page_json(&state.db, &state.cache, &query).await?,
     ))
 }
 
@@ -230,9 +230,11 @@ pub async fn list(
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Product>> {
+) -> Result<JsonBytes> {
     let id = path_id(&id)?;
-    Ok(Json(catalog::product(&state.db, &state.cache, id).await?))
+    Ok(JsonBytes(
+        catalog::product_json(&state.db, &state.cache, id).await?,
+    ))
 }
 
 /// Creates a product (manager).

@@ -1,6 +1,6 @@
 //! The cache against a Redis of the test's own, stopped and started for real.
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_on, spawn_app_with, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -42,12 +42,95 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn product_hits(app: &crate::helpers::TestApp) -> f64 {
-    app.metric(
-        "cache_requests_total",
-        &[("cache", "product"), ("result", "hit")],
-    )
-    .await
+/// Hits of the product cache in Redis and in the near cache in front of it.
+async fn product_hits(app: &TestApp) -> f64 {
+    let mut hits = 0.0;
+    for cache in ["product", "product_near"] {
+        hits += app
+            .metric("cache_requests_total", &[("cache", cache), ("result", "hit")])
+            .await;
+    }
+    hits
+}
+
+async fn near_hits(app: &TestApp, cache: &str) -> f64 {
+    app.metric("cache_requests_total", &[("cache", cache), ("result", "hit")])
+        .await
+}
+
+/// Reads `path` on `app` until its near cache `cache` answers it.
+async fn read_until_near_hit(app: &TestApp, path: &str, cache: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = near_hits(app, cache).await;
+        let body = app.get_json(path).await;
+        if near_hits(app, cache).await > before {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never came from the near cache"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads `path` on `app` until `check` holds of the answer, for at most a second.
+async fn read_until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let body = app.get_json(path).await;
+        if check(&body) || tokio::time::Instant::now() >= deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_product_written_on_one_replica_is_dropped_from_every_near_cache() {
+    let prefix = format!("{}:", platform::testing::unique_name("near"));
+    let a = spawn_app_with(|s| s.redis.key_prefix = prefix.clone()).await;
+    let b = spawn_app_on(a.db_options.clone(), |s| s.redis.key_prefix = prefix.clone()).await;
+    let product = a.create_product("SKU-NEAR", 10.0, 5).await;
+    let path = format!("/api/v1/products/{}", product["id"].as_str().expect("id"));
+    let listing = "/api/v1/products?size=50";
+    for app in [&a, &b] {
+        assert_eq!(read_until_near_hit(app, &path, "product_near").await["price"], 10.0);
+        let page = read_until_near_hit(app, listing, "product_page_near").await;
+        assert_eq!(page["content"][0]["price"], 10.0);
+    }
+
+    let updated = a
+        .as_manager(Method::PUT, &path, Some(json!({"price": 12.0})))
+        .await;
+    assert_eq!(updated.status(), StatusCode::OK);
+
+    // The writer's own replica answers the new state on the very next read.
+    assert_eq!(a.get_json(&path).await["price"], 12.0);
+    assert_eq!(a.get_json(listing).await["content"][0]["price"], 12.0);
+    // The other replica drops its copies when the invalidation reaches it.
+    let seen = read_until(&b, &path, |p| p["price"] == 12.0).await;
+    assert_eq!(seen["price"], 12.0, "replica b still serves {seen}");
+    let seen = read_until(&b, listing, |p| p["content"][0]["price"] == 12.0).await;
+    assert_eq!(seen["content"][0]["price"], 12.0, "replica b still lists {seen}");
+}
+
+#[tokio::test]
+async fn a_checkout_drops_the_stock_it_took_from_the_near_cache() {
+    let app = spawn_app_with(|_| {}).await;
+    let product = app.create_product("SKU-NEAR-STOCK", 10.0, 5).await;
+    let path = format!("/api/v1/products/{}", product["id"].as_str().expect("id"));
+    assert_eq!(
+        read_until_near_hit(&app, &path, "product_near").await["inventoryQuantity"],
+        5
+    );
+    let session = crate::helpers::session();
+    let added = app.add_to_cart(&session, &product["id"], 2).await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let placed = app.checkout(&session, &platform::testing::unique_name("key")).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    assert_eq!(app.get_json(&path).await["inventoryQuantity"], 3);
 }
 
 async fn wait_for_redis(app: &crate::helpers::TestApp, status: &str) {
