@@ -155,8 +155,9 @@ start_service() { # profile name port env...
   fi
   port_open "$port" && die "port $port is in use by a process these scripts did not start; stop it first"
   log "starting $name on :$port (log: $RUN_DIR/$name.log)"
-  # Two glibc heap arenas instead of one per thread: see the Dockerfile.
-  env MALLOC_ARENA_MAX=2 "$@" nohup "$CARGO_TARGET_DIR/$profile/$name" >>"$RUN_DIR/$name.log" 2>&1 &
+  # Two glibc heap arenas instead of one per thread, and large blocks returned when
+  # freed: see the Dockerfile.
+  env MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 "$@" nohup "$CARGO_TARGET_DIR/$profile/$name" >>"$RUN_DIR/$name.log" 2>&1 &
   echo $! >"$pid_file"
 }
 

@@ -66,7 +66,7 @@ impl OrderCreatedHandler {
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(orderId = %order_id, orderNumber = %event.order_number,
             eventId = %event.event_id, "order created");
-        self.payments.submit(order_id);
+        self.payments.submit(order_id).await;
         Ok(())
     }
 }

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+/// How long the consumer waits for a free payment slot before it leaves the order to
+/// the retry worker.
+pub const HAND_OFF_WAIT: Duration = Duration::from_secs(1);
+
 /// How long the relay loop leaves a fresh outbox row to the immediate publish.
 const OUTBOX_HANDOFF_LEASE: Duration = Duration::from_secs(15);
 
@@ -82,17 +86,27 @@ impl PaymentProcessor {
         &self.inner.client
     }
 
-    /// Pays `order_id` in the background, in the current request context, so the
-    /// consumer moves on at once. A failure here is left to the retry worker.
-    pub fn submit(&self, order_id: Uuid) {
+    /// Pays `order_id` in the background, in the current request context. The caller
+    /// (the consumer) waits up to [`HAND_OFF_WAIT`] for one of the `concurrency`
+    /// payment slots: that wait is the backpressure that keeps a backlog in the broker
+    /// rather than in memory. With no slot by then the order is left to the retry
+    /// worker, which takes it up once its hand-off grace has passed.
+    pub async fn submit(&self, order_id: Uuid) {
+        let Ok(Ok(slot)) =
+            tokio::time::timeout(HAND_OFF_WAIT, self.inner.in_flight.clone().acquire_owned()).await
+        else {
+            tracing::info!(orderId = %order_id, "every payment slot is busy; the retry worker will pay this order");
+            return;
+        };
         let processor = self.clone();
         let ctx = context::current();
         tokio::spawn(async move {
-            let work = processor.process_logged(order_id);
+            let work = processor.process_in_slot(order_id);
             match ctx {
                 Some(ctx) => context::scope(ctx, work).await,
                 None => work.await,
             }
+            drop(slot);
         });
     }
 
@@ -107,21 +121,25 @@ impl PaymentProcessor {
         }
     }
 
+    /// One payment attempt in a slot of its own (the retry worker's way in).
     pub(crate) async fn process_logged(&self, order_id: Uuid) {
+        match self.inner.in_flight.acquire().await {
+            Ok(_slot) => self.process_in_slot(order_id).await,
+            Err(_) => tracing::warn!(orderId = %order_id, "payment processor closed"),
+        }
+    }
+
+    async fn process_in_slot(&self, order_id: Uuid) {
         if let Err(e) = self.process(order_id).await {
             tracing::error!(orderId = %order_id, error = %format!("{e:#}"),
                 "payment processing failed; the retry worker will resume it");
         }
     }
 
-    /// One payment attempt for an order: claim, call the gateway, record.
-    pub async fn process(&self, order_id: Uuid) -> anyhow::Result<()> {
+    /// One payment attempt for an order: claim, call the gateway, record. The caller
+    /// holds a slot.
+    async fn process(&self, order_id: Uuid) -> anyhow::Result<()> {
         let inner = &self.inner;
-        let _slot = inner
-            .in_flight
-            .acquire()
-            .await
-            .context("payment processor closed")?;
         let claim = {
             let mut tx = inner.db.begin().await?;
             let claim =
