@@ -34,8 +34,8 @@ impl TraceContext {
     /// A new root trace.
     pub fn new_root() -> Self {
         Self {
-            trace_id: random_hex(16),
-            span_id: random_hex(8),
+            trace_id: new_trace_id(),
+            span_id: new_span_id(),
             parent_span_id: None,
         }
     }
@@ -47,7 +47,7 @@ impl TraceContext {
             .and_then(parse_traceparent)
             .map(|(trace_id, parent)| Self {
                 trace_id,
-                span_id: random_hex(8),
+                span_id: new_span_id(),
                 parent_span_id: Some(parent),
             })
             .unwrap_or_else(Self::new_root)
@@ -74,11 +74,22 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
     Some((trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+// Ids come from the thread's user-space generator, seeded from the OS: every request
+// needs three, and asking the kernel for each (uuid's v4) cost a system call apiece.
+// W3C forbids all-zero ids.
+
+fn new_trace_id() -> String {
+    format!("{:032x}", rand::rng().random::<u128>().max(1))
+}
+
+fn new_span_id() -> String {
+    format!("{:016x}", rand::rng().random::<u64>().max(1))
+}
+
+fn new_correlation_id() -> String {
+    uuid::Builder::from_random_bytes(rand::rng().random())
+        .into_uuid()
+        .to_string()
 }
 
 /// Everything that identifies one request or consumed record across services.
@@ -94,7 +105,7 @@ impl RequestContext {
     /// A context for work that started here (a scheduled job, a consumed record without ids).
     pub fn new_root() -> Self {
         Self {
-            correlation_id: uuid::Uuid::new_v4().to_string(),
+            correlation_id: new_correlation_id(),
             trace: TraceContext::new_root(),
             path: None,
         }
@@ -111,7 +122,7 @@ pub fn correlation_id_or_new(header: Option<&str>) -> String {
         {
             id.to_owned()
         }
-        _ => uuid::Uuid::new_v4().to_string(),
+        _ => new_correlation_id(),
     }
 }
 
@@ -173,6 +184,18 @@ mod tests {
         assert_ne!(correlation_id_or_new(Some("has space")), "has space");
         let long = "x".repeat(200);
         assert_ne!(correlation_id_or_new(Some(&long)), long);
+    }
+
+    #[test]
+    fn new_ids_have_the_w3c_and_uuid_shapes_and_differ() {
+        let (a, b) = (TraceContext::new_root(), TraceContext::new_root());
+        assert_ne!(a.trace_id, b.trace_id);
+        assert_ne!(a.span_id, b.span_id);
+        assert!(parse_traceparent(&a.traceparent()).is_some());
+        let id = correlation_id_or_new(None);
+        let parsed = uuid::Uuid::parse_str(&id).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_ne!(id, correlation_id_or_new(None));
     }
 
     #[tokio::test]
