@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,8 @@ struct Inner {
     ttl: Option<Duration>,
     /// Whether the invalidation subscription is up; nothing is served or stored without it.
     live: AtomicBool,
-    state: Mutex<State>,
+    /// Read-locked by every hit, so the hot path never waits for another reader.
+    state: RwLock<State>,
 }
 
 #[derive(Default)]
@@ -110,16 +111,24 @@ impl NearCache {
             inner: Arc::new(Inner {
                 ttl: (!ttl.is_zero()).then_some(ttl),
                 live: AtomicBool::new(false),
-                state: Mutex::new(State::default()),
+                state: RwLock::new(State::default()),
             }),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is only maps and counters: a panic elsewhere cannot leave it torn.
+    // The state is only maps and counters: a panic elsewhere cannot leave it torn, so a
+    // poisoned lock is used as it is.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
         self.inner
             .state
-            .lock()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn state(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -137,21 +146,19 @@ impl NearCache {
     /// The product's serialized answer, if held and fresh.
     pub fn product(&self, id: Uuid) -> Option<Bytes> {
         let ttl = self.serving()?;
-        let state = self.state();
-        fresh(state.products.get(&id), ttl)
+        fresh(self.read().products.get(&id), ttl)
     }
 
     /// The listing's serialized answer, if held and fresh.
     pub fn page(&self, key: &str) -> Option<Bytes> {
         let ttl = self.serving()?;
-        let state = self.state();
-        fresh(state.pages.get(key), ttl)
+        fresh(self.read().pages.get(key), ttl)
     }
 
     /// Taken before a load reads Redis or PostgreSQL; `None` when nothing may be stored.
     pub fn ticket(&self) -> Option<Ticket> {
         self.serving()?;
-        Some(Ticket(self.state().epoch))
+        Some(Ticket(self.read().epoch))
     }
 
     /// Stores a product's answer unless an invalidation came after `ticket`.
