@@ -239,7 +239,10 @@ impl NearCache {
         // Whatever was written before this point is in Redis already or will be
         // announced on the channel: from here on, storing is safe.
         self.set_live(true);
-        tracing::info!(channel, "near cache on: subscribed to catalogue invalidations");
+        tracing::info!(
+            channel,
+            "near cache on: subscribed to catalogue invalidations"
+        );
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

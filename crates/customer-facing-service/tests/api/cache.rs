@@ -47,15 +47,21 @@ async fn product_hits(app: &TestApp) -> f64 {
     let mut hits = 0.0;
     for cache in ["product", "product_near"] {
         hits += app
-            .metric("cache_requests_total", &[("cache", cache), ("result", "hit")])
+            .metric(
+                "cache_requests_total",
+                &[("cache", cache), ("result", "hit")],
+            )
             .await;
     }
     hits
 }
 
 async fn near_hits(app: &TestApp, cache: &str) -> f64 {
-    app.metric("cache_requests_total", &[("cache", cache), ("result", "hit")])
-        .await
+    app.metric(
+        "cache_requests_total",
+        &[("cache", cache), ("result", "hit")],
+    )
+    .await
 }
 
 /// Reads `path` on `app` until its near cache `cache` answers it.
@@ -91,12 +97,18 @@ async fn read_until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -
 async fn a_product_written_on_one_replica_is_dropped_from_every_near_cache() {
     let prefix = format!("{}:", platform::testing::unique_name("near"));
     let a = spawn_app_with(|s| s.redis.key_prefix = prefix.clone()).await;
-    let b = spawn_app_on(a.db_options.clone(), |s| s.redis.key_prefix = prefix.clone()).await;
+    let b = spawn_app_on(a.db_options.clone(), |s| {
+        s.redis.key_prefix = prefix.clone()
+    })
+    .await;
     let product = a.create_product("SKU-NEAR", 10.0, 5).await;
     let path = format!("/api/v1/products/{}", product["id"].as_str().expect("id"));
     let listing = "/api/v1/products?size=50";
     for app in [&a, &b] {
-        assert_eq!(read_until_near_hit(app, &path, "product_near").await["price"], 10.0);
+        assert_eq!(
+            read_until_near_hit(app, &path, "product_near").await["price"],
+            10.0
+        );
         let page = read_until_near_hit(app, listing, "product_page_near").await;
         assert_eq!(page["content"][0]["price"], 10.0);
     }
@@ -113,7 +125,10 @@ async fn a_product_written_on_one_replica_is_dropped_from_every_near_cache() {
     let seen = read_until(&b, &path, |p| p["price"] == 12.0).await;
     assert_eq!(seen["price"], 12.0, "replica b still serves {seen}");
     let seen = read_until(&b, listing, |p| p["content"][0]["price"] == 12.0).await;
-    assert_eq!(seen["content"][0]["price"], 12.0, "replica b still lists {seen}");
+    assert_eq!(
+        seen["content"][0]["price"], 12.0,
+        "replica b still lists {seen}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +143,9 @@ async fn a_checkout_drops_the_stock_it_took_from_the_near_cache() {
     let session = crate::helpers::session();
     let added = app.add_to_cart(&session, &product["id"], 2).await;
     assert_eq!(added.status(), StatusCode::OK);
-    let placed = app.checkout(&session, &platform::testing::unique_name("key")).await;
+    let placed = app
+        .checkout(&session, &platform::testing::unique_name("key"))
+        .await;
     assert_eq!(placed.status(), StatusCode::CREATED);
     assert_eq!(app.get_json(&path).await["inventoryQuantity"], 3);
 }
