@@ -12,6 +12,7 @@
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::near_cache::{NearCache, Ticket};
 use axum::body::Bytes;
 use platform::time::LocalTime;
 use rust_decimal::Decimal;
@@ -191,22 +192,45 @@ fn to_json<T: Serialize>(value: &T) -> Result<Bytes> {
         .map_err(|e| Error::Internal(e.into()))
 }
 
-/// A product's JSON answer, from the near cache, Redis or PostgreSQL.
-pub async fn product_json(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Bytes> {
+/// The JSON answer of `load`, through the near cache: `cached` looks it up there,
+/// `keep` stores it; counted under `name`.
+async fn near_json<T, Fut>(
+    cache: &Cache,
+    name: &str,
+    cached: impl FnOnce(&NearCache) -> Option<Bytes>,
+    load: impl FnOnce() -> Fut,
+    keep: impl FnOnce(&NearCache, Ticket, Bytes),
+) -> Result<Bytes>
+where
+    T: Serialize,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let near = cache.near();
-    if let Some(body) = near.product(id) {
-        cache.count(NEAR_PRODUCT_CACHE, true);
+    if let Some(body) = cached(near) {
+        cache.count(name, true);
         return Ok(body);
     }
     let ticket = near.ticket();
     if ticket.is_some() {
-        cache.count(NEAR_PRODUCT_CACHE, false);
+        cache.count(name, false);
     }
-    let body = to_json(&product(db, cache, id).await?)?;
+    let body = to_json(&load().await?)?;
     if let Some(ticket) = ticket {
-        near.store_product(ticket, id, body.clone());
+        keep(near, ticket, body.clone());
     }
     Ok(body)
+}
+
+/// A product's JSON answer, from the near cache, Redis or PostgreSQL.
+pub async fn product_json(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Bytes> {
+    near_json(
+        cache,
+        NEAR_PRODUCT_CACHE,
+        |near| near.product(id),
+        || product(db, cache, id),
+        |near, ticket, body| near.store_product(ticket, id, body),
+    )
+    .await
 }
 
 /// A listing's JSON answer, from the near cache, Redis or PostgreSQL.
@@ -215,21 +239,15 @@ pub async fn product_page_json(
     cache: &Cache,
     query: &ProductQuery,
 ) -> Result<Bytes> {
-    let near = cache.near();
     let shape = query.shape();
-    if let Some(body) = near.page(&shape) {
-        cache.count(NEAR_PAGE_CACHE, true);
-        return Ok(body);
-    }
-    let ticket = near.ticket();
-    if ticket.is_some() {
-        cache.count(NEAR_PAGE_CACHE, false);
-    }
-    let body = to_json(&product_page(db, cache, query).await?)?;
-    if let Some(ticket) = ticket {
-        near.store_page(ticket, shape, body.clone());
-    }
-    Ok(body)
+    near_json(
+        cache,
+        NEAR_PAGE_CACHE,
+        |near| near.page(&shape),
+        || product_page(db, cache, query),
+        |near, ticket, body| near.store_page(ticket, shape.clone(), body),
+    )
+    .await
 }
 
 /// A product by id, from the cache or PostgreSQL.
