@@ -29,22 +29,20 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 log "start-up times"
 declare -A startup idle_rss
-for svc in payment-gateway:9090 customer-facing-service:8080 order-management-service:8081; do
-  name=${svc%%:*} port=${svc##*:} pid=$(cat "$RUN_DIR/$name.pid")
-  kill "$pid"
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  rm -f "$RUN_DIR/$name.pid"
-done
-t0=$(date +%s%N); start_service release payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090
-wait_ready payment-gateway 9090; startup[payment-gateway]=$(ms_since "$t0")
-t0=$(date +%s%N); start_service release customer-facing-service 8080 CUSTOMER_SERVICE_SERVER_PORT=8080 \
-  CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
-  CUSTOMER_SERVICE_LOG_LEVEL=warn
-wait_ready customer-facing-service 8080; startup[customer-facing-service]=$(ms_since "$t0")
-t0=$(date +%s%N); start_service release order-management-service 8081 ORDER_SERVICE_SERVER_PORT=8081 \
-  ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
-  ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 ORDER_SERVICE_LOG_LEVEL=warn
-wait_ready order-management-service 8081; startup[order-management-service]=$(ms_since "$t0")
+for name in payment-gateway customer-facing-service order-management-service; do stop_service "$name"; done
+# The benchmark's services log warnings only: a line per request would be measured too.
+start_cfs() { # env...
+  start_customer_service release CUSTOMER_SERVICE_LOG_LEVEL=warn "$@"
+  wait_ready customer-facing-service 8080
+}
+start_oms() { # env...
+  start_order_service release ORDER_SERVICE_LOG_LEVEL=warn "$@"
+  wait_ready order-management-service 8081
+}
+t0=$(date +%s%N); start_gateway release; wait_ready payment-gateway 9090
+startup[payment-gateway]=$(ms_since "$t0")
+t0=$(date +%s%N); start_cfs; startup[customer-facing-service]=$(ms_since "$t0")
+t0=$(date +%s%N); start_oms; startup[order-management-service]=$(ms_since "$t0")
 "$ROOT/scripts/validate-quickstart.sh" --target local >/dev/null
 sleep 2
 for name in payment-gateway customer-facing-service order-management-service; do idle_rss[$name]=$(rss_kb "$name"); done
@@ -66,20 +64,8 @@ browse=$(run "catalogue browsing, 64 connections" browse --base http://127.0.0.1
 # pgbench runs the checkout's SQL with nothing else on the machine, so the checkout runs
 # do too: the order service is stopped while they run (its consumer would otherwise pay
 # for the same orders on the same two cores), and the orders wait for it in the broker.
-start_oms() { # env...
-  start_service release order-management-service 8081 ORDER_SERVICE_SERVER_PORT=8081 \
-    ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
-    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 ORDER_SERVICE_LOG_LEVEL=warn "$@"
-  wait_ready order-management-service 8081
-}
-stop_oms() {
-  local pid
-  pid=$(cat "$RUN_DIR/order-management-service.pid")
-  kill "$pid"
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-}
 oms_peak_before_checkout=$(hwm_kb order-management-service)
-stop_oms
+stop_service order-management-service
 checkout8=$(run "checkout, 8 customers" checkout --base http://127.0.0.1:8080 --connections 8)
 checkout32=$(run "checkout, 32 customers" checkout --base http://127.0.0.1:8080 --connections 32)
 
@@ -131,14 +117,8 @@ note_peaks
 if [ "$oms_peak_before_checkout" -gt "${peak_rss[order-management-service]}" ]; then
   peak_rss[order-management-service]=$oms_peak_before_checkout
 fi
-start_cfs() { # env...
-  start_service release customer-facing-service 8080 CUSTOMER_SERVICE_SERVER_PORT=8080 \
-    CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" CUSTOMER_SERVICE_LOG_LEVEL=warn "$@"
-  wait_ready customer-facing-service 8080
-}
 e2e_on() { # bootstrap label -> JSON line
   local bootstrap=$1
-  stop_oms
   log "order-management-service on $bootstrap with a $FETCH_WAIT_MS ms fetch wait"
   start_oms ORDER_SERVICE_KAFKA_FETCH_WAIT_MS="$FETCH_WAIT_MS" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
   # Its consumers rejoin the group first: wait for the group to hold just them, then
@@ -169,8 +149,7 @@ e2e_mem=$(e2e_on "127.0.0.1:$mem_port" "in-memory broker")
 note_peaks
 
 log "back on the development broker"
-start_cfs CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
-stop_oms
+start_cfs
 start_oms
 kill $mem_pid 2>/dev/null || true
 

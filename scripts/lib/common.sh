@@ -150,8 +150,7 @@ start_service() { # profile name port env...
   local pid_file="$RUN_DIR/$name.pid"
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     log "restarting $name"
-    kill "$(cat "$pid_file")" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.1; done
+    stop_service "$name"
   fi
   port_open "$port" && die "port $port is in use by a process these scripts did not start; stop it first"
   log "starting $name on :$port (log: $RUN_DIR/$name.log)"
@@ -161,18 +160,44 @@ start_service() { # profile name port env...
   echo $! >"$pid_file"
 }
 
-# The three services on their standard ports, against the local dependencies.
-start_platform() { # profile
-  start_service "$1" payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090
-  start_service "$1" customer-facing-service 8080 \
+# Each service on its standard port, against the local dependencies; extra variables
+# (env...) come last and so override these.
+start_gateway() { # profile env...
+  local profile=$1
+  shift
+  start_service "$profile" payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090 "$@"
+}
+start_customer_service() { # profile env...
+  local profile=$1
+  shift
+  start_service "$profile" customer-facing-service 8080 \
     CUSTOMER_SERVICE_SERVER_PORT=8080 \
     CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
-    CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
-  start_service "$1" order-management-service 8081 \
+    CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" "$@"
+}
+start_order_service() { # profile env...
+  local profile=$1
+  shift
+  start_service "$profile" order-management-service 8081 \
     ORDER_SERVICE_SERVER_PORT=8081 \
     ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" \
     ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
-    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090
+    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 "$@"
+}
+start_platform() { # profile
+  start_gateway "$1"
+  start_customer_service "$1"
+  start_order_service "$1"
+}
+
+# Stops a service these scripts started and waits (up to 10 s) for it to exit.
+stop_service() { # name
+  local pid_file="$RUN_DIR/$1.pid" pid
+  [ -f "$pid_file" ] || return 0
+  pid=$(cat "$pid_file")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pid_file"
 }
 
 wait_ready() { # name port [seconds]
