@@ -30,12 +30,6 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -225,7 +219,7 @@ impl Platform {
         let bin = bin_dir();
         let dir = std::env::temp_dir().join(platform::testing::unique_name("chaos"));
         std::fs::create_dir_all(&dir)?;
-        let broker_port = free_port()?;
+        let broker_port = platform::testing::free_port()?;
         let nisshi = which("nisshi")
             .context("the nisshi broker is not installed (scripts/broker.sh start installs it)")?;
         let mut broker = Process::new(
@@ -249,7 +243,7 @@ impl Platform {
         broker.start()?;
         wait_for_port(broker_port, Duration::from_secs(30)).await?;
 
-        let redis_port = free_port()?;
+        let redis_port = platform::testing::free_port()?;
         let mut redis = Process::new(
             "redis",
             which("redis-server").context("redis-server is not installed")?,
@@ -283,7 +277,7 @@ impl Platform {
                 .unwrap_or(default)
         };
 
-        let gateway_port = free_port()?;
+        let gateway_port = platform::testing::free_port()?;
         let gateway = Service {
             process: Process::new(
                 "payment-gateway",
@@ -299,7 +293,7 @@ impl Platform {
             ),
             port: gateway_port,
         };
-        let customer_port = free_port()?;
+        let customer_port = platform::testing::free_port()?;
         let customer = Service {
             process: Process::new(
                 "customer-facing-service",
@@ -323,7 +317,7 @@ impl Platform {
             ),
             port: customer_port,
         };
-        let order_port = free_port()?;
+        let order_port = platform::testing::free_port()?;
         let order = Service {
             process: Process::new(
                 "order-management-service",

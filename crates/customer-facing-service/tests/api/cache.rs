@@ -35,13 +35,6 @@ impl Drop for PrivateRedis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Hits of the product cache in Redis and in the near cache in front of it.
 async fn product_hits(app: &TestApp) -> f64 {
     let mut hits = 0.0;
@@ -172,7 +165,7 @@ async fn wait_for_redis(app: &crate::helpers::TestApp, status: &str) {
 
 #[tokio::test]
 async fn when_redis_stops_and_starts_again_the_catalogue_keeps_working_and_the_cache_comes_back() {
-    let port = free_port();
+    let port = platform::testing::free_port().expect("a free port");
     let Some(redis) = PrivateRedis::start(port) else {
         eprintln!("redis-server is not installed; skipping");
         return;

@@ -17,15 +17,8 @@ impl Drop for Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 async fn start(fixture: &Fixture) -> Instance {
-    let port = free_port();
+    let port = platform::testing::free_port().expect("a free port");
     let child = Command::new(env!("CARGO_BIN_EXE_order-management-service"))
         .arg(format!("--server-port={port}"))
         .args(
