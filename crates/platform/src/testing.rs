@@ -34,6 +34,20 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A consumer in a group of its own, reading `topic` on the test broker from its
+/// first record, without committing: how a test sees what was published.
+pub fn reader(topic: &str) -> rdkafka::error::KafkaResult<rdkafka::consumer::StreamConsumer> {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("group.id", unique_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
 /// Creates an empty database with a unique name and returns options that connect to it.
 pub async fn fresh_database(prefix: &str) -> anyhow::Result<PgConnectOptions> {
     let server = PgConnectOptions::from_str(&server_url())?;

@@ -1,7 +1,6 @@
 use crate::helpers::{session, spawn_app, spawn_app_with, TestApp};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
@@ -44,14 +43,7 @@ async fn a_checkouts_order_created_event_reaches_the_broker_with_the_correlation
     let order: Value = response.json().await.expect("JSON");
     wait_for_outbox(&app, "PUBLISHED", Duration::from_secs(20)).await;
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
-        .set("group.id", platform::testing::unique_name("cfs_test"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&app.topic]).expect("subscribe");
+    let consumer = platform::testing::reader(&app.topic).expect("consumer");
     let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await
         .expect("a record within 30 s")
@@ -205,14 +197,7 @@ async fn two_replicas_relay_a_backlog_once_each_row() {
         .expect("backlog row");
     }
     wait_for_outbox(&first, "PUBLISHED", Duration::from_secs(30)).await;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
-        .set("group.id", platform::testing::unique_name("cfs_test"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&first.topic]).expect("subscribe");
+    let consumer = platform::testing::reader(&first.topic).expect("consumer");
     let mut seen = std::collections::HashMap::<String, usize>::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await {

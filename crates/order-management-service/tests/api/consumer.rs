@@ -1,7 +1,5 @@
 use crate::helpers::{order_created, spawn_app, wait_until, PATIENCE};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -118,14 +116,7 @@ async fn a_garbage_record_is_dead_lettered_with_its_headers_and_the_next_record_
     assert_eq!(app.get_order(&invalid.order_number).await.0, 404);
 
     let dlq = platform::kafka::dlq_topic(&app.orders_topic);
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
-        .set("group.id", platform::testing::unique_name("dlq_reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("dlq consumer");
-    consumer.subscribe(&[&dlq]).expect("subscribed");
+    let consumer = platform::testing::reader(&dlq).expect("dlq consumer");
     let mut dead = Vec::new();
     while dead.len() < 2 {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())

@@ -4,9 +4,7 @@ use platform::kafka::{
     HandlerError, Producer, Record, TopicSpec,
 };
 use platform::metrics::Metrics;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -41,17 +39,6 @@ impl Handler for Recorder {
             Ok(())
         })
     }
-}
-
-fn consumer_of(topic: &str) -> StreamConsumer {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", platform::testing::kafka_bootstrap())
-        .set("group.id", platform::testing::unique_name("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    consumer
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, condition: F) {
@@ -139,7 +126,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
         ]
     );
 
-    let dlq = consumer_of(&dlq_topic(&topic));
+    let dlq = platform::testing::reader(&dlq_topic(&topic)).unwrap();
     let mut dead = Vec::new();
     while dead.len() < 2 {
         let message = tokio::time::timeout(Duration::from_secs(30), dlq.recv())

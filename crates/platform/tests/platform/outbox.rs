@@ -3,9 +3,7 @@ use futures::future::BoxFuture;
 use platform::kafka::{ensure_topics, Producer, TopicSpec};
 use platform::metrics::Metrics;
 use platform::outbox::{OutboxCounts, OutboxMessage, OutboxStore, Relay, RelaySettings};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,13 +158,7 @@ async fn the_relay_publishes_pending_rows_once_and_marks_them_published() {
         }
     );
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", platform::testing::unique_name("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let consumer = platform::testing::reader(&topic).unwrap();
     let mut payloads = Vec::new();
     while payloads.len() < 5 {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
