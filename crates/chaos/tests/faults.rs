@@ -27,6 +27,26 @@ where
     panic!("timed out after {timeout:?} waiting for: {what}");
 }
 
+/// Waits until the order service reports its `paymentService` breaker in `state`.
+async fn wait_for_breaker(order: &chaos::Service, state: &str, timeout: Duration) {
+    eventually(
+        &format!("the paymentService breaker to be {state}"),
+        timeout,
+        || async {
+            order
+                .metric(
+                    "resilience4j_circuitbreaker_state",
+                    &[("name", "paymentService"), ("state", state)],
+                )
+                .await
+                .ok()
+                .flatten()
+                == Some(1.0)
+        },
+    )
+    .await;
+}
+
 async fn finish(platform: Platform, load: Load) {
     finish_expecting(platform, load, false).await;
 }
@@ -141,22 +161,7 @@ async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() 
         .await
         .unwrap();
     let order = &platform.order;
-    eventually(
-        "the paymentService breaker to open",
-        Duration::from_secs(60),
-        || async {
-            order
-                .metric(
-                    "resilience4j_circuitbreaker_state",
-                    &[("name", "paymentService"), ("state", "OPEN")],
-                )
-                .await
-                .ok()
-                .flatten()
-                == Some(1.0)
-        },
-    )
-    .await;
+    wait_for_breaker(order, "OPEN", Duration::from_secs(60)).await;
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
@@ -183,22 +188,7 @@ async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() 
         .gateway_faults(json!({"errorStatus": null, "hang": false}))
         .await
         .unwrap();
-    eventually(
-        "the breaker to close again",
-        Duration::from_secs(90),
-        || async {
-            order
-                .metric(
-                    "resilience4j_circuitbreaker_state",
-                    &[("name", "paymentService"), ("state", "CLOSED")],
-                )
-                .await
-                .ok()
-                .flatten()
-                == Some(1.0)
-        },
-    )
-    .await;
+    wait_for_breaker(order, "CLOSED", Duration::from_secs(90)).await;
     finish(platform, load).await;
 }
 
