@@ -139,7 +139,7 @@ impl NearCache {
     }
 
     /// Whether answers are being served from this process.
-    pub fn is_live(&self) -> bool {
+    fn is_live(&self) -> bool {
         self.serving().is_some()
     }
 
@@ -163,19 +163,25 @@ impl NearCache {
 
     /// Stores a product's answer unless an invalidation came after `ticket`.
     pub fn store_product(&self, ticket: Ticket, id: Uuid, body: Bytes) {
-        let mut state = self.state();
-        if state.epoch == ticket.0 && self.is_live() && state.reserve(body.len()) {
-            if let Some(old) = state.products.insert(id, Entry::new(body)) {
-                state.bytes -= old.body.len();
-            }
-        }
+        self.store(ticket, body, |state, entry| {
+            state.products.insert(id, entry)
+        });
     }
 
     /// Stores a listing's answer unless an invalidation came after `ticket`.
     pub fn store_page(&self, ticket: Ticket, key: String, body: Bytes) {
+        self.store(ticket, body, |state, entry| state.pages.insert(key, entry));
+    }
+
+    fn store(
+        &self,
+        ticket: Ticket,
+        body: Bytes,
+        insert: impl FnOnce(&mut State, Entry) -> Option<Entry>,
+    ) {
         let mut state = self.state();
         if state.epoch == ticket.0 && self.is_live() && state.reserve(body.len()) {
-            if let Some(old) = state.pages.insert(key, Entry::new(body)) {
+            if let Some(old) = insert(&mut state, Entry::new(body)) {
                 state.bytes -= old.body.len();
             }
         }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 /// How long the consumer waits for a free payment slot before it leaves the order to
 /// the retry worker.
-pub const HAND_OFF_WAIT: Duration = Duration::from_secs(1);
+const HAND_OFF_WAIT: Duration = Duration::from_secs(1);
 
 /// How long the relay loop leaves a fresh outbox row to the immediate publish.
 const OUTBOX_HANDOFF_LEASE: Duration = Duration::from_secs(15);
