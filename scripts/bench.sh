@@ -26,6 +26,7 @@ LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 log "start-up times"
 declare -A startup idle_rss
@@ -53,7 +54,7 @@ run() { # label args... -> JSON line
   "$LOADGEN" "$@" --warmup "$WARMUP" --duration "$SECONDS_MEASURED"
 }
 
-trivial_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+trivial_port=$(free_port)
 "$LOADGEN" trivial-server --port "$trivial_port" >/dev/null &
 trivial_pid=$!
 trap 'kill $trivial_pid 2>/dev/null || true' EXIT
@@ -136,7 +137,7 @@ note_peaks
 
 # The same run against a throwaway nisshi keeping its log in memory: what the platform
 # itself adds, without the development broker's SQLite work on every fetch and produce.
-mem_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mem_port=$(free_port)
 mem_dir=$(mktemp -d)
 (cd "$mem_dir" && exec "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$mem_port" \
   --advertised-listener-url "tcp://127.0.0.1:$mem_port" --storage-engine memory://nisshi/ \
