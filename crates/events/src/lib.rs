@@ -1,5 +1,7 @@
 //! The events on `orders.created` and `payments.completed`, field for field as the
-//! original Spring system writes them (see `shared/design/events/`).
+//! original Spring system writes them (see `shared/design/events/`), and
+//! `orders.released`, which this platform adds: an order ended FAILED or CANCELLED and
+//! its stock goes back to the catalogue.
 //!
 //! `timestamp` goes on the wire as a JSON number (epoch seconds with a nanosecond
 //! fraction), as Spring Kafka writes it; consumers also accept an ISO-8601 string.
@@ -14,19 +16,26 @@ use uuid::Uuid;
 pub const ORDER_CREATED: &str = "ORDER_CREATED";
 /// `eventType` of [`PaymentCompleted`].
 pub const PAYMENT_COMPLETED: &str = "PAYMENT_COMPLETED";
-/// `eventVersion` of both events.
+/// `eventType` of [`OrderReleased`].
+pub const ORDER_RELEASED: &str = "ORDER_RELEASED";
+/// `eventVersion` of every event.
 pub const EVENT_VERSION: &str = "1.0";
 /// Spring's `__TypeId__` header values, so a Java consumer resolves the type.
 pub const ORDER_CREATED_TYPE_ID: &str = "com.ecommerce.shared.event.OrderCreatedEvent";
 pub const PAYMENT_COMPLETED_TYPE_ID: &str = "com.ecommerce.shared.event.PaymentCompletedEvent";
+/// In the same namespace, so a Java consumer written the original's way resolves it too.
+pub const ORDER_RELEASED_TYPE_ID: &str = "com.ecommerce.shared.event.OrderReleasedEvent";
 /// Header name of Spring's type hint.
 pub const TYPE_ID_HEADER: &str = "__TypeId__";
 
 /// Default topic names.
 pub const ORDERS_CREATED_TOPIC: &str = "orders.created";
 pub const PAYMENTS_COMPLETED_TOPIC: &str = "payments.completed";
+pub const ORDERS_RELEASED_TOPIC: &str = "orders.released";
 /// The consumer group of the order service.
 pub const ORDER_SERVICE_GROUP: &str = "order-service-group";
+/// The consumer group of the customer-facing service (reads `orders.released`).
+pub const CUSTOMER_SERVICE_GROUP: &str = "customer-service-group";
 
 /// An event's time: numeric epoch seconds on the wire, ISO-8601 also accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -164,6 +173,45 @@ pub struct PaymentCompleted {
     pub failure_reason: Option<String>,
 }
 
+/// Why an order released its stock: the status it ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ReleasedStatus {
+    /// The payment was declined, or never answered within the payment deadline.
+    Failed,
+    /// A manager cancelled the order (refunded first if it was paid).
+    Cancelled,
+}
+
+/// One line of stock to give back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasedItem {
+    pub product_id: Uuid,
+    pub product_sku: String,
+    pub quantity: i32,
+}
+
+/// `orders.released`: an order ended FAILED or CANCELLED; the customer-facing service
+/// returns `items` to the catalogue exactly once per `orderId`, whatever the `eventId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReleased {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: String,
+    pub timestamp: EventTime,
+    pub correlation_id: Option<String>,
+    /// The customer-facing service's id of the order (the checkout's `orderId`, the
+    /// `orders.created` key); also this record's key.
+    pub order_id: Uuid,
+    pub order_number: String,
+    pub order_status: ReleasedStatus,
+    /// Human-readable: the decline reason, the cancel reason, or the payment deadline.
+    pub reason: String,
+    pub items: Vec<ReleasedItem>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +237,19 @@ mod tests {
         let event: PaymentCompleted = serde_json::from_str(PAYMENT_COMPLETED_FIXTURE).unwrap();
         assert_eq!(event.status, PaymentOutcome::Success);
         let original: serde_json::Value = serde_json::from_str(PAYMENT_COMPLETED_FIXTURE).unwrap();
+        assert_eq!(serde_json::to_value(&event).unwrap(), original);
+    }
+
+    const ORDER_RELEASED_FIXTURE: &str = include_str!(
+        "../../../specs/001-e-commerce-platform/contracts/events/order-released.json"
+    );
+
+    #[test]
+    fn the_order_released_example_is_accepted_and_written_back_the_same() {
+        let event: OrderReleased = serde_json::from_str(ORDER_RELEASED_FIXTURE).unwrap();
+        assert_eq!(event.order_status, ReleasedStatus::Failed);
+        assert_eq!(event.items[0].quantity, 2);
+        let original: serde_json::Value = serde_json::from_str(ORDER_RELEASED_FIXTURE).unwrap();
         assert_eq!(serde_json::to_value(&event).unwrap(), original);
     }
 
