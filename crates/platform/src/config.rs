@@ -158,13 +158,22 @@ impl FromStr for Secret {
     }
 }
 
-/// Where the service runs; `production` turns off every development convenience.
+/// Where the service runs. Only the names below are accepted, so a typo
+/// (`prodution`, `live`) stops start-up instead of quietly turning the development
+/// conveniences (the demo JWT secret, the demo logins) on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Environment(String);
 
+/// Environments on a developer's own machine or a throwaway test: the demo JWT secret
+/// and the demo users are allowed there, and nowhere else.
+const LOCAL_DEVELOPMENT: &[&str] = &["local", "dev", "development", "test", "ci", "docker"];
+/// Shared environments: real secrets, no demo users.
+const SHARED: &[&str] = &["staging", "production", "prod"];
+
 impl Environment {
-    pub fn is_production(&self) -> bool {
-        matches!(self.0.as_str(), "production" | "prod")
+    /// Whether development conveniences (the demo secret, the demo users) are allowed.
+    pub fn is_local_development(&self) -> bool {
+        LOCAL_DEVELOPMENT.contains(&self.0.as_str())
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -175,14 +184,19 @@ impl FromStr for Environment {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        if s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err("must be a word such as local, docker, staging or production".into());
+        if LOCAL_DEVELOPMENT.contains(&s.as_str()) || SHARED.contains(&s.as_str()) {
+            Ok(Self(s))
+        } else {
+            Err(format!(
+                "unknown environment '{s}': use one of {}",
+                LOCAL_DEVELOPMENT
+                    .iter()
+                    .chain(SHARED)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         }
-        Ok(Self(s))
     }
 }
 
@@ -195,7 +209,8 @@ pub struct CommonSettings {
     /// Address to listen on.
     #[arg(long = "server-host", env = "SERVER_HOST", default_value = "0.0.0.0")]
     pub server_host: std::net::IpAddr,
-    /// Environment name (local, docker, staging, production); a metric label too.
+    /// Environment name: local, dev, development, test, ci, docker (local development:
+    /// demo secret and demo users allowed), staging, production or prod; a metric label too.
     #[arg(long, env = "ENVIRONMENT", default_value = "local")]
     pub environment: Environment,
     /// Log filter in RUST_LOG syntax, e.g. `info` or `info,sqlx=warn`.
@@ -394,6 +409,24 @@ mod tests {
         };
         assert!(help.contains("ORDER_SERVICE_DATABASE_URL"), "{help}");
         assert!(help.contains("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS"));
+    }
+
+    #[test]
+    fn an_unknown_environment_stops_start_up_and_only_local_ones_allow_demo_conveniences() {
+        let err = parse_with(&[], &[("ENVIRONMENT", "prodution")]).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown environment 'prodution'"),
+            "{err}"
+        );
+        for (name, local) in [
+            ("local", true),
+            ("Docker", true),
+            ("staging", false),
+            ("prod", false),
+        ] {
+            let s = parse_with(&[], &[("ENVIRONMENT", name)]).unwrap();
+            assert_eq!(s.common.environment.is_local_development(), local, "{name}");
+        }
     }
 
     #[test]
