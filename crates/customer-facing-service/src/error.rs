@@ -27,6 +27,10 @@ pub enum Error {
     /// 409 insufficient-inventory on cart operations.
     #[error("{0}")]
     InsufficientInventory(String),
+    /// 409 cart-changed: checkout found lines whose price changed or whose product is
+    /// no longer sold; one message per line in `fieldErrors`.
+    #[error("{detail}")]
+    CartChanged { detail: String, lines: FieldErrors },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -65,6 +69,12 @@ impl Error {
                 "Insufficient Inventory",
                 detail,
             ),
+            Self::CartChanged { detail, lines } => {
+                let mut problem =
+                    Problem::new(StatusCode::CONFLICT, "cart-changed", "Cart Changed", detail);
+                problem.field_errors = Some(lines);
+                problem
+            }
             Self::Database(e) => database_problem(&e),
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
