@@ -46,6 +46,7 @@ pub struct StateInner {
     pub metrics: AppMetrics,
     pub relay: Relay,
     pub orders_created_topic: String,
+    pub logins: crate::managers::LoginGuard,
 }
 
 impl std::ops::Deref for AppState {
@@ -129,6 +130,7 @@ impl Application {
                 metrics: AppMetrics::new(&metrics)?,
                 relay: relay.clone(),
                 orders_created_topic: settings.orders_created_topic.clone(),
+                logins: crate::managers::LoginGuard::default(),
             }),
         };
         let router = platform::app::router(
