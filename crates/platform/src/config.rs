@@ -13,6 +13,8 @@ use std::str::FromStr;
 /// Settings also read from their plain, unprefixed name when the prefixed one is unset.
 pub const PLAIN_FALLBACKS: &[&str] = &[
     "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC_REPLICATION_FACTOR",
+    "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
     "JWT_SECRET",
     "JWT_PREVIOUS_SECRETS",
     "JWT_ISSUER",
@@ -259,6 +261,33 @@ pub struct KafkaSettings {
     #[arg(long = "kafka-create-topics", env = "KAFKA_CREATE_TOPICS", default_value_t = true,
           action = clap::ArgAction::Set)]
     pub create_topics: bool,
+    /// Replicas of each topic created at start-up: 1 for a single development broker,
+    /// 3 on a real cluster, so losing one broker loses no acknowledged event.
+    #[arg(long = "kafka-topic-replication-factor", env = "KAFKA_TOPIC_REPLICATION_FACTOR",
+          default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of each topic created at start-up (2 with 3 replicas: a
+    /// write is acknowledged by two brokers); the broker's default when unset.
+    #[arg(long = "kafka-topic-min-insync-replicas", env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub min_insync_replicas: Option<i32>,
+}
+
+impl KafkaSettings {
+    /// `topics` as this deployment creates them: with its replication.
+    pub fn replicated(
+        &self,
+        topics: impl IntoIterator<Item = crate::kafka::TopicSpec>,
+    ) -> Vec<crate::kafka::TopicSpec> {
+        topics
+            .into_iter()
+            .map(|mut t| {
+                t.replication_factor = self.replication_factor;
+                t.min_insync_replicas = self.min_insync_replicas;
+                t
+            })
+            .collect()
+    }
 }
 
 fn parse_bootstrap(value: &str) -> Result<String, String> {
@@ -427,6 +456,32 @@ mod tests {
             let s = parse_with(&[], &[("ENVIRONMENT", name)]).unwrap();
             assert_eq!(s.common.environment.is_local_development(), local, "{name}");
         }
+    }
+
+    #[test]
+    fn topics_take_the_deployments_replication() {
+        let s = parse_with(
+            &[],
+            &[
+                ("KAFKA_TOPIC_REPLICATION_FACTOR", "3"),
+                ("ORDER_SERVICE_KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2"),
+            ],
+        )
+        .unwrap();
+        let topics = s
+            .kafka
+            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
+        assert!(topics
+            .iter()
+            .all(|t| t.replication_factor == 3 && t.min_insync_replicas == Some(2)));
+        let local = parse_with(&[], &[]).unwrap();
+        let topics = local
+            .kafka
+            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
+        assert!(topics
+            .iter()
+            .all(|t| t.replication_factor == 1 && t.min_insync_replicas.is_none()));
+        assert!(parse_with(&[], &[("KAFKA_TOPIC_REPLICATION_FACTOR", "0")]).is_err());
     }
 
     #[test]
