@@ -92,7 +92,10 @@ async fn a_charge_survives_a_restart_and_its_replay_after_the_restart_returns_th
     let replayed: Value = response.json().await.expect("json");
     assert_eq!(replayed, charged);
     let line = second
-        .get_json(&format!("/api/v1/payments/{}", charged["id"].as_str().expect("id")))
+        .get_json(&format!(
+            "/api/v1/payments/{}",
+            charged["id"].as_str().expect("id")
+        ))
         .await;
     assert_eq!(line["chargeCount"], 1);
     assert_eq!(line["requestCount"], 2);
@@ -211,6 +214,8 @@ async fn the_gateway_is_unready_while_its_database_is_gone() {
     admin.close().await.expect("closed");
     assert_eq!(readiness().await, 503);
     let order_id = Uuid::new_v4();
-    let response = gw.charge(&order_id.to_string(), &charge_body(order_id)).await;
+    let response = gw
+        .charge(&order_id.to_string(), &charge_body(order_id))
+        .await;
     assert!(response.status().is_server_error(), "{}", response.status());
 }

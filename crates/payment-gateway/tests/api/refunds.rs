@@ -9,7 +9,9 @@ use uuid::Uuid;
 /// Charges 299.98 for a new order under its id as key; returns the order id and charge.
 async fn charged(gw: &TestGateway) -> (Uuid, Value) {
     let order_id = Uuid::new_v4();
-    let response = gw.charge(&order_id.to_string(), &charge_body(order_id)).await;
+    let response = gw
+        .charge(&order_id.to_string(), &charge_body(order_id))
+        .await;
     assert_eq!(response.status(), 201);
     (order_id, response.json().await.expect("json"))
 }
@@ -43,7 +45,10 @@ async fn a_refund_without_an_amount_gives_back_the_whole_charge() {
     assert_eq!(refunds[0]["id"], refund["id"]);
     assert_eq!(refunds[0]["idempotencyKey"], format!("refund-{order_id}"));
     let one = gw
-        .get_json(&format!("/api/v1/refunds/{}", refund["id"].as_str().expect("id")))
+        .get_json(&format!(
+            "/api/v1/refunds/{}",
+            refund["id"].as_str().expect("id")
+        ))
         .await;
     assert_eq!(one["amount"], 299.98);
     let metrics = gw.metrics().await;
@@ -240,7 +245,10 @@ async fn an_invalid_refund_is_a_400_problem_and_unknown_ids_are_404() {
         .expect("sent");
     assert_eq!(response.status(), 400, "no Idempotency-Key");
     let response = gw
-        .refund("r", &json!({"paymentKey": order_id.to_string(), "amount": -1}))
+        .refund(
+            "r",
+            &json!({"paymentKey": order_id.to_string(), "amount": -1}),
+        )
         .await;
     assert_eq!(response.status(), 400);
     let problem: Value = response.json().await.expect("json");
@@ -249,7 +257,10 @@ async fn an_invalid_refund_is_a_400_problem_and_unknown_ids_are_404() {
     assert_eq!(response.status(), 400);
     let response = gw.refund("r", &json!({"amount": 1.0})).await;
     assert_eq!(response.status(), 400, "no paymentKey");
-    for path in ["/api/v1/refunds/not-a-uuid", "/api/v1/refunds/00000000-0000-0000-0000-000000000000"] {
+    for path in [
+        "/api/v1/refunds/not-a-uuid",
+        "/api/v1/refunds/00000000-0000-0000-0000-000000000000",
+    ] {
         let response = gw
             .client
             .get(format!("{}{path}", gw.address))
@@ -282,7 +293,10 @@ async fn the_error_status_and_hang_knobs_apply_to_refunds_and_the_success_rate_d
     let started = std::time::Instant::now();
     let response = gw.refund("r1", &body).await;
     assert_eq!(response.status(), 201);
-    assert!(started.elapsed() >= Duration::from_millis(300), "latencyMs applies");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "latencyMs applies"
+    );
     let refund: Value = response.json().await.expect("json");
     assert_eq!(refund["status"], "REFUNDED");
 }
