@@ -414,6 +414,36 @@ mod tests {
     }
 
     #[test]
+    fn lag_of_every_group_and_dead_letters_of_every_topic_need_no_name() {
+        let cli = parse(&["kafka", "lag", "--all"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Kafka {
+                command: KafkaCommand::Lag { all: true, .. }
+            }
+        ));
+        assert!(parse(&["kafka", "lag", "--all", "--group", "g"], &[]).is_err());
+        let cli = parse(&["dlq", "list"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Dlq {
+                command: DlqCommand::List { topic: None, .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn reconcile_repairs_only_when_asked() {
+        let cli = parse(&["reconcile"], &[]).unwrap();
+        assert!(matches!(cli.command, Command::Reconcile(ReconcileArgs { repair: false, .. })));
+        let cli = parse(&["reconcile", "--repair", "--no-ledger"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Reconcile(ReconcileArgs { repair: true, no_ledger: true, .. })
+        ));
+    }
+
+    #[test]
     fn a_bad_duration_is_one_line() {
         let Err(ConfigError::Invalid(line)) =
             parse(&["idempotency", "prune", "--older-than", "soon"], &[])

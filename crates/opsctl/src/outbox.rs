@@ -5,6 +5,10 @@
 //!
 //! Requeue only changes rows: the services' relays poll for due `PENDING` rows and
 //! publish them; no service needs a restart.
+//!
+//! [`requeue_order`] re-publishes the rows of one order (also `PUBLISHED` ones); it is
+//! what `opsctl reconcile --repair` uses for a missing order's checkout event and for an
+//! `orders.released` event whose stock never came back.
 
 use crate::cli::{OutboxChoice, OutboxCommand, Settings};
 use crate::duration;

@@ -418,7 +418,7 @@ pub async fn reconcile(
         report.push(
             Kind::Duplicated,
             ids.first().copied(),
-            Some(number),
+            Some(*number),
             format!("{} checkouts carry this order number", ids.len()),
         );
     }
@@ -432,7 +432,7 @@ pub async fn reconcile(
         report.push(
             Kind::Duplicated,
             None,
-            Some(&d.order_number),
+            Some(d.order_number.as_str()),
             format!("{} orders carry this order number", d.n),
         );
     }
@@ -449,7 +449,7 @@ pub async fn reconcile(
         report.push(
             Kind::Stuck,
             Some(s.source_order_id),
-            Some(&s.order_number),
+            Some(s.order_number.as_str()),
             format!(
                 "{} for {}",
                 s.status,
@@ -721,7 +721,7 @@ async fn check_stock(
                 report.push(
                     Kind::StockNotReturned,
                     Some(id),
-                    Some(&o.order_number),
+                    Some(o.order_number.as_str()),
                     format!(
                         "{} {} ago and no stock_returns row; {outbox}",
                         o.status,
@@ -732,7 +732,7 @@ async fn check_stock(
             Some((_, status)) if !is_ended(&o.status) => report.push(
                 Kind::StockReturnedWrongly,
                 Some(id),
-                Some(&o.order_number),
+                Some(o.order_number.as_str()),
                 format!(
                     "stock_returns has a row (as {}) but the order is {}",
                     output::opt(status.as_deref()),
