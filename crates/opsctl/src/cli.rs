@@ -435,11 +435,18 @@ mod tests {
     #[test]
     fn reconcile_repairs_only_when_asked() {
         let cli = parse(&["reconcile"], &[]).unwrap();
-        assert!(matches!(cli.command, Command::Reconcile(ReconcileArgs { repair: false, .. })));
+        assert!(matches!(
+            cli.command,
+            Command::Reconcile(ReconcileArgs { repair: false, .. })
+        ));
         let cli = parse(&["reconcile", "--repair", "--no-ledger"], &[]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Reconcile(ReconcileArgs { repair: true, no_ledger: true, .. })
+            Command::Reconcile(ReconcileArgs {
+                repair: true,
+                no_ledger: true,
+                ..
+            })
         ));
     }
 

@@ -252,22 +252,26 @@ pub async fn requeue_order(
     };
     let requeued = requeue_selected(pool, outbox, &selection).await?;
     let rows = match outbox {
-        Outbox::OrderCreated => sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM order_created_outbox
+        Outbox::OrderCreated => {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM order_created_outbox
                WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
-            aggregate_id,
-            topic
-        )
-        .fetch_one(pool)
-        .await?,
-        Outbox::PaymentCompleted => sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM payment_completed_outbox
+                aggregate_id,
+                topic
+            )
+            .fetch_one(pool)
+            .await?
+        }
+        Outbox::PaymentCompleted => {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM payment_completed_outbox
                WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
-            aggregate_id,
-            topic
-        )
-        .fetch_one(pool)
-        .await?,
+                aggregate_id,
+                topic
+            )
+            .fetch_one(pool)
+            .await?
+        }
     };
     Ok(OrderRequeue { rows, requeued })
 }

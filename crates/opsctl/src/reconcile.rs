@@ -527,7 +527,8 @@ pub async fn reconcile(
                         "ledger charge {} ({} {}, key {}) belongs to no order in order_db",
                         line.id,
                         line.status,
-                        line.amount.map_or_else(|| "-".to_owned(), |a| money(cents(a))),
+                        line.amount
+                            .map_or_else(|| "-".to_owned(), |a| money(cents(a))),
                         output::opt(line.idempotency_key.as_deref())
                     ),
                 );
@@ -548,7 +549,9 @@ pub async fn reconcile(
                         "ledger refund {} ({} {}, payment key {}) belongs to no order in order_db",
                         refund.id,
                         refund.status,
-                        refund.amount.map_or_else(|| "-".to_owned(), |a| money(cents(a))),
+                        refund
+                            .amount
+                            .map_or_else(|| "-".to_owned(), |a| money(cents(a))),
                         output::opt(refund.payment_key.as_deref())
                     ),
                 );
@@ -638,7 +641,15 @@ pub async fn reconcile(
     }
 
     if has_stock_returns(customer).await? {
-        check_stock(customer, order, &recent_ids, since, grace_cutoff, &mut report).await?;
+        check_stock(
+            customer,
+            order,
+            &recent_ids,
+            since,
+            grace_cutoff,
+            &mut report,
+        )
+        .await?;
     } else {
         report.notes.push(
             "customer_db has no stock_returns table yet (migration 0002, ADR 0007): stock returns not checked"
@@ -715,7 +726,12 @@ async fn check_stock(
         match returned.get(&id) {
             None if is_ended(&o.status) && o.updated_at <= grace_cutoff => {
                 let outbox = outbox_status.get(&id).map_or_else(
-                    || format!("no {} row in payment_completed_outbox", events::ORDERS_RELEASED_TOPIC),
+                    || {
+                        format!(
+                            "no {} row in payment_completed_outbox",
+                            events::ORDERS_RELEASED_TOPIC
+                        )
+                    },
                     |s| format!("its {} outbox row is {s}", events::ORDERS_RELEASED_TOPIC),
                 );
                 report.push(
@@ -1051,9 +1067,10 @@ fn print_report(report: &Report, out: &Output) {
         "{} checkout(s), {} with an order, {}; {}; refund-pending {} (informational)",
         report.checkouts,
         report.orders_matched,
-        report
-            .ledger_lines
-            .map_or_else(|| "ledger skipped".to_owned(), |n| format!("{n} ledger line(s)")),
+        report.ledger_lines.map_or_else(
+            || "ledger skipped".to_owned(),
+            |n| format!("{n} ledger line(s)")
+        ),
         counts.join(", "),
         count(Kind::RefundPending),
     );

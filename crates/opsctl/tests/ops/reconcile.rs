@@ -187,7 +187,11 @@ async fn reconcile_finds_a_missing_a_stuck_and_a_double_charged_order_and_nothin
 
     assert_eq!(of(&report, Kind::Missing), [Some(missing)], "{report:#?}");
     assert_eq!(of(&report, Kind::Stuck), [Some(stuck)], "{report:#?}");
-    assert_eq!(of(&report, Kind::DoubleCharged), [Some(paid)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::DoubleCharged),
+        [Some(paid)],
+        "{report:#?}"
+    );
     assert_eq!(of(&report, Kind::Duplicated), [], "{report:#?}");
     assert_eq!(report.findings.len(), 3, "{report:#?}");
     assert_eq!(report.checkouts, 4);
@@ -235,7 +239,11 @@ async fn a_charge_on_a_failed_order_is_an_amount_mismatch() {
         .expect("reconciled");
     stop();
 
-    assert_eq!(of(&report, Kind::AmountMismatch), [Some(failed)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::AmountMismatch),
+        [Some(failed)],
+        "{report:#?}"
+    );
     let finding = report
         .of_kind(Kind::AmountMismatch)
         .next()
@@ -262,7 +270,11 @@ async fn a_paid_order_without_a_charge_is_an_amount_mismatch() {
         .expect("reconciled");
     stop();
 
-    assert_eq!(of(&report, Kind::AmountMismatch), [Some(paid)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::AmountMismatch),
+        [Some(paid)],
+        "{report:#?}"
+    );
     assert_eq!(report.findings.len(), 1, "{report:#?}");
 }
 
@@ -280,7 +292,11 @@ async fn a_charge_for_no_order_is_an_orphan_charge() {
         .expect("reconciled");
     stop();
 
-    assert_eq!(of(&report, Kind::OrphanCharge), [Some(stranger)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::OrphanCharge),
+        [Some(stranger)],
+        "{report:#?}"
+    );
 }
 
 #[tokio::test]
@@ -306,13 +322,22 @@ async fn a_refund_pending_within_the_grace_period_is_informational_and_after_it_
         .await
         .expect("reconciled");
 
-    assert_eq!(of(&report, Kind::RefundPending), [Some(young)], "{report:#?}");
-    assert_eq!(of(&report, Kind::AmountMismatch), [Some(old)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::RefundPending),
+        [Some(young)],
+        "{report:#?}"
+    );
+    assert_eq!(
+        of(&report, Kind::AmountMismatch),
+        [Some(old)],
+        "{report:#?}"
+    );
     assert_eq!(report.problems(), 1, "{report:#?}");
 }
 
 #[tokio::test]
-async fn an_ended_order_without_its_stock_back_is_reported_and_stock_given_back_for_a_paid_one_too() {
+async fn an_ended_order_without_its_stock_back_is_reported_and_stock_given_back_for_a_paid_one_too()
+{
     let (customer, _) = customer_db().await;
     let (orders, _) = order_db().await;
     adr_0007_schema(&customer, &orders).await;
@@ -336,7 +361,11 @@ async fn an_ended_order_without_its_stock_back_is_reported_and_stock_given_back_
         .await
         .expect("reconciled");
 
-    assert_eq!(of(&report, Kind::StockNotReturned), [Some(lost)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::StockNotReturned),
+        [Some(lost)],
+        "{report:#?}"
+    );
     let lost_detail = &report
         .of_kind(Kind::StockNotReturned)
         .next()
@@ -478,7 +507,11 @@ async fn repair_makes_a_stuck_payment_and_a_pending_refund_due_now() {
         .await
         .expect("reconciled");
     assert_eq!(of(&report, Kind::Stuck), [Some(stuck)], "{report:#?}");
-    assert_eq!(of(&report, Kind::RefundPending), [Some(refund)], "{report:#?}");
+    assert_eq!(
+        of(&report, Kind::RefundPending),
+        [Some(refund)],
+        "{report:#?}"
+    );
     let repairs = reconcile::repair(&customer, &orders, &report)
         .await
         .expect("repaired");
