@@ -533,3 +533,47 @@ async fn repair_makes_a_stuck_payment_and_a_pending_refund_due_now() {
         .expect("repaired again");
     assert!(again.iter().all(|r| !r.changed), "{again:#?}");
 }
+
+/// Refunds `order_id`'s charge (or voids its key) at the gateway, as the order service's
+/// refund worker does.
+async fn refund(base: &str, order_id: Uuid) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/refunds"))
+        .header("Idempotency-Key", format!("refund-{order_id}"))
+        .json(&json!({"paymentKey": order_id.to_string(), "reason": "cancelled"}))
+        .send()
+        .await
+        .expect("refunded");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("a refund")
+}
+
+#[tokio::test]
+async fn a_refunded_cancelled_order_and_an_expired_one_whose_key_was_voided_reconcile_clean() {
+    let (customer, _) = customer_db().await;
+    let (orders, _) = order_db().await;
+    adr_0007_schema(&customer, &orders).await;
+    let (cancelled, expired) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, number, status) in [
+        (cancelled, "ORD-20260101-000028", "CANCELLED"),
+        (expired, "ORD-20260101-000029", "FAILED"),
+    ] {
+        checkout(&customer, id, number, 60).await;
+        order(&orders, id, number, status, 59).await;
+        stock_returned(&customer, id, number, status).await;
+    }
+    let (base, stop) = gateway().await;
+    charge(&base, cancelled, "ORD-20260101-000028", 10.0).await;
+    assert_eq!(refund(&base, cancelled).await["status"], "REFUNDED");
+    assert_eq!(refund(&base, expired).await["status"], "NOTHING_CHARGED");
+
+    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
+        .await
+        .expect("reconciled");
+    stop();
+
+    assert!(report.findings.is_empty(), "{report:#?}");
+    assert_eq!(report.ledger_refunds, Some(2), "{report:#?}");
+    assert!(report.notes.is_empty(), "{report:#?}");
+}
