@@ -209,6 +209,8 @@ pub struct Platform {
     pub order: Service,
     pub customer_db: String,
     pub order_db: String,
+    /// The gateway's ledger (`payment_gateway_db` of this run).
+    pub gateway_db: String,
     pub orders_topic: String,
     pub payments_topic: String,
 }
@@ -266,6 +268,7 @@ impl Platform {
 
         let customer_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let order_db = database_url(&platform::testing::fresh_database("chaos").await?);
+        let gateway_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
         let bootstrap = format!("127.0.0.1:{broker_port}");
@@ -285,6 +288,8 @@ impl Platform {
                 vec![
                     "--server-port".into(),
                     gateway_port.to_string(),
+                    "--database-url".into(),
+                    gateway_db.clone(),
                     "--latency-ms".into(),
                     "5".into(),
                 ],
@@ -362,6 +367,7 @@ impl Platform {
             order,
             customer_db,
             order_db,
+            gateway_db,
             orders_topic,
             payments_topic,
         };

@@ -61,13 +61,9 @@ async fn reconcile_finds_a_missing_a_stuck_and_a_double_charged_order_and_nothin
     order(&orders, paid, "ORD-20260101-000001", "PAID", 59).await;
     order(&orders, stuck, "ORD-20260101-000004", "PROCESSING", 59).await;
 
-    let settings = payment_gateway::Settings::for_tests().expect("settings");
-    let gateway = payment_gateway::Application::build(settings)
+    let (base, stop) = payment_gateway::testing::spawn()
         .await
-        .expect("gateway");
-    let base = format!("http://127.0.0.1:{}", gateway.port());
-    let stop = gateway.shutdown_token();
-    tokio::spawn(gateway.run_until_stopped());
+        .expect("gateway starts on a fresh database");
     let http = reqwest::Client::new();
     for key in ["first-key", "second-key"] {
         let response = http
