@@ -158,7 +158,7 @@ impl TestApp {
                 issuer: "ecommerce-platform-dev".into(),
                 expiration_minutes: 15,
             },
-            false,
+            true,
         )
         .expect("keys");
         Self {
