@@ -785,10 +785,12 @@ pub async fn check_books(
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM products WHERE inventory_quantity < 0")
             .fetch_one(&customer)
             .await?;
-    // The ledger: each order id charged (successfully) at most once.
-    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, order_number FROM orders")
-        .fetch_all(&order)
-        .await?;
+    // The ledger: each order charged (successfully) at most once. The gateway knows an
+    // order by the checkout's order id (ADR 0007), not by order_db's row id.
+    let ids: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT source_order_id, order_number FROM orders")
+            .fetch_all(&order)
+            .await?;
     let http = reqwest::Client::new();
     for (id, number) in ids {
         let ledger: Value = http
