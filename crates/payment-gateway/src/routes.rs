@@ -101,10 +101,7 @@ fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    // Compared in constant time: the answer's timing says nothing about the token.
-    let (a, b) = (given.as_bytes(), expected.expose().as_bytes());
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
+    if platform::auth::constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {
         tracing::warn!("admin request refused: missing or wrong admin token");
