@@ -128,7 +128,7 @@ PLAIN_METRICS = {
     "kafka_consumer_records_lag_max", "resilience4j_circuitbreaker_state",
     "hikaricp_connections_active", "hikaricp_connections_idle", "hikaricp_connections_pending",
     "hikaricp_connections_max", "hikaricp_connections_min",
-    "outbox_pending_rows", "outbox_failed_rows", "outbox_published_total",
+    "outbox_pending_rows", "outbox_failed_rows", "outbox_oldest_pending_age_seconds", "outbox_published_total",
     "dlq_messages_total", "cache_requests_total",
     "process_resident_memory_bytes", "process_cpu_seconds_total",
     # ADR 0007 (after checkout): the order service's refunds and payment deadline, the

@@ -104,7 +104,8 @@ impl OutboxStore for OrderCreatedOutbox {
         &self,
         id: Uuid,
         error: String,
-        retry_in: Option<Duration>,
+        retry_in: Duration,
+        give_up_after: Duration,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
             let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
@@ -112,13 +113,13 @@ impl OutboxStore for OrderCreatedOutbox {
             sqlx::query!(
                 "UPDATE order_created_outbox
                  SET retry_count = retry_count + 1, error_message = $2,
-                     status = CASE WHEN $3 THEN 'FAILED' ELSE status END,
-                     next_attempt_at = $4, locked_until = NULL
+                     status = CASE WHEN created_at < $4 THEN 'FAILED' ELSE status END,
+                     next_attempt_at = $3, locked_until = NULL
                  WHERE id = $1 AND status = 'PENDING'",
                 id,
                 error,
-                retry_in.is_none(),
-                at + chrono_duration(retry_in.unwrap_or_default())
+                at + chrono_duration(retry_in),
+                at - chrono_duration(give_up_after)
             )
             .execute(self.db.pool())
             .await?;
@@ -130,14 +131,17 @@ impl OutboxStore for OrderCreatedOutbox {
         Box::pin(async move {
             let row = sqlx::query!(
                 r#"SELECT count(*) FILTER (WHERE status = 'PENDING') AS "pending!",
-                          count(*) FILTER (WHERE status = 'FAILED') AS "failed!"
-                   FROM order_created_outbox"#
+                          count(*) FILTER (WHERE status = 'FAILED') AS "failed!",
+                          COALESCE(EXTRACT(EPOCH FROM $1 - min(created_at) FILTER (WHERE status = 'PENDING')), 0)::int8 AS "oldest!"
+                   FROM order_created_outbox"#,
+                now()
             )
             .fetch_one(self.db.pool())
             .await?;
             Ok(OutboxCounts {
                 pending: row.pending,
                 failed: row.failed,
+                oldest_pending_secs: row.oldest.max(0),
             })
         })
     }

@@ -48,14 +48,15 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(100..=300_000)
     )]
     pub delivery_timeout_ms: u64,
-    /// Attempts the outbox relay makes before marking a row FAILED.
+    /// Seconds an outbox row keeps being retried before it is marked FAILED for an
+    /// operator: a broker outage shorter than this fails nothing (default 6 h).
     #[arg(
-        long = "outbox-max-attempts",
-        env = "OUTBOX_MAX_ATTEMPTS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(i32).range(1..=1000)
+        long = "outbox-max-age-secs",
+        env = "OUTBOX_MAX_AGE_SECS",
+        default_value_t = 21_600,
+        value_parser = clap::value_parser!(u64).range(0..=30 * 24 * 3600)
     )]
-    pub outbox_max_attempts: i32,
+    pub outbox_max_age_secs: u64,
 }
 
 /// What the service consumes (`orders.released`, to give stock back), and how. The

@@ -129,7 +129,7 @@ impl Application {
         )?;
         let store = OrderCreatedOutbox::new(db.clone());
         let mut relay_settings = RelaySettings::new(OUTBOX_NAME);
-        relay_settings.max_attempts = settings.outbox_max_attempts;
+        relay_settings.max_age = Duration::from_secs(settings.outbox_max_age_secs);
         let relay = Relay::new(
             Arc::new(store.clone()),
             producer.clone(),

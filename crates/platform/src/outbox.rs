@@ -4,8 +4,9 @@
 //! publishes it at once ([`Relay::publish_now`]); the relay loop only picks up what that
 //! could not send. Rows are claimed with a lease (`FOR UPDATE SKIP LOCKED` in the store),
 //! so replicas never publish the same row at the same time. A failing row is retried with
-//! exponential backoff and becomes `FAILED` after [`RelaySettings::max_attempts`], to be
-//! requeued by an operator. Stores implement [`OutboxStore`] with their own SQL.
+//! exponential backoff, by age rather than by count: it becomes `FAILED` (for an operator
+//! to requeue) only once it is older than [`RelaySettings::max_age`], so a broker outage
+//! shorter than that fails nothing. Stores implement [`OutboxStore`] with their own SQL.
 
 use crate::kafka::Producer;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub struct OutboxMessage {
 pub struct OutboxCounts {
     pub pending: i64,
     pub failed: i64,
+    /// Age in seconds of the oldest `PENDING` row; 0 when there is none.
+    pub oldest_pending_secs: i64,
 }
 
 /// The SQL side of an outbox table.
@@ -45,12 +48,14 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<OutboxMessage>, sqlx::Error>>;
     /// Marks a row `PUBLISHED`.
     fn mark_published(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>>;
-    /// Records a failed attempt: retry after `retry_in`, or mark `FAILED` when `None`.
+    /// Records a failed attempt of a `PENDING` row: due again after `retry_in`, or
+    /// `FAILED` when the row is older than `give_up_after`.
     fn mark_failed(
         &self,
         id: uuid::Uuid,
         error: String,
-        retry_in: Option<Duration>,
+        retry_in: Duration,
+        give_up_after: Duration,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
     fn counts(&self) -> BoxFuture<'_, Result<OutboxCounts, sqlx::Error>>;
     /// Deletes `PUBLISHED` rows older than `age`; returns how many.
@@ -65,20 +70,25 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     pub batch_size: i64,
     pub lease: Duration,
-    pub max_attempts: i32,
+    /// How old a row may grow while it keeps failing before it becomes `FAILED`.
+    pub max_age: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub retention: Duration,
 }
 
 impl RelaySettings {
+    /// Six hours: far longer than a broker restart or failover, short enough that a row
+    /// nobody can publish is in front of an operator the same day.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
+
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
             poll_interval: Duration::from_secs(1),
             batch_size: 100,
             lease: Duration::from_secs(60),
-            max_attempts: 10,
+            max_age: Self::DEFAULT_MAX_AGE,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -102,6 +112,7 @@ impl RelaySettings {
 struct RelayMetrics {
     pending: IntGauge,
     failed: IntGauge,
+    oldest_pending: IntGauge,
     published: IntCounter,
     publish_failures: IntCounter,
 }
@@ -145,6 +156,10 @@ impl Relay {
             failed: label(
                 "outbox_failed_rows",
                 "Outbox rows that gave up and wait for an operator.",
+            )?,
+            oldest_pending: label(
+                "outbox_oldest_pending_age_seconds",
+                "Age of the oldest outbox row still waiting to be published.",
             )?,
             published: counter("outbox_published_total", "Outbox rows published.")?,
             publish_failures: counter("outbox_publish_failures_total", "Failed publish attempts.")?,
@@ -203,15 +218,14 @@ impl Relay {
             Err(e) => {
                 inner.metrics.publish_failures.inc();
                 let attempts = message.attempts + 1;
-                let retry_in = (attempts < inner.settings.max_attempts)
-                    .then(|| inner.settings.backoff(attempts));
+                let retry_in = inner.settings.backoff(attempts);
                 tracing::warn!(
                     outbox = %inner.settings.name, id = %message.id, attempts, error = %e,
-                    gave_up = retry_in.is_none(), "outbox publish failed"
+                    retryInMs = retry_in.as_millis() as u64, "outbox publish failed"
                 );
                 inner
                     .store
-                    .mark_failed(message.id, e.to_string(), retry_in)
+                    .mark_failed(message.id, e.to_string(), retry_in, inner.settings.max_age)
                     .await
             }
         };
@@ -233,11 +247,15 @@ impl Relay {
         Ok(claimed)
     }
 
-    /// Refreshes the pending and failed gauges.
+    /// Refreshes the pending, failed and oldest-pending gauges.
     pub async fn refresh_gauges(&self) -> Result<OutboxCounts, sqlx::Error> {
         let counts = self.inner.store.counts().await?;
         self.inner.metrics.pending.set(counts.pending);
         self.inner.metrics.failed.set(counts.failed);
+        self.inner
+            .metrics
+            .oldest_pending
+            .set(counts.oldest_pending_secs);
         Ok(counts)
     }
 

@@ -126,36 +126,24 @@ impl OutboxStore for PaymentOutboxStore {
         &self,
         id: Uuid,
         error: String,
-        retry_in: Option<Duration>,
+        retry_in: Duration,
+        give_up_after: Duration,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
-            match retry_in {
-                Some(delay) => {
-                    sqlx::query!(
-                        "UPDATE payment_completed_outbox \
-                     SET retry_count = retry_count + 1, error_message = $2, locked_until = NULL, \
-                         next_attempt_at = (now() AT TIME ZONE 'UTC') + make_interval(secs => $3) \
-                     WHERE id = $1",
-                        id,
-                        error,
-                        delay.as_secs_f64()
-                    )
-                    .execute(&self.pool)
-                    .await?
-                }
-                None => {
-                    sqlx::query!(
-                        "UPDATE payment_completed_outbox \
-                     SET status = 'FAILED', retry_count = retry_count + 1, error_message = $2, \
-                         locked_until = NULL \
-                     WHERE id = $1",
-                        id,
-                        error
-                    )
-                    .execute(&self.pool)
-                    .await?
-                }
-            };
+            sqlx::query!(
+                "UPDATE payment_completed_outbox \
+                 SET retry_count = retry_count + 1, error_message = $2, locked_until = NULL, \
+                     next_attempt_at = (now() AT TIME ZONE 'UTC') + make_interval(secs => $3), \
+                     status = CASE WHEN created_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $4) \
+                                   THEN 'FAILED' ELSE status END \
+                 WHERE id = $1 AND status = 'PENDING'",
+                id,
+                error,
+                retry_in.as_secs_f64(),
+                give_up_after.as_secs_f64()
+            )
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
     }
@@ -164,7 +152,9 @@ impl OutboxStore for PaymentOutboxStore {
         Box::pin(async move {
             let row = sqlx::query!(
                 r#"SELECT COUNT(*) FILTER (WHERE status = 'PENDING') AS "pending!",
-                          COUNT(*) FILTER (WHERE status = 'FAILED') AS "failed!"
+                          COUNT(*) FILTER (WHERE status = 'FAILED') AS "failed!",
+                          COALESCE(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC')
+                              - min(created_at) FILTER (WHERE status = 'PENDING')), 0)::int8 AS "oldest!"
                    FROM payment_completed_outbox"#
             )
             .fetch_one(&self.pool)
@@ -172,6 +162,7 @@ impl OutboxStore for PaymentOutboxStore {
             Ok(OutboxCounts {
                 pending: row.pending,
                 failed: row.failed,
+                oldest_pending_secs: row.oldest.max(0),
             })
         })
     }

@@ -63,17 +63,19 @@ impl OutboxStore for TestStore {
         &self,
         id: uuid::Uuid,
         error: String,
-        retry_in: Option<Duration>,
+        retry_in: Duration,
+        give_up_after: Duration,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
             sqlx::query(
                 "UPDATE test_outbox SET retry_count = retry_count + 1, error_message = $2, locked_until = NULL,
-                 status = CASE WHEN $3::float8 IS NULL THEN 'FAILED' ELSE 'PENDING' END,
-                 next_attempt_at = now() + make_interval(secs => COALESCE($3, 0)) WHERE id = $1",
+                 status = CASE WHEN created_at < now() - make_interval(secs => $4) THEN 'FAILED' ELSE 'PENDING' END,
+                 next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1 AND status = 'PENDING'",
             )
             .bind(id)
             .bind(error)
-            .bind(retry_in.map(|d| d.as_secs_f64()))
+            .bind(retry_in.as_secs_f64())
+            .bind(give_up_after.as_secs_f64())
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -82,13 +84,16 @@ impl OutboxStore for TestStore {
     fn counts(&self) -> BoxFuture<'_, Result<OutboxCounts, sqlx::Error>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT count(*) FILTER (WHERE status='PENDING') AS pending, count(*) FILTER (WHERE status='FAILED') AS failed FROM test_outbox",
+                "SELECT count(*) FILTER (WHERE status='PENDING') AS pending, count(*) FILTER (WHERE status='FAILED') AS failed,
+                        COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status='PENDING')), 0)::int8 AS oldest
+                 FROM test_outbox",
             )
             .fetch_one(&self.pool)
             .await?;
             Ok(OutboxCounts {
                 pending: row.get("pending"),
                 failed: row.get("failed"),
+                oldest_pending_secs: row.get("oldest"),
             })
         })
     }
@@ -138,13 +143,8 @@ async fn the_relay_publishes_pending_rows_once_and_marks_them_published() {
         &metrics,
     )
     .unwrap();
-    assert_eq!(
-        relay.refresh_gauges().await.unwrap(),
-        OutboxCounts {
-            pending: 5,
-            failed: 0
-        }
-    );
+    let counts = relay.refresh_gauges().await.unwrap();
+    assert_eq!((counts.pending, counts.failed), (5, 0));
 
     // Two relays (two replicas) racing claim disjoint rows.
     let (a, b) = tokio::join!(relay.run_once(), relay.run_once());
@@ -154,7 +154,8 @@ async fn the_relay_publishes_pending_rows_once_and_marks_them_published() {
         relay.refresh_gauges().await.unwrap(),
         OutboxCounts {
             pending: 0,
-            failed: 0
+            failed: 0,
+            oldest_pending_secs: 0
         }
     );
 
@@ -191,32 +192,49 @@ async fn the_relay_publishes_pending_rows_once_and_marks_them_published() {
 }
 
 #[tokio::test]
-async fn rows_that_keep_failing_back_off_and_end_failed_and_counted() {
+async fn failing_rows_back_off_and_end_failed_only_once_older_than_the_max_age() {
     let store = store_with_rows("unreachable", 1).await;
     let metrics = Metrics::new("platform-test", "test").unwrap();
     // Nothing listens on port 1: every publish fails after the delivery timeout.
     let producer = Producer::new("127.0.0.1:1", Duration::from_millis(300)).unwrap();
     let mut settings = RelaySettings::new("test_outbox");
-    settings.max_attempts = 2;
+    // Each failed publish takes about a second (librdkafka's timeout granularity).
+    settings.max_age = Duration::from_secs(10);
     settings.initial_backoff = Duration::from_millis(50);
+    settings.max_backoff = Duration::from_millis(100);
     let relay = Relay::new(store.clone(), producer, settings, &metrics).unwrap();
-    assert_eq!(relay.run_once().await.unwrap(), 1);
-    let row = sqlx::query("SELECT status, retry_count, error_message FROM test_outbox")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
-    assert_eq!(row.get::<String, _>("status"), "PENDING");
-    assert_eq!(row.get::<i32, _>("retry_count"), 1);
-    assert_eq!(relay.run_once().await.unwrap(), 0, "backing off");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(relay.run_once().await.unwrap(), 1);
-    assert_eq!(
-        relay.refresh_gauges().await.unwrap(),
-        OutboxCounts {
-            pending: 0,
-            failed: 1
-        }
-    );
+    let state = || async {
+        let row = sqlx::query("SELECT status, retry_count FROM test_outbox")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        (
+            row.get::<String, _>("status"),
+            row.get::<i32, _>("retry_count"),
+        )
+    };
+    // Several failures while the row is young: it stays PENDING, however many.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while state().await.1 < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "three attempts");
+        relay.run_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, attempts) = state().await;
+    assert_eq!(status, "PENDING", "after {attempts} failures");
+    let counts = relay.refresh_gauges().await.unwrap();
+    assert_eq!((counts.pending, counts.failed), (1, 0));
+    // Past the max age, the next failure gives up.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while state().await.0 == "PENDING" {
+        assert!(tokio::time::Instant::now() < deadline, "gave up");
+        relay.run_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state().await.0, "FAILED");
+    let counts = relay.refresh_gauges().await.unwrap();
+    assert_eq!((counts.pending, counts.failed), (0, 1));
     assert_eq!(
         metric_value(
             &metrics.encode(),
