@@ -1,15 +1,19 @@
 //! A harness that runs the platform as real processes, with private dependencies it can
 //! break: its own broker (nisshi on a free port, durable SQLite storage), its own Redis
-//! and payment gateway, fresh databases on the shared PostgreSQL. A [`Load`] drives
-//! steady checkouts the way a real client does (retrying a failed request with the same
-//! `Idempotency-Key`), and [`Books`] checks afterwards that nothing was lost, duplicated
-//! or charged twice.
+//! and payment gateway, fresh databases on the shared PostgreSQL and unique topic names.
+//! A [`Load`] drives steady checkouts the way a real client does (retrying a failed
+//! request with the same `Idempotency-Key`), [`Cancels`] cancels orders as a manager
+//! would while it runs, and [`Books`] checks afterwards, by the checkout's order id
+//! (`orders.source_order_id`), that nothing was lost, duplicated or charged twice, that
+//! every order ended, that the gateway's ledger holds exactly the money the orders say
+//! (the subtotal for a paid order, nothing for a failed or cancelled one), and that
+//! every unit of stock a failed or cancelled order took came back exactly once.
 //!
 //! Binaries come from [`bin_dir`].
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -211,6 +215,10 @@ pub struct Platform {
     pub order_db: String,
     pub orders_topic: String,
     pub payments_topic: String,
+    pub released_topic: String,
+    /// Stock each product was created with, by product id: what [`check_books`]
+    /// counts the units against.
+    initial_stock: Mutex<HashMap<uuid::Uuid, i64>>,
 }
 
 impl Platform {
@@ -268,6 +276,7 @@ impl Platform {
         let order_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
+        let released_topic = platform::testing::unique_name("orders_released");
         let bootstrap = format!("127.0.0.1:{broker_port}");
         let setting = |name: &str, default: String| -> String {
             overrides
@@ -307,6 +316,8 @@ impl Platform {
                     bootstrap.clone(),
                     "--orders-created-topic".into(),
                     orders_topic.clone(),
+                    "--orders-released-topic".into(),
+                    released_topic.clone(),
                     "--redis-port".into(),
                     redis_port.to_string(),
                     "--outbox-max-attempts".into(),
@@ -333,6 +344,8 @@ impl Platform {
                     orders_topic.clone(),
                     "--payments-completed-topic".into(),
                     payments_topic.clone(),
+                    "--orders-released-topic".into(),
+                    released_topic.clone(),
                     "--kafka-session-timeout-ms".into(),
                     "6000".into(),
                     "--payment-gateway-url".into(),
@@ -345,6 +358,10 @@ impl Platform {
                     "250".into(),
                     "--payment-retry-max-delay-ms".into(),
                     "2000".into(),
+                    // The production default (15 min) is longer than any test; a test
+                    // that needs payments to expire passes a few seconds.
+                    "--payment-deadline-secs".into(),
+                    setting("payment-deadline-secs", "900".into()),
                 ],
                 vec![],
                 &dir,
@@ -364,6 +381,8 @@ impl Platform {
             order_db,
             orders_topic,
             payments_topic,
+            released_topic,
+            initial_stock: Mutex::new(HashMap::new()),
         };
         platform.gateway.start().await?;
         platform.customer.start().await?;
@@ -401,8 +420,74 @@ impl Platform {
         self.broker.kill9().await?;
         self.redis.kill9().await?;
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Only a run that got this far drops its databases: a failed test keeps them
+        // for whoever reads its books.
+        for url in [&self.customer_db, &self.order_db] {
+            drop_database(url).await?;
+        }
         Ok(())
     }
+
+    /// Creates `n` products with `stock` units each and remembers their stock for
+    /// [`check_books`]; returns their ids.
+    pub async fn create_products(&self, n: usize, stock: u32) -> anyhow::Result<Vec<String>> {
+        let ids = create_products(&self.customer.url(), n, stock).await?;
+        let mut initial = self
+            .initial_stock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        for id in &ids {
+            initial.insert(id.parse()?, i64::from(stock));
+        }
+        Ok(ids)
+    }
+
+    /// Cancels an order as a manager (`POST /api/v1/orders/{n}/cancel`); returns the
+    /// status and body of the answer, or None when the order service did not answer.
+    pub async fn cancel(&self, token: &str, order_number: &str) -> Option<(u16, Value)> {
+        cancel_order(
+            &reqwest::Client::new(),
+            &self.order.url(),
+            token,
+            order_number,
+        )
+        .await
+    }
+
+    /// Order status and payment status of every order in `order_db`, by order number.
+    pub async fn order_states(&self) -> anyhow::Result<HashMap<String, (String, Option<String>)>> {
+        let pool = sqlx::PgPool::connect(&self.order_db).await?;
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT o.order_number, o.status::text, p.status::text
+             FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
+        )
+        .fetch_all(&pool)
+        .await?;
+        pool.close().await;
+        Ok(rows.into_iter().map(|(n, s, p)| (n, (s, p))).collect())
+    }
+}
+
+/// Drops a database this harness created (`chaos_<32 hex>`), closing its connections.
+async fn drop_database(url: &str) -> anyhow::Result<()> {
+    use sqlx::ConnectOptions as _;
+    use std::str::FromStr as _;
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return Ok(());
+    };
+    // A name we did not make is never dropped, whatever the URL says.
+    if !name.starts_with("chaos_") || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Ok(());
+    }
+    let mut connection =
+        sqlx::postgres::PgConnectOptions::from_str(&platform::testing::server_url())?
+            .connect()
+            .await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut connection)
+        .await?;
+    Ok(())
 }
 
 fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
@@ -447,12 +532,13 @@ pub struct Load {
 impl Load {
     /// Creates products (stock `stock` each) and starts the clients.
     pub async fn start(
-        customer_base: &str,
+        platform: &Platform,
         customers: usize,
         products: usize,
         stock: u32,
     ) -> anyhow::Result<Self> {
-        let product_ids = Arc::new(create_products(customer_base, products, stock).await?);
+        let customer_base = platform.customer.url();
+        let product_ids = Arc::new(platform.create_products(products, stock).await?);
         let stop = CancellationToken::new();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let rejected = Arc::new(Mutex::new(Vec::new()));
@@ -466,7 +552,7 @@ impl Load {
                 retries.clone(),
                 product_ids.clone(),
             );
-            let base = customer_base.to_owned();
+            let base = customer_base.clone();
             handles.push(tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -669,22 +755,174 @@ pub async fn create_products(
     Ok(ids)
 }
 
-/// What the books say after a run.
+/// The reason every cancel of this harness gives.
+pub const CANCEL_REASON: &str = "chaos: the customer changed their mind";
+
+async fn cancel_order(
+    http: &reqwest::Client,
+    order_base: &str,
+    token: &str,
+    order_number: &str,
+) -> Option<(u16, Value)> {
+    let response = http
+        .post(format!("{order_base}/api/v1/orders/{order_number}/cancel"))
+        .bearer_auth(token)
+        .json(&json!({ "reason": CANCEL_REASON }))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    // A body that is not JSON is kept as a string: it is only ever printed.
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Some((status, body))
+}
+
+/// What a run of [`Cancels`] did.
+#[derive(Debug, Default, Clone)]
+pub struct CancelTally {
+    /// Orders cancelled before they were paid (the answer's `paymentStatus` is not
+    /// `SUCCESS`/`REFUNDED`): their stock comes back, nothing is charged.
+    pub before_payment: Vec<String>,
+    /// Orders cancelled after they were paid: a refund was requested.
+    pub after_payment: Vec<String>,
+    /// Refusals by status: 400 (already ended), 404 (not arrived yet), 409 (a payment
+    /// call in flight). All expected under load.
+    pub refused: BTreeMap<u16, usize>,
+    /// Requests that got no answer: the order service was down.
+    pub unanswered: usize,
+    /// 5xx answers: never expected.
+    pub server_errors: Vec<(String, u16, Value)>,
+}
+
+/// A manager cancelling orders while a [`Load`] runs: alternately the newest accepted
+/// checkout not tried yet (most likely still `PENDING` or `PROCESSING`) and a random
+/// older one (most likely `PAID`, so it is refunded). Each order is tried once.
+pub struct Cancels {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<CancelTally>>,
+}
+
+impl Cancels {
+    /// Starts cancelling, one order every `every`.
+    pub async fn start(platform: &Platform, load: &Load, every: Duration) -> anyhow::Result<Self> {
+        let token = manager_token(&platform.customer.url()).await?;
+        let order_base = platform.order.url();
+        let accepted = load.accepted.clone();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let handle = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut tally = CancelTally::default();
+            let mut tried: HashSet<String> = HashSet::new();
+            let mut newest = true;
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let candidates: Vec<String> = accepted
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .iter()
+                    .map(|c| c.order_number.clone())
+                    .filter(|n| !tried.contains(n))
+                    .collect();
+                let pick = if newest {
+                    candidates.last()
+                } else {
+                    // The older three quarters: mostly orders the gateway already answered.
+                    let older = (candidates.len() * 3 / 4).max(1);
+                    let index = (uuid::Uuid::new_v4().as_u128() % older as u128) as usize;
+                    candidates.get(index)
+                };
+                let Some(number) = pick.cloned() else {
+                    continue;
+                };
+                newest = !newest;
+                tried.insert(number.clone());
+                match cancel_order(&http, &order_base, &token, &number).await {
+                    None => tally.unanswered += 1,
+                    Some((200, body)) => {
+                        if matches!(body["paymentStatus"].as_str(), Some("SUCCESS" | "REFUNDED")) {
+                            tally.after_payment.push(number);
+                        } else {
+                            tally.before_payment.push(number);
+                        }
+                    }
+                    Some((status, body)) if status >= 500 => {
+                        tally.server_errors.push((number, status, body));
+                    }
+                    Some((status, _)) => *tally.refused.entry(status).or_default() += 1,
+                }
+            }
+            Ok(tally)
+        });
+        Ok(Self { stop, handle })
+    }
+
+    /// Stops cancelling (a cancel in flight finishes first) and says what was done.
+    pub async fn stop(self) -> anyhow::Result<CancelTally> {
+        self.stop.cancel();
+        self.handle.await?
+    }
+}
+
+/// What the books say after a run, by the checkout's order id.
 #[derive(Debug, Default)]
 pub struct Books {
     pub checkouts: usize,
     pub orders: usize,
+    /// Accepted checkouts with no order, and checkouts in `customer_db` with none.
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
+    /// Orders not in an end state (`PAID`, `FULFILLED`, `FAILED`, `CANCELLED`).
     pub unfinished: Vec<(String, String)>,
-    /// Orders FAILED with a reason (a declined payment): balanced, but counted.
-    pub failed: Vec<String>,
+    /// Orders `PAID` or `FULFILLED`.
+    pub paid: usize,
+    /// Orders `CANCELLED`: an accepted end, counted.
+    pub cancelled: Vec<String>,
+    /// Orders `FAILED` with a reason (a decline, the payment deadline), and the reason.
+    pub failed: Vec<(String, String)>,
     pub failed_without_reason: Vec<String>,
+    /// Orders whose key the gateway charged more than once.
     pub double_charged: Vec<String>,
+    /// Orders whose net charge in the gateway's ledger is not what their status says
+    /// (the subtotal when paid, 0 when failed or cancelled): number, status, net
+    /// charged and expected, in cents.
+    pub wrong_charge: Vec<(String, String, i64, i64)>,
+    /// `FAILED`/`CANCELLED` orders whose payment is still `SUCCESS`: refund not done.
+    pub refund_pending: Vec<String>,
+    /// Ledger orders with money on them that no order in `order_db` has, net cents.
+    pub unknown_charges: Vec<(String, i64)>,
+    /// `FAILED`/`CANCELLED` orders with no `stock_returns` row.
+    pub stock_not_returned: Vec<String>,
+    /// `stock_returns` rows of orders that are neither `FAILED` nor `CANCELLED`.
+    pub stock_returned_wrongly: Vec<String>,
+    /// Products whose inventory is not their initial stock less the units of the orders
+    /// that kept theirs: product id, expected, actual.
+    pub stock_mismatch: Vec<(String, i64, i64)>,
     pub negative_stock: i64,
 }
 
 impl Books {
+    /// Everything adds up.
+    pub fn is_balanced(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unfinished.is_empty()
+            && self.failed_without_reason.is_empty()
+            && self.double_charged.is_empty()
+            && self.wrong_charge.is_empty()
+            && self.refund_pending.is_empty()
+            && self.unknown_charges.is_empty()
+            && self.stock_not_returned.is_empty()
+            && self.stock_returned_wrongly.is_empty()
+            && self.stock_mismatch.is_empty()
+            && self.negative_stock == 0
+    }
+
     pub fn assert_balanced(&self) {
         assert!(self.missing.is_empty(), "lost orders: {:?}", self.missing);
         assert!(
@@ -694,7 +932,7 @@ impl Books {
         );
         assert!(
             self.unfinished.is_empty(),
-            "orders neither PAID nor FAILED: {:?}",
+            "orders neither PAID nor FAILED nor CANCELLED: {:?}",
             self.unfinished
         );
         assert!(
@@ -707,12 +945,62 @@ impl Books {
             "charged twice: {:?}",
             self.double_charged
         );
+        assert!(
+            self.wrong_charge.is_empty(),
+            "net charge in the ledger differs from the order (number, status, net cents, expected cents): {:?}",
+            self.wrong_charge
+        );
+        assert!(
+            self.refund_pending.is_empty(),
+            "failed or cancelled orders whose payment was never refunded: {:?}",
+            self.refund_pending
+        );
+        assert!(
+            self.unknown_charges.is_empty(),
+            "money in the ledger for no order (order id, net cents): {:?}",
+            self.unknown_charges
+        );
+        assert!(
+            self.stock_not_returned.is_empty(),
+            "failed or cancelled orders whose stock never came back: {:?}",
+            self.stock_not_returned
+        );
+        assert!(
+            self.stock_returned_wrongly.is_empty(),
+            "stock returned for orders that kept it: {:?}",
+            self.stock_returned_wrongly
+        );
+        assert!(
+            self.stock_mismatch.is_empty(),
+            "units lost or returned twice (product, expected, actual): {:?}",
+            self.stock_mismatch
+        );
         assert_eq!(self.negative_stock, 0, "products with negative stock");
     }
 }
 
-/// Waits until every accepted checkout's order is PAID or FAILED (or `timeout`), then
-/// checks the databases and the gateway's ledger.
+/// An order as `order_db` has it, with its payment; `id` is the checkout's order id.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: uuid::Uuid,
+    number: String,
+    status: String,
+    payment_status: Option<String>,
+    failure_reason: Option<String>,
+    subtotal_cents: i64,
+    payments: i64,
+}
+
+/// Money on one order in the gateway's ledger.
+#[derive(Default)]
+struct LedgerTotal {
+    net_cents: i64,
+    charges: u64,
+}
+
+/// Waits until the books balance (every accepted checkout's order ended, refunds done,
+/// stock back) or `timeout` passed, then returns them as last read: `customer_db`,
+/// `order_db` and the gateway's ledger, joined by the checkout's order id.
 pub async fn check_books(
     platform: &Platform,
     accepted: &[Checkout],
@@ -720,102 +1008,251 @@ pub async fn check_books(
 ) -> anyhow::Result<Books> {
     let customer = sqlx::PgPool::connect(&platform.customer_db).await?;
     let order = sqlx::PgPool::connect(&platform.order_db).await?;
-    let numbers: HashSet<String> = accepted.iter().map(|c| c.order_number.clone()).collect();
     let deadline = Instant::now() + timeout;
-    let mut books;
-    loop {
-        books = Books {
-            checkouts: numbers.len(),
-            ..Books::default()
-        };
-        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT o.order_number, o.status::text, p.failure_reason, count(*) OVER (PARTITION BY o.order_number)
-             FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
-        )
-        .fetch_all(&order)
-        .await?;
-        let by_number: HashMap<&str, (&str, Option<&str>, i64)> = rows
-            .iter()
-            .map(|(n, s, r, c)| (n.as_str(), (s.as_str(), r.as_deref(), *c)))
-            .collect();
-        books.orders = by_number.len();
-        for number in &numbers {
-            match by_number.get(number.as_str()) {
-                None => books.missing.push(number.clone()),
-                Some((_, _, count)) if *count > 1 => books.duplicated.push(number.clone()),
-                Some((status, reason, _)) => match *status {
-                    "PAID" => {}
-                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => {
-                        books.failed.push(number.clone())
-                    }
-                    "FAILED" => books.failed_without_reason.push(number.clone()),
-                    other => books.unfinished.push((number.clone(), other.to_owned())),
-                },
-            }
+    let books = loop {
+        let books = read_books(platform, &customer, &order, accepted).await?;
+        if books.is_balanced() || Instant::now() > deadline {
+            break books;
         }
-        if (books.missing.is_empty() && books.unfinished.is_empty()) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // Every checkout in customer_db is an order the platform owes; none may be missing.
-    let outbox_numbers: Vec<(String,)> =
-        sqlx::query_as("SELECT payload->>'orderNumber' FROM order_created_outbox")
-            .fetch_all(&customer)
-            .await?;
-    let order_numbers: HashSet<String> =
-        sqlx::query_as::<_, (String,)>("SELECT order_number FROM orders")
-            .fetch_all(&order)
-            .await?
-            .into_iter()
-            .map(|(n,)| n)
-            .collect();
-    for (number,) in outbox_numbers {
-        if !order_numbers.contains(&number) && !books.missing.contains(&number) {
-            books.missing.push(number);
-        }
-    }
-    books.negative_stock =
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM products WHERE inventory_quantity < 0")
-            .fetch_one(&customer)
-            .await?;
-    // The ledger: each order id charged (successfully) at most once.
-    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, order_number FROM orders")
-        .fetch_all(&order)
-        .await?;
-    let http = reqwest::Client::new();
-    for (id, number) in ids {
-        let ledger: Value = http
-            .get(format!(
-                "{}/api/v1/payments?orderId={id}",
-                platform.gateway.url()
-            ))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let charges = ledger_charges(&ledger);
-        if charges > 1 {
-            books.double_charged.push(number);
-        }
-    }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    customer.close().await;
+    order.close().await;
     Ok(books)
 }
 
-/// Successful charges in the gateway's ledger answer for one order.
-fn ledger_charges(ledger: &Value) -> usize {
-    let list = match ledger {
-        Value::Array(items) => items.clone(),
+async fn read_books(
+    platform: &Platform,
+    customer: &sqlx::PgPool,
+    order: &sqlx::PgPool,
+    accepted: &[Checkout],
+) -> anyhow::Result<Books> {
+    let numbers: HashSet<&str> = accepted.iter().map(|c| c.order_number.as_str()).collect();
+    let mut books = Books {
+        checkouts: numbers.len(),
+        ..Books::default()
+    };
+
+    let rows: Vec<OrderRow> = sqlx::query_as(
+        "SELECT o.source_order_id AS id, o.order_number AS number, o.status::text AS status,
+                p.status::text AS payment_status, p.failure_reason,
+                (o.subtotal * 100)::bigint AS subtotal_cents,
+                count(p.id) OVER (PARTITION BY o.id) AS payments
+         FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
+    )
+    .fetch_all(order)
+    .await
+    .context("reading orders from order_db")?;
+    let mut by_id: HashMap<uuid::Uuid, OrderRow> = HashMap::new();
+    let mut by_number: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+    for row in rows {
+        by_number
+            .entry(row.number.clone())
+            .or_default()
+            .push(row.id);
+        by_id.insert(row.id, row);
+    }
+    books.orders = by_id.len();
+    let released = |status: &str| matches!(status, "FAILED" | "CANCELLED");
+
+    // Every accepted checkout has exactly one order, in an end state.
+    for number in &numbers {
+        let ids = by_number
+            .get(*number)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let [id] = ids else {
+            if ids.is_empty() {
+                books.missing.push((*number).to_owned());
+            } else {
+                books.duplicated.push((*number).to_owned());
+            }
+            continue;
+        };
+        let Some(row) = by_id.get(id) else { continue };
+        if row.payments > 1 {
+            books.duplicated.push(row.number.clone());
+            continue;
+        }
+        match row.status.as_str() {
+            "PAID" | "FULFILLED" => books.paid += 1,
+            "CANCELLED" => books.cancelled.push(row.number.clone()),
+            "FAILED" => match row.failure_reason.as_deref() {
+                Some(reason) if !reason.is_empty() => {
+                    books.failed.push((row.number.clone(), reason.to_owned()))
+                }
+                _ => books.failed_without_reason.push(row.number.clone()),
+            },
+            other => books
+                .unfinished
+                .push((row.number.clone(), other.to_owned())),
+        }
+    }
+
+    // Every checkout in customer_db is an order the platform owes; none may be missing.
+    let checkouts: Vec<(uuid::Uuid, Option<String>)> =
+        sqlx::query_as("SELECT aggregate_id, payload->>'orderNumber' FROM order_created_outbox")
+            .fetch_all(customer)
+            .await
+            .context("reading checkouts from customer_db")?;
+    for (id, number) in &checkouts {
+        let number = number.clone().unwrap_or_else(|| id.to_string());
+        if !by_id.contains_key(id) && !books.missing.contains(&number) {
+            books.missing.push(number);
+        }
+    }
+
+    // Refunds: a released order's payment ends FAILED or REFUNDED, never SUCCESS.
+    for row in by_id.values() {
+        if released(&row.status) && row.payment_status.as_deref() == Some("SUCCESS") {
+            books.refund_pending.push(row.number.clone());
+        }
+    }
+
+    // The ledger, by the checkout's order id: the net charge is what the order says.
+    let ledger = ledger_totals(&platform.gateway.url()).await?;
+    for (id, row) in &by_id {
+        let total = ledger.get(id);
+        let net = total.map_or(0, |t| t.net_cents);
+        if total.is_some_and(|t| t.charges > 1) {
+            books.double_charged.push(row.number.clone());
+        }
+        let expected = match row.status.as_str() {
+            "PAID" | "FULFILLED" => row.subtotal_cents,
+            "FAILED" | "CANCELLED" => 0,
+            // Not ended yet: `unfinished` says so if it was accepted.
+            _ => continue,
+        };
+        if net != expected {
+            books
+                .wrong_charge
+                .push((row.number.clone(), row.status.clone(), net, expected));
+        }
+    }
+    for (id, total) in &ledger {
+        if !by_id.contains_key(id) && total.net_cents != 0 {
+            books
+                .unknown_charges
+                .push((id.to_string(), total.net_cents));
+        }
+    }
+
+    // Stock returns: exactly the released orders have one (the primary key makes it
+    // at most one).
+    let returned: HashSet<uuid::Uuid> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT order_id FROM stock_returns")
+            .fetch_all(customer)
+            .await
+            .context("reading stock_returns from customer_db")?
+            .into_iter()
+            .collect();
+    for (id, row) in &by_id {
+        if released(&row.status) && !returned.contains(id) {
+            books.stock_not_returned.push(row.number.clone());
+        }
+    }
+    for id in &returned {
+        match by_id.get(id) {
+            Some(row) if released(&row.status) => {}
+            Some(row) => books.stock_returned_wrongly.push(row.number.clone()),
+            None => books.stock_returned_wrongly.push(id.to_string()),
+        }
+    }
+
+    // Units: initial stock less what the orders that kept their stock took. A checkout
+    // with no order yet kept its units; a released order gave them back.
+    let lines: Vec<(uuid::Uuid, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT o.aggregate_id, i->>'productId', (i->>'quantity')::bigint
+         FROM order_created_outbox o CROSS JOIN LATERAL jsonb_array_elements(o.payload->'items') i",
+    )
+    .fetch_all(customer)
+    .await
+    .context("reading checkout lines from customer_db")?;
+    let mut kept: HashMap<uuid::Uuid, i64> = HashMap::new();
+    for (order_id, product, quantity) in lines {
+        if by_id
+            .get(&order_id)
+            .is_some_and(|row| released(&row.status))
+        {
+            continue;
+        }
+        let product = product
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .context("a checkout line without a product id")?;
+        *kept.entry(product).or_default() += quantity.unwrap_or(0);
+    }
+    let inventory: HashMap<uuid::Uuid, i64> =
+        sqlx::query_as::<_, (uuid::Uuid, i32)>("SELECT id, inventory_quantity FROM products")
+            .fetch_all(customer)
+            .await?
+            .into_iter()
+            .map(|(id, quantity)| (id, i64::from(quantity)))
+            .collect();
+    let initial = platform
+        .initial_stock
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    for (product, stock) in initial {
+        let expected = stock - kept.get(&product).copied().unwrap_or(0);
+        let actual = inventory.get(&product).copied().unwrap_or(-1);
+        if actual != expected {
+            books
+                .stock_mismatch
+                .push((product.to_string(), expected, actual));
+        }
+    }
+    books.negative_stock = inventory.values().filter(|q| **q < 0).count() as i64;
+    Ok(books)
+}
+
+/// The gateway's ledger (`GET /api/v1/payments`), summed by the charge's `orderId`.
+async fn ledger_totals(gateway_base: &str) -> anyhow::Result<HashMap<uuid::Uuid, LedgerTotal>> {
+    let ledger: Value = reqwest::Client::new()
+        .get(format!("{gateway_base}/api/v1/payments"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let lines = match &ledger {
+        Value::Array(items) => items.as_slice(),
         Value::Object(map) => map
             .get("payments")
             .or_else(|| map.get("content"))
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ => Vec::new(),
+            .map_or(&[][..], Vec::as_slice),
+        _ => &[],
     };
-    list.iter()
-        .filter(|p| matches!(p["status"].as_str(), Some("SUCCEEDED" | "SUCCESS")))
-        .map(|p| p["chargeCount"].as_u64().unwrap_or(1) as usize)
-        .sum()
+    let mut totals: HashMap<uuid::Uuid, LedgerTotal> = HashMap::new();
+    for line in lines {
+        let succeeded = matches!(line["status"].as_str(), Some("SUCCEEDED" | "SUCCESS"));
+        // `netAmount` is charged minus refunded (0 for a decline).
+        let net = line["netAmount"].as_f64().unwrap_or_else(|| {
+            if succeeded {
+                line["amount"].as_f64().unwrap_or(0.0)
+            } else {
+                0.0
+            }
+        });
+        // A key voided before it was charged may carry no order id; it holds no money.
+        // Money under no order id is kept under the nil id, which no order has.
+        let order_id = line["orderId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(uuid::Uuid::nil());
+        let total = totals.entry(order_id).or_default();
+        total.net_cents += cents(net);
+        if succeeded {
+            total.charges += line["chargeCount"].as_u64().unwrap_or(1);
+        }
+    }
+    Ok(totals)
+}
+
+/// An amount in cents; the ledger's amounts are JSON numbers with two decimals.
+fn cents(amount: f64) -> i64 {
+    (amount * 100.0).round() as i64
 }
