@@ -131,6 +131,10 @@ PLAIN_METRICS = {
     "outbox_pending_rows", "outbox_failed_rows", "outbox_published_total",
     "dlq_messages_total", "cache_requests_total",
     "process_resident_memory_bytes", "process_cpu_seconds_total",
+    # ADR 0007 (after checkout): the order service's refunds and payment deadline, the
+    # customer-facing service's stock returns.
+    "payments_refunded_total", "payment_refunds_pending", "payments_expired_total",
+    "stock_returns_total", "stock_returned_units_total",
 }
 HISTOGRAMS = {"checkout_duration_seconds", "order_processing_duration_seconds",
               "payment_processing_duration_seconds", "http_server_requests_seconds"}

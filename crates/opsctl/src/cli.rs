@@ -131,7 +131,8 @@ pub enum Command {
         #[command(subcommand)]
         command: IdempotencyCommand,
     },
-    /// Compare checkouts, orders and the payment gateway's ledger; exit 1 on findings.
+    /// Compare checkouts, orders, stock returns and the payment gateway's ledger; exit 1
+    /// on mismatches (--repair re-drives what it can).
     Reconcile(ReconcileArgs),
     /// The quickstart journey against a running platform: login, catalogue, cart,
     /// checkout with replay, order PAID.
@@ -147,9 +148,13 @@ pub enum Command {
 pub enum KafkaCommand {
     /// Lag of a consumer group per partition (committed offset, end offset, lag).
     Lag {
-        /// The consumer group.
-        #[arg(long, default_value = events::ORDER_SERVICE_GROUP)]
+        /// The consumer group: order-service-group (orders.created, payments.completed)
+        /// or customer-service-group (orders.released).
+        #[arg(long, default_value = events::ORDER_SERVICE_GROUP, conflicts_with = "all")]
         group: String,
+        /// Every consumer group of the platform, one after the other.
+        #[arg(long)]
+        all: bool,
     },
     /// Consumer groups.
     Group {
@@ -162,7 +167,7 @@ pub enum KafkaCommand {
 pub enum GroupCommand {
     /// What `rpk group describe <group>` shows: state, members and per-partition lag.
     Describe {
-        /// The consumer group, e.g. order-service-group.
+        /// The consumer group: order-service-group or customer-service-group.
         group: String,
     },
 }
@@ -171,15 +176,17 @@ pub enum GroupCommand {
 pub enum DlqCommand {
     /// A summary of dead letters: where each came from and why it failed.
     List {
-        /// Dead-letter topic, e.g. orders.created.dlq.
-        topic: String,
+        /// Dead-letter topic: orders.created.dlq, payments.completed.dlq or
+        /// orders.released.dlq; without it, every one of them.
+        topic: Option<String>,
         /// Records to read, from the oldest.
         #[arg(long, short = 'n', default_value_t = 50)]
         num: usize,
     },
     /// Dead letters in full: payload and headers (like `rpk topic consume <topic> --num N`).
     Show {
-        /// Dead-letter topic, e.g. orders.created.dlq.
+        /// Dead-letter topic: orders.created.dlq, payments.completed.dlq or
+        /// orders.released.dlq.
         topic: String,
         /// Records to read, from the oldest.
         #[arg(long, short = 'n', default_value_t = 5)]
@@ -192,7 +199,8 @@ pub enum DlqCommand {
 /// `opsctl dlq replay`.
 #[derive(Args, Debug, Clone)]
 pub struct ReplayArgs {
-    /// Dead-letter topic, e.g. orders.created.dlq.
+    /// Dead-letter topic: orders.created.dlq, payments.completed.dlq or
+    /// orders.released.dlq.
     pub topic: String,
     /// Show what would be replayed; publish and commit nothing.
     #[arg(long)]
@@ -260,7 +268,8 @@ pub enum IdempotencyCommand {
 /// `opsctl reconcile`.
 #[derive(Args, Debug, Clone)]
 pub struct ReconcileArgs {
-    /// A checkout with no order after this long is missing.
+    /// A checkout with no order after this long is missing; an order that ended this
+    /// long ago must have its stock back; a refund pending longer is a mismatch.
     #[arg(long, value_parser = duration::parse, default_value = "5m")]
     pub grace: Duration,
     /// A PENDING or PROCESSING order older than this is stuck.
@@ -269,9 +278,15 @@ pub struct ReconcileArgs {
     /// Only checkouts created within this window.
     #[arg(long, value_parser = duration::parse, default_value = "7d")]
     pub window: Duration,
-    /// Skip the payment gateway's ledger (double charges are then not checked).
+    /// Skip the payment gateway's ledger (double charges, amounts and orphan charges are
+    /// then not checked).
     #[arg(long)]
     pub no_ledger: bool,
+    /// Re-drive what can be: requeue a missing order's checkout event, make a stuck
+    /// payment or a pending refund due now, requeue the orders.released event of an
+    /// order whose stock did not come back. Prints what it did per finding; safe to repeat.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `opsctl smoke`.
@@ -378,7 +393,7 @@ mod tests {
         let cli = parse(&["kafka", "lag", "--json", "--group", "g"], &[]).unwrap();
         assert!(cli.settings.json);
         assert!(
-            matches!(cli.command, Command::Kafka { command: KafkaCommand::Lag { group } } if group == "g")
+            matches!(cli.command, Command::Kafka { command: KafkaCommand::Lag { group, all: false } } if group == "g")
         );
     }
 
@@ -396,6 +411,43 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn lag_of_every_group_and_dead_letters_of_every_topic_need_no_name() {
+        let cli = parse(&["kafka", "lag", "--all"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Kafka {
+                command: KafkaCommand::Lag { all: true, .. }
+            }
+        ));
+        assert!(parse(&["kafka", "lag", "--all", "--group", "g"], &[]).is_err());
+        let cli = parse(&["dlq", "list"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Dlq {
+                command: DlqCommand::List { topic: None, .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn reconcile_repairs_only_when_asked() {
+        let cli = parse(&["reconcile"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Reconcile(ReconcileArgs { repair: false, .. })
+        ));
+        let cli = parse(&["reconcile", "--repair", "--no-ledger"], &[]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Reconcile(ReconcileArgs {
+                repair: true,
+                no_ledger: true,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -32,6 +32,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The platform's dead-letter topics (`dlq list` without a topic reads them all):
+/// those of `orders.created` and `payments.completed`, and of `orders.released`
+/// (ADR 0007).
+pub const DLQ_TOPICS: [&str; 3] = [
+    "orders.created.dlq",
+    "payments.completed.dlq",
+    "orders.released.dlq",
+];
+
 /// The consumer group that records what was replayed.
 pub const REPLAY_GROUP: &str = "opsctl-dlq-replay";
 /// Prefix of the headers a dead-lettering consumer adds; not re-published.
@@ -553,12 +562,37 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let bootstrap = &settings.kafka.bootstrap_servers;
     match command {
-        DlqCommand::List { topic, num } => {
+        DlqCommand::List {
+            topic: Some(topic),
+            num,
+        } => {
             let records = read(bootstrap, &topic, num).await?;
             if out.json() {
                 out.print_json(&records)?;
             } else {
                 print_list(&topic, &records, out);
+            }
+        }
+        DlqCommand::List { topic: None, num } => {
+            // Every DLQ of the platform; one that does not exist yet (a service that
+            // never started creates none) is said so, not an error.
+            let mut all = Vec::new();
+            for topic in DLQ_TOPICS {
+                match read(bootstrap, topic, num).await {
+                    Ok(records) if out.json() => all.extend(records),
+                    Ok(records) => print_list(topic, &records, out),
+                    Err(e) if e.to_string().ends_with("does not exist") => {
+                        if out.json() {
+                            eprintln!("{e}");
+                        } else {
+                            println!("{e}");
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if out.json() {
+                out.print_json(&all)?;
             }
         }
         DlqCommand::Show { topic, num } => {
@@ -699,6 +733,19 @@ fn print_replay(summary: &ReplaySummary, out: &Output) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_known_dead_letter_topics_are_those_of_the_event_topics() {
+        let expected: Vec<String> = [
+            events::ORDERS_CREATED_TOPIC,
+            events::PAYMENTS_COMPLETED_TOPIC,
+            events::ORDERS_RELEASED_TOPIC,
+        ]
+        .iter()
+        .map(|t| platform::kafka::dlq_topic(t))
+        .collect();
+        assert_eq!(DLQ_TOPICS.to_vec(), expected);
+    }
+
     use super::*;
 
     #[test]

@@ -16,6 +16,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use std::time::Duration;
 
+/// The platform's consumer groups (`kafka lag --all`): the order service's, on
+/// `orders.created` and `payments.completed`, and the customer-facing service's, on
+/// `orders.released` (ADR 0007).
+pub const GROUPS: [&str; 2] = [events::ORDER_SERVICE_GROUP, events::CUSTOMER_SERVICE_GROUP];
+
 /// How long one broker request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -154,16 +159,35 @@ pub async fn run(
     out: &Output,
 ) -> anyhow::Result<Outcome> {
     let bootstrap = &settings.kafka.bootstrap_servers;
-    let (lag, describe) = match command {
-        KafkaCommand::Lag { group } => (group_lag(bootstrap, &group).await?, false),
+    let (groups, describe, all) = match command {
+        KafkaCommand::Lag { all: true, .. } => (GROUPS.map(str::to_owned).to_vec(), false, true),
+        KafkaCommand::Lag { group, all: false } => (vec![group], false, false),
         KafkaCommand::Group {
             command: GroupCommand::Describe { group },
-        } => (group_lag(bootstrap, &group).await?, true),
+        } => (vec![group], true, false),
     };
+    let mut lags = Vec::new();
+    for group in &groups {
+        lags.push(group_lag(bootstrap, group).await?);
+    }
     if out.json() {
-        out.print_json(&lag)?;
+        // One object for one group (as before --all existed), an array for --all.
+        match lags.as_slice() {
+            [lag] if !all => out.print_json(lag)?,
+            _ => out.print_json(&lags)?,
+        }
         return Ok(Outcome::Ok);
     }
+    for (i, lag) in lags.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_lag(lag, describe, out);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_lag(lag: &GroupLag, describe: bool, out: &Output) {
     if describe {
         let members = match &lag.members {
             Some(members) => members.len().to_string(),
@@ -184,7 +208,7 @@ pub async fn run(
     }
     if lag.partitions.is_empty() {
         println!("group {} has no committed offsets", lag.group);
-        return Ok(Outcome::Ok);
+        return;
     }
     let rows = lag
         .partitions
@@ -212,5 +236,4 @@ pub async fn run(
     if !describe {
         println!("group {}: total lag {}", lag.group, lag.total_lag);
     }
-    Ok(Outcome::Ok)
 }

@@ -3,11 +3,13 @@
 //! variable names as fallbacks).
 //!
 //! - [`cli`]: the command line: settings and subcommands.
-//! - [`kafka`]: consumer-group lag and description (what `rpk group describe` shows).
+//! - [`kafka`]: consumer-group lag and description (what `rpk group describe` shows), for
+//!   one group or every group of the platform.
 //! - [`dlq`]: reading dead-letter topics and replaying them exactly once.
 //! - [`outbox`]: status and requeue of both transactional outboxes.
 //! - [`idempotency`]: listing and pruning `checkout_idempotency`.
-//! - [`reconcile`]: checkouts vs orders vs the payment gateway's ledger.
+//! - [`reconcile`]: checkouts vs orders (payments, refunds) vs stock returns vs the
+//!   payment gateway's ledger, and `--repair`, which re-drives what it can.
 //! - [`smoke`]: the quickstart journey against a running platform.
 //! - [`managers`]: creating managers and rotating their passwords.
 //! - [`output`], [`duration`], [`db`]: tables and JSON, `10m`-style durations, pools.

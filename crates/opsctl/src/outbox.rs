@@ -5,6 +5,10 @@
 //!
 //! Requeue only changes rows: the services' relays poll for due `PENDING` rows and
 //! publish them; no service needs a restart.
+//!
+//! [`requeue_order`] re-publishes the rows of one order (also `PUBLISHED` ones); it is
+//! what `opsctl reconcile --repair` uses for a missing order's checkout event and for an
+//! `orders.released` event whose stock never came back.
 
 use crate::cli::{OutboxChoice, OutboxCommand, Settings};
 use crate::duration;
@@ -13,6 +17,7 @@ use crate::Outcome;
 use serde::Serialize;
 use sqlx::PgPool;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Which table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +131,22 @@ pub async fn status(pool: &PgPool, outbox: Outbox) -> anyhow::Result<OutboxStatu
     })
 }
 
+/// Which rows a requeue makes due again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection<'a> {
+    /// Only `FAILED` rows (else also `PENDING` rows waiting on a backoff).
+    pub failed_only: bool,
+    /// Only rows created at least this long ago.
+    pub older_than: Option<Duration>,
+    /// Only the rows of this aggregate (an order id); see [`requeue_order`].
+    pub aggregate_id: Option<Uuid>,
+    /// Only rows for this topic (`payment_completed_outbox` carries several).
+    pub topic: Option<&'a str>,
+    /// Also rows already `PUBLISHED`: re-publishing one is how an event that was
+    /// published but never took effect is sent again (consumers deduplicate).
+    pub include_published: bool,
+}
+
 /// Makes rows due now with their backoff reset: `FAILED` rows become `PENDING`, and
 /// unless `failed_only`, `PENDING` rows waiting on a backoff are due at once (a row
 /// leased by a relay that is publishing it right now is left alone).
@@ -136,8 +157,23 @@ pub async fn requeue(
     failed_only: bool,
     older_than: Option<Duration>,
 ) -> anyhow::Result<u64> {
+    let selection = Selection {
+        failed_only,
+        older_than,
+        ..Selection::default()
+    };
+    requeue_selected(pool, outbox, &selection).await
+}
+
+/// Makes the rows of `selection` due now with their backoff reset (see [`requeue`]).
+/// Returns how many rows changed.
+pub async fn requeue_selected(
+    pool: &PgPool,
+    outbox: Outbox,
+    selection: &Selection<'_>,
+) -> anyhow::Result<u64> {
     let now = chrono::Utc::now().naive_utc();
-    let cutoff = older_than.map_or(now, duration::ago);
+    let cutoff = selection.older_than.map_or(now, duration::ago);
     let result = match outbox {
         Outbox::OrderCreated => {
             sqlx::query!(
@@ -145,12 +181,18 @@ pub async fn requeue(
                  SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
                      locked_until = NULL, error_message = NULL
                  WHERE (status = 'FAILED'
+                        OR ($4 AND status = 'PUBLISHED')
                         OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
                             AND (locked_until IS NULL OR locked_until < $1)))
-                   AND created_at <= $3",
+                   AND created_at <= $3
+                   AND ($5::uuid IS NULL OR aggregate_id = $5)
+                   AND ($6::text IS NULL OR topic = $6)",
                 now,
-                failed_only,
-                cutoff
+                selection.failed_only,
+                cutoff,
+                selection.include_published,
+                selection.aggregate_id,
+                selection.topic
             )
             .execute(pool)
             .await?
@@ -161,18 +203,77 @@ pub async fn requeue(
                  SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
                      locked_until = NULL, error_message = NULL
                  WHERE (status = 'FAILED'
+                        OR ($4 AND status = 'PUBLISHED')
                         OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
                             AND (locked_until IS NULL OR locked_until < $1)))
-                   AND created_at <= $3",
+                   AND created_at <= $3
+                   AND ($5::uuid IS NULL OR aggregate_id = $5)
+                   AND ($6::text IS NULL OR topic = $6)",
                 now,
-                failed_only,
-                cutoff
+                selection.failed_only,
+                cutoff,
+                selection.include_published,
+                selection.aggregate_id,
+                selection.topic
             )
             .execute(pool)
             .await?
         }
     };
     Ok(result.rows_affected())
+}
+
+/// What [`requeue_order`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRequeue {
+    /// Rows of the order (for the topic) in the outbox.
+    pub rows: i64,
+    /// Rows made due now; 0 with `rows > 0` means they were already due (or a relay is
+    /// publishing them right now).
+    pub requeued: u64,
+}
+
+/// Re-publishes the rows of one order (`aggregate_id`), optionally only those for
+/// `topic`, whatever their status: `FAILED` and `PUBLISHED` rows become `PENDING`, rows
+/// waiting on a backoff are due now. Running it again before the relay published them
+/// changes nothing, so it is safe to repeat.
+pub async fn requeue_order(
+    pool: &PgPool,
+    outbox: Outbox,
+    aggregate_id: Uuid,
+    topic: Option<&str>,
+) -> anyhow::Result<OrderRequeue> {
+    let selection = Selection {
+        aggregate_id: Some(aggregate_id),
+        topic,
+        include_published: true,
+        ..Selection::default()
+    };
+    let requeued = requeue_selected(pool, outbox, &selection).await?;
+    let rows = match outbox {
+        Outbox::OrderCreated => {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM order_created_outbox
+               WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
+                aggregate_id,
+                topic
+            )
+            .fetch_one(pool)
+            .await?
+        }
+        Outbox::PaymentCompleted => {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM payment_completed_outbox
+               WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
+                aggregate_id,
+                topic
+            )
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(OrderRequeue { rows, requeued })
 }
 
 async fn pool_for(settings: &Settings, outbox: Outbox) -> anyhow::Result<PgPool> {

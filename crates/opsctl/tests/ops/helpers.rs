@@ -61,3 +61,55 @@ pub fn producer() -> Producer {
 pub fn minutes_ago(minutes: i64) -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc() - chrono::Duration::minutes(minutes)
 }
+
+/// The part of ADR 0007's schema that reconcile reads, for the databases of a test:
+/// `stock_returns` in customer_db (customer_db migration 0002) and, in order_db, payment
+/// status `REFUNDED` and the `refund_*` columns (order_db migration 0002). Those
+/// migrations are written on other branches; everything here is `IF NOT EXISTS`, so
+/// once they are merged (and applied by [`customer_db`] / [`order_db`]) this changes
+/// nothing, and until then the tests still run against the ADR's names.
+pub async fn adr_0007_schema(customer: &PgPool, order: &PgPool) {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS stock_returns (
+             order_id     UUID PRIMARY KEY,
+             order_number VARCHAR(20) NOT NULL,
+             event_id     UUID NOT NULL,
+             order_status VARCHAR(20) NOT NULL,
+             reason       TEXT,
+             items        JSONB NOT NULL,
+             returned_at  TIMESTAMP NOT NULL)",
+    )
+    .execute(customer)
+    .await
+    .expect("stock_returns");
+    sqlx::query("ALTER TYPE payment_status ADD VALUE IF NOT EXISTS 'REFUNDED'")
+        .execute(order)
+        .await
+        .expect("REFUNDED");
+    sqlx::query(
+        "ALTER TABLE payment_transactions
+             ADD COLUMN IF NOT EXISTS refund_requested_at    TIMESTAMP,
+             ADD COLUMN IF NOT EXISTS refund_reason          TEXT,
+             ADD COLUMN IF NOT EXISTS refunded_at            TIMESTAMP,
+             ADD COLUMN IF NOT EXISTS refund_id              VARCHAR(100),
+             ADD COLUMN IF NOT EXISTS refunded_amount        DECIMAL(10, 2),
+             ADD COLUMN IF NOT EXISTS refund_attempt_count   INTEGER NOT NULL DEFAULT 0,
+             ADD COLUMN IF NOT EXISTS refund_next_attempt_at TIMESTAMP,
+             ADD COLUMN IF NOT EXISTS refund_last_error      TEXT",
+    )
+    .execute(order)
+    .await
+    .expect("refund columns");
+}
+
+/// A payment gateway of the real crate on a free port: its base URL and what stops it.
+pub async fn gateway() -> (String, impl FnOnce()) {
+    let settings = payment_gateway::Settings::for_tests().expect("settings");
+    let gateway = payment_gateway::Application::build(settings)
+        .await
+        .expect("gateway");
+    let base = format!("http://127.0.0.1:{}", gateway.port());
+    let stop = gateway.shutdown_token();
+    tokio::spawn(gateway.run_until_stopped());
+    (base, move || stop.cancel())
+}
