@@ -1,4 +1,6 @@
-//! The customer-facing service: catalogue, guest carts and checkout.
+//! The customer-facing service: catalogue, guest carts and checkout; it publishes
+//! `orders.created` and consumes `orders.released` (group `customer-service-group`),
+//! giving back the stock of orders that ended FAILED or CANCELLED.
 //!
 //! - [`startup`]: [`Application`] wires settings into the HTTP server and its tasks.
 //! - [`routes`]: the HTTP API, one module per resource.
@@ -6,6 +8,7 @@
 //! - [`cache`]: Redis in front of the catalogue and carts (optional at run time), and
 //!   [`near_cache`], serialized catalogue answers in this process in front of Redis.
 //! - [`outbox`]: the `order_created_outbox` store behind the platform relay.
+//! - [`stock_returns`]: the `orders.released` consumer and its `stock_returns` table.
 //! - [`managers`]: who may log in.
 //! - [`jobs`]: cleanup of expired idempotency keys and carts.
 //! - [`error`], [`validate`], [`time`], [`metrics`], [`openapi`], [`settings`].
@@ -24,6 +27,7 @@ pub mod outbox;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod stock_returns;
 pub mod validate;
 
 pub use settings::Settings;

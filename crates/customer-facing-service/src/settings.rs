@@ -1,5 +1,5 @@
-//! The service's settings: platform's shared groups plus Redis, the topic, and the
-//! knobs of the background jobs. Every one is a `--flag` and a
+//! The service's settings: platform's shared groups plus Redis, the topic, the
+//! `orders.released` consumer and the knobs of the background jobs. Every one is a `--flag` and a
 //! `CUSTOMER_SERVICE_<NAME>` variable (see `platform::config`).
 
 use clap::Parser;
@@ -22,6 +22,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     #[command(flatten)]
     pub redis: RedisSettings,
+    #[command(flatten)]
+    pub consumer: ConsumerSettings,
     /// Topic the order outbox publishes to.
     #[arg(
         long = "orders-created-topic",
@@ -54,6 +56,60 @@ pub struct Settings {
         value_parser = clap::value_parser!(i32).range(1..=1000)
     )]
     pub outbox_max_attempts: i32,
+}
+
+/// What the service consumes (`orders.released`, to give stock back), and how. The
+/// names are the order service's for the same knobs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ConsumerSettings {
+    /// Topic of OrderReleased events (orders that ended FAILED or CANCELLED).
+    #[arg(
+        long = "orders-released-topic",
+        env = "KAFKA_TOPICS_ORDERS_RELEASED",
+        default_value = events::ORDERS_RELEASED_TOPIC
+    )]
+    pub orders_released_topic: String,
+    /// Consumer group of the `orders.released` consumer.
+    #[arg(
+        long = "consumer-group",
+        env = "KAFKA_CONSUMER_GROUP_ID",
+        default_value = events::CUSTOMER_SERVICE_GROUP
+    )]
+    pub group_id: String,
+    /// Consumer session timeout; a dead consumer's partitions move after this long.
+    #[arg(
+        long = "kafka-session-timeout-ms",
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1000..=300_000)
+    )]
+    pub session_timeout_ms: u64,
+    /// Longest time the broker may hold a fetch with no new records (lower it on the
+    /// development broker for latency, at the price of the broker's CPU).
+    #[arg(
+        long = "kafka-fetch-wait-ms",
+        env = "KAFKA_FETCH_WAIT_MS",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(1..=5_000)
+    )]
+    pub fetch_wait_ms: u64,
+    /// Attempts for a record that fails with a retryable error before it is
+    /// dead-lettered.
+    #[arg(
+        long = "consumer-max-attempts",
+        env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub record_max_attempts: u32,
+    /// Run the consumer (off: an API-only replica).
+    #[arg(
+        long = "consumers-enabled",
+        env = "CONSUMERS_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub consumers_enabled: bool,
 }
 
 /// Where the catalogue and cart cache lives. Redis is a cache only: the service works
@@ -120,6 +176,33 @@ mod tests {
         assert_eq!((s.redis.host.as_str(), s.redis.port), ("127.0.0.1", 6379));
         assert!(s.redis.password.is_none());
         assert!(s.database.database_url.is_none());
+        assert_eq!(s.consumer.orders_released_topic, "orders.released");
+        assert_eq!(s.consumer.group_id, "customer-service-group");
+        assert!(s.consumer.consumers_enabled);
+    }
+
+    #[test]
+    fn consumer_settings_take_the_order_services_names_with_this_services_prefix() {
+        let env = |name: &str| match name {
+            "CUSTOMER_SERVICE_KAFKA_TOPICS_ORDERS_RELEASED" => Some("released.v2".to_owned()),
+            "CUSTOMER_SERVICE_KAFKA_CONSUMER_GROUP_ID" => Some("g".to_owned()),
+            "CUSTOMER_SERVICE_KAFKA_SESSION_TIMEOUT_MS" => Some("6000".to_owned()),
+            "CUSTOMER_SERVICE_KAFKA_FETCH_WAIT_MS" => Some("10".to_owned()),
+            "CUSTOMER_SERVICE_KAFKA_CONSUMER_MAX_ATTEMPTS" => Some("3".to_owned()),
+            "CUSTOMER_SERVICE_CONSUMERS_ENABLED" => Some("false".to_owned()),
+            _ => None,
+        };
+        let s: Settings =
+            platform::config::parse_from("CUSTOMER_SERVICE", ["customer-facing-service"], env)
+                .unwrap();
+        let c = &s.consumer;
+        assert_eq!(c.orders_released_topic, "released.v2");
+        assert_eq!(c.group_id, "g");
+        assert_eq!(
+            (c.session_timeout_ms, c.fetch_wait_ms, c.record_max_attempts),
+            (6000, 10, 3)
+        );
+        assert!(!c.consumers_enabled);
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! Builds the service from its settings: pool and migrations, demo users, cache,
-//! producer and outbox relay, actuator, router and background tasks.
+//! producer and outbox relay, the `orders.released` consumer, actuator, router and
+//! background tasks.
 
 use crate::cache::Cache;
 use crate::metrics::AppMetrics;
 use crate::outbox::{OrderCreatedOutbox, OUTBOX_NAME};
 use crate::settings::Settings;
+use crate::stock_returns::StockReturnHandler;
 use anyhow::Context;
 use platform::actuator::Actuator;
 use platform::app::Tasks;
 use platform::auth::{HasJwtKeys, JwtKeys};
 use platform::db::Db;
 use platform::http::HttpMetrics;
-use platform::kafka::{Producer, TopicSpec};
+use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelaySettings};
 use sqlx::migrate::Migrator;
@@ -61,6 +63,36 @@ impl HasJwtKeys for AppState {
     }
 }
 
+/// Runs a consumer until shutdown, recreating it if the client cannot be built.
+async fn consume(
+    settings: ConsumerSettings,
+    handler: Arc<dyn Handler>,
+    producer: Producer,
+    metrics: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let result = kafka::run_consumer(
+            settings.clone(),
+            handler.clone(),
+            producer.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, topics = ?settings.topics, "consumer failed; restarting")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// The built service, listening but not yet serving.
 pub struct Application {
     port: u16,
@@ -105,12 +137,18 @@ impl Application {
         )?;
         let shutdown = CancellationToken::new();
         if settings.kafka.create_topics {
-            platform::kafka::ensure_topics_in_background(
+            let specs = [
+                TopicSpec::with_dlq(&settings.orders_created_topic),
+                TopicSpec::with_dlq(&settings.consumer.orders_released_topic),
+            ]
+            .concat();
+            kafka::ensure_topics_in_background(
                 settings.kafka.bootstrap_servers.clone(),
-                TopicSpec::with_dlq(&settings.orders_created_topic).to_vec(),
+                specs,
                 shutdown.clone(),
             );
         }
+        let app_metrics = AppMetrics::new(&metrics)?;
         let actuator = Actuator::new(
             metrics.clone(),
             shutdown.clone(),
@@ -126,7 +164,7 @@ impl Application {
                 db: db.clone(),
                 cache: cache.clone(),
                 keys,
-                metrics: AppMetrics::new(&metrics)?,
+                metrics: app_metrics.clone(),
                 relay: relay.clone(),
                 orders_created_topic: settings.orders_created_topic.clone(),
             }),
@@ -141,12 +179,37 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut tasks = Tasks::new(shutdown.clone());
         tasks.spawn(relay.run(shutdown.clone()));
-        tasks.spawn(cache.run_near_cache(shutdown.clone()));
+        tasks.spawn(cache.clone().run_near_cache(shutdown.clone()));
         tasks.spawn(crate::jobs::run_cleanup(
-            db,
+            db.clone(),
             Duration::from_secs(settings.cleanup_interval_secs),
             shutdown.clone(),
         ));
+        // No health indicator for the consumer: the broker is not required for
+        // readiness here (ADR 0004); a record simply waits in the topic while it is down.
+        let topics = &settings.consumer;
+        if topics.consumers_enabled {
+            let mut consumer = ConsumerSettings::new(
+                &settings.kafka.bootstrap_servers,
+                &topics.group_id,
+                &[&topics.orders_released_topic],
+            );
+            consumer.session_timeout = Duration::from_millis(topics.session_timeout_ms);
+            consumer.max_attempts = topics.record_max_attempts;
+            consumer.fetch_wait = Duration::from_millis(topics.fetch_wait_ms);
+            let handler: Arc<dyn Handler> = Arc::new(StockReturnHandler {
+                db,
+                cache: cache.clone(),
+                metrics: app_metrics,
+            });
+            tasks.spawn(consume(
+                consumer,
+                handler,
+                producer.clone(),
+                ConsumerMetrics::new(&metrics)?,
+                shutdown.clone(),
+            ));
+        }
         tracing::info!(port, environment = %environment.as_str(), "customer-facing service started");
         Ok(Self {
             port,
