@@ -1,17 +1,22 @@
-//! [`Application`]: builds the gateway, binds its listener and serves until stopped.
+//! [`Application`]: opens the ledger's pool, migrates `payment_gateway_db`, binds the
+//! listener and serves until stopped.
 
 use crate::faults::FaultSwitch;
-use crate::ledger::Ledger;
 use crate::routes::{self, AppState, GatewayMetrics};
 use crate::settings::Settings;
 use anyhow::Context as _;
-use platform::actuator::Actuator;
+use platform::actuator::{Actuator, HealthIndicator};
+use platform::db::Db;
 use platform::http::HttpMetrics;
 use platform::metrics::Metrics;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::str::FromStr;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The database used when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/payment_gateway_db";
 
 /// A built gateway, listening but not yet serving.
 pub struct Application {
@@ -22,25 +27,44 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the gateway and binds its port (0 picks a free one).
+    /// Builds the gateway: binds its port (0 picks a free one), then migrates
+    /// `payment_gateway_db` (waiting up to 30 s for PostgreSQL). The port is bound first
+    /// so that a port in use is reported as such, whatever the database's state.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new(crate::SERVICE_NAME, settings.common.environment.as_str())
             .context("metrics registry")?;
-        let state = AppState {
-            ledger: Arc::new(Ledger::default()),
-            faults: FaultSwitch::new(settings.initial_faults()),
-            metrics: GatewayMetrics::new(&metrics).context("gateway metrics")?,
-        };
-        let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
-        let actuator = Actuator::new(metrics, shutdown.clone(), Vec::new());
-        let api = routes::router(state).merge(crate::openapi::router());
-        let router = platform::app::router(api, &actuator, http_metrics);
         let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
         let listener =
             platform::http::bind(SocketAddr::new(settings.common.server_host, port)).await?;
         let port = listener.local_addr().context("listener address")?.port();
-        tracing::info!(port, faults = ?settings.initial_faults(), "payment gateway listening");
+
+        let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
+        let db = Db::new(platform::db::pool(&settings.database, default_db));
+        db.register_metrics(&metrics, "payment_gateway_db")
+            .context("pool metrics")?;
+        platform::db::migrate(db.pool(), &crate::MIGRATOR, Duration::from_secs(30)).await?;
+
+        let gateway_metrics = GatewayMetrics::new(&metrics).context("gateway metrics")?;
+        let charges = {
+            let mut conn = db.acquire().await.context("ledger connection")?;
+            crate::ledger::count(&mut conn)
+                .await
+                .context("counting the ledger")?
+        };
+        gateway_metrics.set_ledger_size(charges);
+        let state = AppState {
+            db: db.clone(),
+            faults: FaultSwitch::new(settings.initial_faults()),
+            metrics: gateway_metrics,
+        };
+        let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
+        // Without its ledger the gateway can neither charge nor refund: unready.
+        let indicators: Vec<Box<dyn HealthIndicator>> = vec![Box::new(db.health_indicator())];
+        let actuator = Actuator::new(metrics, shutdown.clone(), indicators);
+        let api = routes::router(state).merge(crate::openapi::router());
+        let router = platform::app::router(api, &actuator, http_metrics);
+        tracing::info!(port, charges, faults = ?settings.initial_faults(), "payment gateway listening");
         Ok(Self {
             listener,
             port,

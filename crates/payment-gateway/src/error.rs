@@ -1,5 +1,8 @@
-//! The gateway's one error type, answered as problem details.
+//! The gateway's one error type, answered as problem details; internal causes are
+//! logged, never sent.
 
+use crate::ledger::LedgerError;
+use crate::refunds::RefundError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use platform::{FieldErrors, Problem};
@@ -14,12 +17,43 @@ pub enum Error {
     #[error("{0}")]
     KeyReused(String),
     #[error("Payment not found with id: {0}")]
-    NotFound(String),
+    PaymentNotFound(String),
+    #[error("Refund not found with id: {0}")]
+    RefundNotFound(String),
+    /// More than what is left of the charge to refund.
+    #[error("{0}")]
+    RefundExceedsCharge(String),
     #[error("invalid request body")]
     Validation(FieldErrors),
     /// The `errorStatus` fault knob is set.
     #[error("injected fault: HTTP {0}")]
     InjectedFault(u16),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<LedgerError> for Error {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::KeyReused(_) => Self::KeyReused(e.to_string()),
+            LedgerError::Corrupt(detail) => Self::Internal(detail),
+            LedgerError::Database(e) => Self::Database(e),
+        }
+    }
+}
+
+impl From<RefundError> for Error {
+    fn from(e: RefundError) -> Self {
+        match e {
+            RefundError::KeyReused(_) => Self::KeyReused(e.to_string()),
+            RefundError::TooLarge { .. } | RefundError::NothingLeft(_) => {
+                Self::RefundExceedsCharge(e.to_string())
+            }
+            RefundError::Ledger(e) => e.into(),
+        }
+    }
 }
 
 impl Error {
@@ -34,7 +68,15 @@ impl Error {
                 "Idempotency Key Reused",
                 detail.clone(),
             ),
-            Self::NotFound(_) => Problem::not_found(self.to_string()),
+            Self::RefundExceedsCharge(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refund-exceeds-charge",
+                "Refund Exceeds Charge",
+                detail.clone(),
+            ),
+            Self::PaymentNotFound(_) | Self::RefundNotFound(_) => {
+                Problem::not_found(self.to_string())
+            }
             Self::Validation(fields) => Problem::validation(fields.clone()),
             Self::InjectedFault(status) => Problem::new(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
@@ -42,12 +84,23 @@ impl Error {
                 "Injected Fault",
                 "The gateway is configured to fail this request (fault knob errorStatus)",
             ),
+            // The ledger is unreachable: nothing was charged or refunded, so the client
+            // may retry with the same key.
+            Self::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => Problem::service_unavailable(
+                "The gateway's ledger is not available; retry with the same Idempotency-Key",
+            ),
+            Self::Database(_) | Self::Internal(_) => Problem::internal(),
         }
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        if matches!(self, Self::Database(_) | Self::Internal(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
         self.problem().into_response()
     }
 }

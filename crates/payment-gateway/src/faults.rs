@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 pub struct Faults {
     /// Share of new charges that succeed (0.0 to 1.0); the rest are declined.
     pub success_rate: f64,
-    /// Delay added to every new charge, in milliseconds.
+    /// Delay added to every new charge and every refund, in milliseconds.
     pub latency_ms: u64,
-    /// When set, every charge request answers this HTTP status and charges nothing.
+    /// When set, every charge and refund request answers this HTTP status and changes nothing.
     pub error_status: Option<u16>,
-    /// When true, charge requests do not answer until it is cleared.
+    /// When true, charge and refund requests do not answer until it is cleared.
     pub hang: bool,
 }
 

@@ -1,21 +1,28 @@
-//! The in-memory ledger: every charge the gateway ever made, one per `Idempotency-Key`.
+//! The charge ledger in `payment_gateway_db`: one `gateway_charges` row per
+//! `Idempotency-Key`, ever.
 //!
-//! A key's first request creates its entry and runs the charge; every later or
-//! concurrent request with the same key waits for that same charge and gets it back.
-//! A charge is recorded only when it completes, so a request abandoned mid-way (the
-//! client timed out) charges nothing and the next request with the key charges once.
-//! The lock is a plain mutex held only to look entries up, never across an await.
+//! A charge is decided first (latency, success roll) and only then inserted with
+//! `INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`: of any number of requests
+//! racing with one key, in one process or across restarts, exactly one inserts, and the
+//! others read that row back and replay it. A request abandoned mid-way (the client
+//! timed out) has written nothing, so the next request with the key charges once.
+//!
+//! A key voided by a refund before any charge (see [`crate::refunds`]) holds a
+//! `DECLINED` row with no order; the first charge request with the key records its
+//! order on that row and is answered with the decline, so the key is never charged.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use platform::db::Db;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::OnceCell;
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// Currency of a charge whose request names none, and of a voided key.
+pub const DEFAULT_CURRENCY: &str = "USD";
+/// Failure reason of a key voided by a refund before it was charged.
+pub const VOIDED_REASON: &str = "Voided before it was charged";
 
 /// Outcome of a charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -25,6 +32,24 @@ pub enum ChargeStatus {
     Declined,
 }
 
+impl ChargeStatus {
+    /// The value stored in `gateway_charges.status` and used as metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "SUCCEEDED",
+            Self::Declined => "DECLINED",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, LedgerError> {
+        match value {
+            "SUCCEEDED" => Ok(Self::Succeeded),
+            "DECLINED" => Ok(Self::Declined),
+            other => Err(LedgerError::Corrupt(format!("charge status '{other}'"))),
+        }
+    }
+}
+
 /// What a client asks to charge.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -32,7 +57,7 @@ pub struct ChargeRequest {
     /// The merchant's order id.
     pub order_id: Uuid,
     pub order_number: Option<String>,
-    /// Amount to charge, greater than zero.
+    /// Amount to charge, greater than zero, at most two decimals.
     #[schema(value_type = f64, example = 299.98)]
     #[serde(with = "rust_decimal::serde::float")]
     pub amount: Decimal,
@@ -63,156 +88,425 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
 }
 
-/// A ledger line: the charge, its key and how often the key was charged and requested.
+/// A ledger line: the charge, its key, how often the key was charged and requested, and
+/// what was refunded of it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     #[serde(flatten)]
     pub payment: Payment,
     pub idempotency_key: String,
-    /// Charges made for this key: 1, always; anything else is a double charge.
+    /// Charges made for this key: 1, always (the key is unique in the ledger).
     pub charge_count: u64,
     /// Requests received with this key, replays included.
     pub request_count: u64,
+    /// Sum of the refunds of this charge.
+    #[schema(value_type = f64, example = 0.0)]
+    #[serde(with = "rust_decimal::serde::float")]
+    pub refunded_amount: Decimal,
+    /// What the customer paid in the end: amount minus refunds; 0 for a decline.
+    #[schema(value_type = f64, example = 299.98)]
+    #[serde(with = "rust_decimal::serde::float")]
+    pub net_amount: Decimal,
 }
 
-/// Why a charge request was refused by the ledger.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why the ledger refused or failed a charge.
+#[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("Idempotency-Key '{0}' was already used for a different request")]
     KeyReused(String),
+    /// A stored value this code cannot read: a bug or a hand-edited row.
+    #[error("unreadable ledger row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
-struct Entry {
-    key: String,
-    order_id: Uuid,
-    amount: Decimal,
-    charge: OnceCell<Payment>,
-    charges: AtomicU64,
-    requests: AtomicU64,
+/// A `gateway_charges` row.
+#[derive(Debug, Clone)]
+pub struct ChargeRow {
+    pub id: Uuid,
+    pub idempotency_key: String,
+    pub order_id: Option<Uuid>,
+    pub order_number: Option<String>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: String,
+    pub external_transaction_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub request_count: i64,
+    pub created_at: NaiveDateTime,
 }
 
-impl Entry {
-    fn line(&self) -> Option<LedgerEntry> {
-        self.charge.get().map(|payment| LedgerEntry {
-            payment: payment.clone(),
-            idempotency_key: self.key.clone(),
-            charge_count: self.charges.load(Ordering::SeqCst),
-            request_count: self.requests.load(Ordering::SeqCst),
-        })
-    }
-}
-
-/// The ledger of one gateway instance.
-#[derive(Default)]
-pub struct Ledger {
-    entries: Mutex<Entries>,
-}
-
-#[derive(Default)]
-struct Entries {
-    by_key: HashMap<String, Arc<Entry>>,
-    by_charge_id: HashMap<Uuid, Arc<Entry>>,
-}
-
-impl Ledger {
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        // A panic while holding the lock cannot leave the maps half-updated (each
-        // critical section is a single insert), so a poisoned lock is still usable.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Charges `request` under `key` once; `decide` runs only for the key's first
-    /// charge and returns the status and failure reason. Returns the charge and whether
-    /// it is a replay of an earlier one.
-    pub async fn charge<F, Fut>(
-        &self,
-        key: &str,
-        request: &ChargeRequest,
-        decide: F,
-    ) -> Result<(Payment, bool), LedgerError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = (ChargeStatus, Option<String>)>,
-    {
-        let entry = {
-            let mut entries = self.lock();
-            let entry = entries
-                .by_key
-                .entry(key.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(Entry {
-                        key: key.to_owned(),
-                        order_id: request.order_id,
-                        amount: request.amount,
-                        charge: OnceCell::new(),
-                        charges: AtomicU64::new(0),
-                        requests: AtomicU64::new(0),
-                    })
-                })
-                .clone();
-            entry.requests.fetch_add(1, Ordering::SeqCst);
-            entry
+impl ChargeRow {
+    /// The charge as the API returns it; `None` for a voided key no request has named
+    /// an order for yet.
+    pub fn payment(&self) -> Result<Option<Payment>, LedgerError> {
+        let Some(order_id) = self.order_id else {
+            return Ok(None);
         };
-        if entry.order_id != request.order_id || entry.amount != request.amount {
-            return Err(LedgerError::KeyReused(key.to_owned()));
-        }
-        let mut charged_now = false;
-        let payment = entry
-            .charge
-            .get_or_init(|| async {
-                let (status, failure_reason) = decide().await;
-                charged_now = true;
-                entry.charges.fetch_add(1, Ordering::SeqCst);
-                Payment {
-                    id: Uuid::new_v4(),
-                    order_id: request.order_id,
-                    order_number: request.order_number.clone(),
-                    status,
-                    amount: request.amount,
-                    currency: request.currency.clone().unwrap_or_else(|| "USD".to_owned()),
-                    external_transaction_id: (status == ChargeStatus::Succeeded)
-                        .then(|| format!("pgw_tx_{}", Uuid::new_v4().simple())),
-                    failure_reason,
-                    created_at: Utc::now(),
-                }
-            })
-            .await
-            .clone();
-        if charged_now {
-            self.lock().by_charge_id.insert(payment.id, entry.clone());
-        }
-        Ok((payment, !charged_now))
+        Ok(Some(Payment {
+            id: self.id,
+            order_id,
+            order_number: self.order_number.clone(),
+            status: ChargeStatus::parse(&self.status)?,
+            amount: self.amount,
+            currency: self.currency.clone(),
+            external_transaction_id: self.external_transaction_id.clone(),
+            failure_reason: self.failure_reason.clone(),
+            created_at: self.created_at.and_utc(),
+        }))
     }
 
-    /// The ledger line of a charge.
-    pub fn get(&self, id: Uuid) -> Option<LedgerEntry> {
-        self.lock().by_charge_id.get(&id).and_then(|e| e.line())
+    /// The charge's status.
+    pub fn status(&self) -> Result<ChargeStatus, LedgerError> {
+        ChargeStatus::parse(&self.status)
     }
 
-    /// Every completed charge, optionally of one order, oldest first.
-    pub fn list(&self, order_id: Option<Uuid>) -> Vec<LedgerEntry> {
-        let mut lines: Vec<LedgerEntry> = self
-            .lock()
-            .by_key
-            .values()
-            .filter(|e| order_id.is_none_or(|id| e.order_id == id))
-            .filter_map(|e| e.line())
-            .collect();
-        lines.sort_by_key(|l| l.payment.created_at);
-        lines
+    /// Whether `request` is the request this row was charged for. A voided key has no
+    /// request yet and is adopted by the first one instead.
+    pub fn matches(&self, request: &ChargeRequest) -> bool {
+        self.order_id == Some(request.order_id) && self.amount == request.amount
     }
+}
+
+/// A decided charge, about to be inserted.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub status: ChargeStatus,
+    pub failure_reason: Option<String>,
+}
+
+/// The result of [`charge`].
+#[derive(Debug)]
+pub enum Charged {
+    /// This request inserted the key's charge.
+    New(Payment),
+    /// The key was charged earlier (or by a concurrent request): that charge, replayed.
+    Replayed(Payment),
+}
+
+/// The charge of `key`, if there is one, counting this request.
+pub async fn find_counting(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<Option<ChargeRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ChargeRow,
+        "UPDATE gateway_charges SET request_count = request_count + 1 \
+         WHERE idempotency_key = $1 \
+         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
+                   external_transaction_id, failure_reason, request_count, created_at",
+        key
+    )
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Replays an existing charge row to `request`: refused when the key was used for
+/// another request; a voided key records the request's order and answers its decline.
+pub async fn replay(
+    conn: &mut PgConnection,
+    row: ChargeRow,
+    request: &ChargeRequest,
+) -> Result<Payment, LedgerError> {
+    let row = if row.order_id.is_none() {
+        adopt_void(conn, row, request).await?
+    } else {
+        row
+    };
+    if !row.matches(request) {
+        return Err(LedgerError::KeyReused(row.idempotency_key));
+    }
+    row.payment()?
+        .ok_or_else(|| LedgerError::Corrupt(format!("charge {} has no order", row.id)))
+}
+
+/// Records the order of the first charge request on a voided key. The guard
+/// `order_id IS NULL` lets exactly one of racing requests adopt it; the others get the
+/// adopted row back and are compared with it like any replay.
+async fn adopt_void(
+    conn: &mut PgConnection,
+    row: ChargeRow,
+    request: &ChargeRequest,
+) -> Result<ChargeRow, LedgerError> {
+    let currency = request
+        .currency
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
+    let adopted = sqlx::query_as!(
+        ChargeRow,
+        "UPDATE gateway_charges SET order_id = $2, order_number = $3, amount = $4, currency = $5 \
+         WHERE id = $1 AND order_id IS NULL \
+         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
+                   external_transaction_id, failure_reason, request_count, created_at",
+        row.id,
+        request.order_id,
+        request.order_number,
+        request.amount,
+        currency
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match adopted {
+        Some(row) => Ok(row),
+        None => Ok(get_row(conn, row.id)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt(format!("charge {} vanished", row.id)))?),
+    }
+}
+
+async fn get_row(conn: &mut PgConnection, id: Uuid) -> Result<Option<ChargeRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ChargeRow,
+        "SELECT id, idempotency_key, order_id, order_number, amount, currency, status, \
+                external_transaction_id, failure_reason, request_count, created_at \
+         FROM gateway_charges WHERE id = $1",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Inserts the decided charge of `key` unless a row for the key exists; `None` when one
+/// did (a concurrent request, or a refund voiding the key, got there first).
+pub async fn insert(
+    conn: &mut PgConnection,
+    key: &str,
+    request: &ChargeRequest,
+    decision: &Decision,
+) -> Result<Option<ChargeRow>, sqlx::Error> {
+    let currency = request
+        .currency
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
+    let transaction_id = (decision.status == ChargeStatus::Succeeded)
+        .then(|| format!("pgw_tx_{}", Uuid::new_v4().simple()));
+    sqlx::query_as!(
+        ChargeRow,
+        "INSERT INTO gateway_charges (id, idempotency_key, order_id, order_number, amount, \
+                                      currency, status, external_transaction_id, failure_reason, \
+                                      request_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) \
+         ON CONFLICT (idempotency_key) DO NOTHING \
+         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
+                   external_transaction_id, failure_reason, request_count, created_at",
+        Uuid::new_v4(),
+        key,
+        request.order_id,
+        request.order_number,
+        request.amount,
+        currency,
+        decision.status.as_str(),
+        transaction_id,
+        decision.failure_reason
+    )
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Writes a `DECLINED` row with no order under `key` unless the key has a row, so no
+/// later request can charge it. Returns whether it wrote one.
+pub async fn void(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query!(
+        "INSERT INTO gateway_charges (id, idempotency_key, amount, currency, status, \
+                                      failure_reason, request_count) \
+         VALUES ($1, $2, 0, $3, 'DECLINED', $4, 0) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        Uuid::new_v4(),
+        key,
+        DEFAULT_CURRENCY,
+        VOIDED_REASON
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// The row of `key`, locked until the transaction ends: what serialises the refunds of
+/// one charge.
+pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<Option<ChargeRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ChargeRow,
+        "SELECT id, idempotency_key, order_id, order_number, amount, currency, status, \
+                external_transaction_id, failure_reason, request_count, created_at \
+         FROM gateway_charges WHERE idempotency_key = $1 FOR UPDATE",
+        key
+    )
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Charges `request` under `key` once: replays the key's charge if it has one,
+/// otherwise runs `decide` and inserts its outcome; a request that loses the insert
+/// race replays the winner's row. No connection is held while `decide` runs (it sleeps
+/// the injected latency), so slow charges do not starve the pool.
+pub async fn charge<F, Fut>(
+    db: &Db,
+    key: &str,
+    request: &ChargeRequest,
+    decide: F,
+) -> Result<Charged, LedgerError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Decision>,
+{
+    {
+        let mut conn = db.acquire().await?;
+        if let Some(row) = find_counting(&mut conn, key).await? {
+            return Ok(Charged::Replayed(replay(&mut conn, row, request).await?));
+        }
+    }
+    let decision = decide().await;
+    let mut conn = db.acquire().await?;
+    if let Some(row) = insert(&mut conn, key, request, &decision).await? {
+        let payment = row
+            .payment()?
+            .ok_or_else(|| LedgerError::Corrupt(format!("charge {} has no order", row.id)))?;
+        return Ok(Charged::New(payment));
+    }
+    // Lost the race: the winner's row is committed (ON CONFLICT waited for it).
+    let row = find_counting(&mut conn, key)
+        .await?
+        .ok_or_else(|| LedgerError::Corrupt(format!("charge of key '{key}' vanished")))?;
+    Ok(Charged::Replayed(replay(&mut conn, row, request).await?))
+}
+
+struct LineRow {
+    id: Uuid,
+    idempotency_key: String,
+    order_id: Option<Uuid>,
+    order_number: Option<String>,
+    amount: Decimal,
+    currency: String,
+    status: String,
+    external_transaction_id: Option<String>,
+    failure_reason: Option<String>,
+    request_count: i64,
+    created_at: NaiveDateTime,
+    refunded_amount: Decimal,
+}
+
+impl LineRow {
+    fn entry(self) -> Result<Option<LedgerEntry>, LedgerError> {
+        let refunded_amount = self.refunded_amount;
+        let request_count = u64::try_from(self.request_count).unwrap_or(0);
+        let row = ChargeRow {
+            id: self.id,
+            idempotency_key: self.idempotency_key,
+            order_id: self.order_id,
+            order_number: self.order_number,
+            amount: self.amount,
+            currency: self.currency,
+            status: self.status,
+            external_transaction_id: self.external_transaction_id,
+            failure_reason: self.failure_reason,
+            request_count: self.request_count,
+            created_at: self.created_at,
+        };
+        let Some(payment) = row.payment()? else {
+            return Ok(None);
+        };
+        Ok(Some(LedgerEntry {
+            net_amount: net_amount(payment.status, payment.amount, refunded_amount),
+            payment,
+            idempotency_key: row.idempotency_key,
+            charge_count: 1,
+            request_count,
+            refunded_amount,
+        }))
+    }
+}
+
+/// What the customer paid in the end: nothing for a decline, else the charge less its
+/// refunds.
+pub fn net_amount(status: ChargeStatus, amount: Decimal, refunded: Decimal) -> Decimal {
+    match status {
+        ChargeStatus::Succeeded => amount - refunded,
+        ChargeStatus::Declined => Decimal::ZERO,
+    }
+}
+
+/// The ledger line of a charge; a voided key nobody asked to charge is no line.
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<LedgerEntry>, LedgerError> {
+    let row = sqlx::query_as!(
+        LineRow,
+        r#"SELECT c.id, c.idempotency_key, c.order_id, c.order_number, c.amount, c.currency,
+                  c.status, c.external_transaction_id, c.failure_reason, c.request_count,
+                  c.created_at,
+                  COALESCE((SELECT SUM(r.amount) FROM gateway_refunds r
+                            WHERE r.charge_id = c.id AND r.status = 'REFUNDED'), 0)
+                      AS "refunded_amount!"
+           FROM gateway_charges c WHERE c.id = $1"#,
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => row.entry(),
+        None => Ok(None),
+    }
+}
+
+/// Every charge, or those of one order, oldest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    order_id: Option<Uuid>,
+) -> Result<Vec<LedgerEntry>, LedgerError> {
+    let rows = sqlx::query_as!(
+        LineRow,
+        r#"SELECT c.id, c.idempotency_key, c.order_id, c.order_number, c.amount, c.currency,
+                  c.status, c.external_transaction_id, c.failure_reason, c.request_count,
+                  c.created_at,
+                  COALESCE((SELECT SUM(r.amount) FROM gateway_refunds r
+                            WHERE r.charge_id = c.id AND r.status = 'REFUNDED'), 0)
+                      AS "refunded_amount!"
+           FROM gateway_charges c
+           WHERE c.order_id IS NOT NULL AND ($1::uuid IS NULL OR c.order_id = $1)
+           ORDER BY c.created_at, c.id"#,
+        order_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(line) = row.entry()? {
+            lines.push(line);
+        }
+    }
+    Ok(lines)
+}
+
+/// Rows in `gateway_charges`, for the ledger gauge at start-up.
+pub async fn count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM gateway_charges"#)
+        .fetch_one(&mut *conn)
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn request(amount: i64) -> ChargeRequest {
+    fn row(order_id: Option<Uuid>, amount: i64, status: &str) -> ChargeRow {
+        ChargeRow {
+            id: Uuid::new_v4(),
+            idempotency_key: "k".into(),
+            order_id,
+            order_number: Some("ORD-1".into()),
+            amount: Decimal::new(amount, 2),
+            currency: "USD".into(),
+            status: status.into(),
+            external_transaction_id: None,
+            failure_reason: None,
+            request_count: 1,
+            created_at: Utc::now().naive_utc(),
+        }
+    }
+
+    fn request(order_id: Uuid, amount: i64) -> ChargeRequest {
         ChargeRequest {
-            order_id: Uuid::nil(),
+            order_id,
             order_number: Some("ORD-1".into()),
             amount: Decimal::new(amount, 2),
             currency: None,
@@ -220,46 +514,39 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn concurrent_requests_with_one_key_charge_once() {
-        let ledger = Arc::new(Ledger::default());
-        let calls = Arc::new(AtomicU64::new(0));
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let ledger = ledger.clone();
-                let calls = calls.clone();
-                tokio::spawn(async move {
-                    ledger
-                        .charge("k", &request(1000), || async move {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                            (ChargeStatus::Succeeded, None)
-                        })
-                        .await
-                })
-            })
-            .collect();
-        let mut ids = std::collections::HashSet::new();
-        for task in tasks {
-            let (payment, _) = task.await.expect("joined").expect("charged");
-            ids.insert(payment.id);
-        }
-        assert_eq!(ids.len(), 1);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let lines = ledger.list(Some(Uuid::nil()));
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].charge_count, 1);
-        assert_eq!(lines[0].request_count, 20);
+    #[test]
+    fn a_replay_matches_only_the_same_order_and_amount() {
+        let order = Uuid::new_v4();
+        let charged = row(Some(order), 1000, "SUCCEEDED");
+        assert!(charged.matches(&request(order, 1000)));
+        assert!(!charged.matches(&request(order, 2000)));
+        assert!(!charged.matches(&request(Uuid::new_v4(), 1000)));
     }
 
-    #[tokio::test]
-    async fn a_key_reused_for_another_amount_is_refused() {
-        let ledger = Ledger::default();
-        let ok = || async { (ChargeStatus::Succeeded, None) };
-        ledger.charge("k", &request(1000), ok).await.expect("first");
+    #[test]
+    fn a_voided_key_is_no_ledger_line_until_a_request_names_its_order() {
+        let voided = row(None, 0, "DECLINED");
+        assert!(voided.payment().expect("readable").is_none());
+        assert!(!voided.matches(&request(Uuid::new_v4(), 0)));
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_an_error_not_a_guess() {
+        let odd = row(Some(Uuid::new_v4()), 1000, "PENDING");
+        assert!(matches!(odd.payment(), Err(LedgerError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_net_amount_is_the_charge_less_refunds_and_nothing_for_a_decline() {
+        let ten = Decimal::new(1000, 2);
+        let three = Decimal::new(300, 2);
         assert_eq!(
-            ledger.charge("k", &request(2000), ok).await,
-            Err(LedgerError::KeyReused("k".into()))
+            net_amount(ChargeStatus::Succeeded, ten, three),
+            Decimal::new(700, 2)
+        );
+        assert_eq!(
+            net_amount(ChargeStatus::Declined, ten, Decimal::ZERO),
+            Decimal::ZERO
         );
     }
 }

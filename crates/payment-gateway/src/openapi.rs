@@ -11,12 +11,15 @@ pub use platform::Problem as ProblemDetails;
 #[openapi(
     info(
         title = "payment-gateway",
-        description = "Payment gateway stub: idempotent charges, a ledger and fault knobs."
+        description = "Payment gateway stub: idempotent charges and refunds, a durable ledger and fault knobs."
     ),
     paths(
         crate::routes::create_payment,
         crate::routes::get_payment,
         crate::routes::list_payments,
+        crate::routes::create_refund,
+        crate::routes::list_refunds,
+        crate::routes::get_refund,
         crate::routes::get_faults,
         crate::routes::put_faults,
     ),

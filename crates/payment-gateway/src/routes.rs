@@ -1,28 +1,29 @@
-//! The gateway's HTTP API: charges, the ledger, and the fault knobs.
+//! The gateway's HTTP API: charges, refunds, the ledger, and the fault knobs.
 
 use crate::error::Error;
 use crate::faults::{FaultSwitch, Faults, FaultsUpdate};
-use crate::ledger::{ChargeRequest, ChargeStatus, Ledger, LedgerEntry, LedgerError, Payment};
+use crate::ledger::{self, ChargeRequest, ChargeStatus, Charged, Decision, LedgerEntry, Payment};
+use crate::refunds::{self, Refund, RefundLine, RefundRequest, Refunded};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use platform::http::{Json, Query};
+use platform::db::Db;
 use platform::metrics::Metrics;
 use platform::FieldErrors;
 use prometheus::{IntCounterVec, IntGauge};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use std::sync::Arc;
 use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-/// Header that makes a charge idempotent.
+/// Header that makes a charge or a refund idempotent.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// Response header set when the answer is a replay of an earlier charge.
+/// Response header set when the answer is a replay of an earlier charge or refund.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// Failure reason of a simulated decline.
 pub const DECLINE_REASON: &str = "Card declined by issuer (simulated)";
@@ -34,8 +35,10 @@ pub struct GatewayMetrics {
     charges: IntCounterVec,
     /// `payments_gateway_requests_total{outcome}`: charged, replayed, injected_error, rejected.
     requests: IntCounterVec,
-    /// `payments_gateway_ledger_charges`: charges in the ledger.
+    /// `payments_gateway_ledger_charges`: rows in `gateway_charges`.
     ledger_size: IntGauge,
+    /// `payments_gateway_refunds_total{status="REFUNDED"|"NOTHING_CHARGED"}`: refunds made.
+    refunds: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -48,8 +51,17 @@ impl GatewayMetrics {
         for result in ["SUCCEEDED", "DECLINED"] {
             charges.with_label_values(&[result]);
         }
+        let refunds = metrics.counter_vec(
+            "payments_gateway_refunds_total",
+            "Refunds made by the gateway, by status.",
+            &["status"],
+        )?;
+        for status in ["REFUNDED", "NOTHING_CHARGED"] {
+            refunds.with_label_values(&[status]);
+        }
         Ok(Self {
             charges,
+            refunds,
             requests: metrics.counter_vec(
                 "payments_gateway_requests_total",
                 "Charge requests by outcome (charged, replayed, injected_error, rejected).",
@@ -57,16 +69,21 @@ impl GatewayMetrics {
             )?,
             ledger_size: metrics.gauge(
                 "payments_gateway_ledger_charges",
-                "Charges held in the in-memory ledger.",
+                "Charges in the gateway's ledger (payment_gateway_db), voided keys included.",
             )?,
         })
+    }
+
+    /// Sets the ledger gauge to the stored count (at start-up).
+    pub fn set_ledger_size(&self, charges: i64) {
+        self.ledger_size.set(charges);
     }
 }
 
 /// Shared state of the routes.
 #[derive(Clone)]
 pub struct AppState {
-    pub ledger: Arc<Ledger>,
+    pub db: Db,
     pub faults: FaultSwitch,
     pub metrics: GatewayMetrics,
 }
@@ -76,6 +93,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/payments", post(create_payment).get(list_payments))
         .route("/api/v1/payments/{id}", get(get_payment))
+        .route("/api/v1/refunds", post(create_refund).get(list_refunds))
+        .route("/api/v1/refunds/{id}", get(get_refund))
         .route("/admin/faults", get(get_faults).put(put_faults))
         .with_state(state)
 }
@@ -94,10 +113,28 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Error> {
     Ok(key.to_owned())
 }
 
+/// Largest amount a ledger column (`NUMERIC(12, 2)`) holds.
+fn max_amount() -> Decimal {
+    Decimal::new(999_999_999_999, 2)
+}
+
+/// Why `amount` cannot be charged or refunded, if it cannot.
+fn amount_error(amount: Decimal) -> Option<String> {
+    if amount <= Decimal::ZERO {
+        Some("Amount must be greater than 0".into())
+    } else if amount.normalize().scale() > 2 {
+        Some("Amount must have at most 2 decimal places".into())
+    } else if amount > max_amount() {
+        Some(format!("Amount must be at most {}", max_amount()))
+    } else {
+        None
+    }
+}
+
 fn validate(request: &ChargeRequest) -> Result<(), Error> {
     let mut fields = FieldErrors::new();
-    if request.amount <= Decimal::ZERO {
-        fields.insert("amount".into(), "Amount must be greater than 0".into());
+    if let Some(message) = amount_error(request.amount) {
+        fields.insert("amount".into(), message);
     }
     if request
         .currency
@@ -109,11 +146,69 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
             "Currency must be a 3-letter ISO code".into(),
         );
     }
+    if request.order_number.as_deref().is_some_and(|n| n.len() > 100) {
+        fields.insert(
+            "orderNumber".into(),
+            "Order number must be at most 100 characters".into(),
+        );
+    }
     if fields.is_empty() {
         Ok(())
     } else {
         Err(Error::Validation(fields))
     }
+}
+
+fn validate_refund(request: &RefundRequest) -> Result<(), Error> {
+    let mut fields = FieldErrors::new();
+    let key = request.payment_key.trim();
+    if key.is_empty() || key.len() > 255 || key != request.payment_key {
+        fields.insert(
+            "paymentKey".into(),
+            "Payment key must be the charge's Idempotency-Key (1 to 255 visible characters)"
+                .into(),
+        );
+    }
+    if let Some(message) = request.amount.and_then(amount_error) {
+        fields.insert("amount".into(), message);
+    }
+    if request.reason.as_deref().is_some_and(|r| r.len() > 500) {
+        fields.insert(
+            "reason".into(),
+            "Reason must be at most 500 characters".into(),
+        );
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(fields))
+    }
+}
+
+/// Waits out `hang`, then answers the `errorStatus` knob if it is set; returns the knobs.
+async fn apply_faults(state: &AppState, what: &str, key: &str) -> Result<Faults, Error> {
+    let faults = state.faults.wait_unless_hanging().await;
+    if let Some(status) = faults.error_status {
+        tracing::info!(idempotencyKey = %key, status, "{what} refused by injected fault");
+        return Err(Error::InjectedFault(status));
+    }
+    Ok(faults)
+}
+
+/// `201` for something made now, `200` and `Idempotent-Replayed: true` for a replay.
+fn answer<T: serde::Serialize>(body: T, replayed: bool) -> Response {
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = (status, Json(body)).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// Charges an order once per `Idempotency-Key`.
@@ -123,10 +218,11 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
     request_body = ChargeRequest,
     responses(
         (status = 201, description = "Charged now (SUCCEEDED or DECLINED)", body = Payment),
-        (status = 200, description = "Replay of the charge made earlier with this key", body = Payment),
-        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails),
-        (status = 422, description = "Key reused for a different request", body = crate::openapi::ProblemDetails),
-        (status = 503, description = "Injected fault (errorStatus knob); nothing charged", body = crate::openapi::ProblemDetails),
+        (status = 200, description = "Replay of the charge made earlier with this key (header Idempotent-Replayed: true)", body = Payment),
+        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused for a different request", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing charged", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_payment(
@@ -134,68 +230,62 @@ pub async fn create_payment(
     headers: HeaderMap,
     Json(request): Json<ChargeRequest>,
 ) -> Result<Response, Error> {
-    let rejected = |e: Error| {
-        state
-            .metrics
-            .requests
-            .with_label_values(&["rejected"])
-            .inc();
-        e
+    let outcome = |label: &str| state.metrics.requests.with_label_values(&[label]).inc();
+    let key = match idempotency_key(&headers).and_then(|key| validate(&request).map(|()| key)) {
+        Ok(key) => key,
+        Err(e) => {
+            outcome("rejected");
+            return Err(e);
+        }
     };
-    let key = idempotency_key(&headers).map_err(rejected)?;
-    validate(&request).map_err(rejected)?;
-    let faults = state.faults.wait_unless_hanging().await;
-    if let Some(status) = faults.error_status {
-        state
-            .metrics
-            .requests
-            .with_label_values(&["injected_error"])
-            .inc();
-        tracing::info!(idempotencyKey = %key, status, "charge refused by injected fault");
-        return Err(Error::InjectedFault(status));
-    }
+    let faults = match apply_faults(&state, "charge", &key).await {
+        Ok(faults) => faults,
+        Err(e) => {
+            outcome("injected_error");
+            return Err(e);
+        }
+    };
     let decide = || async move {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
         let roll: f64 = rand::rng().random();
         if roll < faults.success_rate {
-            (ChargeStatus::Succeeded, None)
+            Decision {
+                status: ChargeStatus::Succeeded,
+                failure_reason: None,
+            }
         } else {
-            (ChargeStatus::Declined, Some(DECLINE_REASON.to_owned()))
+            Decision {
+                status: ChargeStatus::Declined,
+                failure_reason: Some(DECLINE_REASON.to_owned()),
+            }
         }
     };
-    let (payment, replayed) = state.ledger.charge(&key, &request, decide).await.map_err(
-        |LedgerError::KeyReused(k)| {
-            rejected(Error::KeyReused(LedgerError::KeyReused(k).to_string()))
-        },
-    )?;
-    let metrics = &state.metrics;
-    if replayed {
-        metrics.requests.with_label_values(&["replayed"]).inc();
-    } else {
-        metrics.requests.with_label_values(&["charged"]).inc();
-        let result = match payment.status {
-            ChargeStatus::Succeeded => "SUCCEEDED",
-            ChargeStatus::Declined => "DECLINED",
-        };
-        metrics.charges.with_label_values(&[result]).inc();
-        metrics.ledger_size.inc();
-        tracing::info!(
-            idempotencyKey = %key, paymentId = %payment.id, orderId = %payment.order_id,
-            status = result, amount = %payment.amount, "charge made"
-        );
-    }
-    let status = if replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
+    let charged = match ledger::charge(&state.db, &key, &request, decide).await {
+        Ok(charged) => charged,
+        Err(e @ ledger::LedgerError::KeyReused(_)) => {
+            outcome("rejected");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
     };
-    let mut response = (status, Json(payment)).into_response();
-    if replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    let metrics = &state.metrics;
+    match charged {
+        Charged::Replayed(payment) => {
+            outcome("replayed");
+            Ok(answer(payment, true))
+        }
+        Charged::New(payment) => {
+            outcome("charged");
+            let result = payment.status.as_str();
+            metrics.charges.with_label_values(&[result]).inc();
+            metrics.ledger_size.inc();
+            tracing::info!(
+                idempotencyKey = %key, paymentId = %payment.id, orderId = %payment.order_id,
+                status = result, amount = %payment.amount, "charge made"
+            );
+            Ok(answer(payment, false))
+        }
     }
-    Ok(response)
 }
 
 /// One ledger line by charge id.
@@ -204,43 +294,134 @@ pub async fn create_payment(
     params(("id" = Uuid, Path, description = "Charge id")),
     responses(
         (status = 200, body = LedgerEntry),
-        (status = 404, body = crate::openapi::ProblemDetails),
+        (status = 404, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<LedgerEntry>, Error> {
-    Uuid::parse_str(&id)
-        .ok()
-        .and_then(|uuid| state.ledger.get(uuid))
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return Err(Error::PaymentNotFound(id));
+    };
+    let mut conn = state.db.acquire().await?;
+    ledger::get(&mut conn, uuid)
+        .await?
         .map(Json)
-        .ok_or(Error::NotFound(id))
+        .ok_or(Error::PaymentNotFound(id))
 }
 
-/// Filter of the ledger listing.
+/// Filter of the ledger and refund listings.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
-    /// Only the charges of this order.
+    /// Only the charges (or refunds) of this order.
     pub order_id: Option<Uuid>,
 }
 
-/// The ledger: every charge (or those of one order), with charge and request counts per key.
+/// The ledger: every charge (or those of one order), with request counts and refunds.
 #[utoipa::path(
     get, path = "/api/v1/payments", tag = "payments",
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<LedgerEntry>),
-        (status = 400, body = crate::openapi::ProblemDetails),
+        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_payments(
     State(state): State<AppState>,
     Query(query): Query<LedgerQuery>,
-) -> Json<Vec<LedgerEntry>> {
-    Json(state.ledger.list(query.order_id))
+) -> Result<Json<Vec<LedgerEntry>>, Error> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(ledger::list(&mut conn, query.order_id).await?))
+}
+
+/// Refunds a charge, named by its `Idempotency-Key`, once per refund `Idempotency-Key`.
+/// A key with no charge is voided: a later charge request with it is declined.
+#[utoipa::path(
+    post, path = "/api/v1/refunds", tag = "refunds",
+    params(("Idempotency-Key" = String, Header, description = "Same key, same refund: never a second one")),
+    request_body = RefundRequest,
+    responses(
+        (status = 201, description = "Refunded now (REFUNDED, or NOTHING_CHARGED for a declined or never-charged key, which is now voided)", body = Refund),
+        (status = 200, description = "Replay of the refund made earlier with this key (header Idempotent-Replayed: true)", body = Refund),
+        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "More than what is left to refund, or the key was used for a different refund", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing refunded", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<RefundRequest>,
+) -> Result<Response, Error> {
+    let key = idempotency_key(&headers)?;
+    validate_refund(&request)?;
+    let faults = apply_faults(&state, "refund", &key).await?;
+    // successRate does not apply: a refund is never declined.
+    tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    match refunds::refund(&state.db, &key, &request).await? {
+        Refunded::Replayed(refund) => Ok(answer(refund, true)),
+        Refunded::New { refund, voided } => {
+            let status = refund.status.as_str();
+            state.metrics.refunds.with_label_values(&[status]).inc();
+            if voided {
+                state.metrics.ledger_size.inc();
+            }
+            tracing::info!(
+                idempotencyKey = %key, refundId = %refund.id, paymentKey = %refund.payment_key,
+                paymentId = ?refund.payment_id, status, amount = %refund.amount, voided,
+                "refund made"
+            );
+            Ok(answer(refund, false))
+        }
+    }
+}
+
+/// One refund by id.
+#[utoipa::path(
+    get, path = "/api/v1/refunds/{id}", tag = "refunds",
+    params(("id" = Uuid, Path, description = "Refund id")),
+    responses(
+        (status = 200, body = RefundLine),
+        (status = 404, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_refund(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RefundLine>, Error> {
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return Err(Error::RefundNotFound(id));
+    };
+    let mut conn = state.db.acquire().await?;
+    refunds::get(&mut conn, uuid)
+        .await?
+        .map(Json)
+        .ok_or(Error::RefundNotFound(id))
+}
+
+/// Every refund (or those of one order), oldest first. Refunds of nothing carry no order.
+#[utoipa::path(
+    get, path = "/api/v1/refunds", tag = "refunds",
+    params(LedgerQuery),
+    responses(
+        (status = 200, body = Vec<RefundLine>),
+        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    Query(query): Query<LedgerQuery>,
+) -> Result<Json<Vec<RefundLine>>, Error> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(refunds::list(&mut conn, query.order_id).await?))
 }
 
 /// The fault knobs now.
@@ -255,7 +436,8 @@ pub async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
     request_body = FaultsUpdate,
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),
-        (status = 400, body = crate::openapi::ProblemDetails),
+        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_faults(

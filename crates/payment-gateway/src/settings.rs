@@ -1,11 +1,13 @@
-//! Settings of the gateway: where to listen, and the fault knobs it starts with.
+//! Settings of the gateway: where to listen, where its ledger lives
+//! (`payment_gateway_db`), and the fault knobs it starts with.
 //!
 //! Every setting is a flag and a `PAYMENT_GATEWAY_*` variable
-//! (`PAYMENT_GATEWAY_SUCCESS_RATE`, `PAYMENT_GATEWAY_LATENCY_MS`, ...). The knobs can be
-//! changed later through `PUT /admin/faults`.
+//! (`PAYMENT_GATEWAY_DATABASE_URL`, `PAYMENT_GATEWAY_SUCCESS_RATE`, ...). The knobs can
+//! be changed later through `PUT /admin/faults`.
 
 use crate::faults::Faults;
-use platform::config::CommonSettings;
+use platform::config::{CommonSettings, DatabaseSettings};
+use sqlx::postgres::PgConnectOptions;
 
 /// The gateway's settings.
 #[derive(clap::Parser, Debug, Clone)]
@@ -17,18 +19,20 @@ use platform::config::CommonSettings;
 pub struct Settings {
     #[command(flatten)]
     pub common: CommonSettings,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
     /// Share of charges that succeed, from 0.0 (all declined) to 1.0 (all succeed).
     #[arg(long = "success-rate", env = "SUCCESS_RATE", default_value_t = 1.0,
           value_parser = parse_rate)]
     pub success_rate: f64,
-    /// Delay added to every new charge, in milliseconds.
+    /// Delay added to every new charge and every refund, in milliseconds.
     #[arg(long = "latency-ms", env = "LATENCY_MS", default_value_t = 20)]
     pub latency_ms: u64,
-    /// When set (e.g. 503), every charge request answers this status and charges nothing.
+    /// When set (e.g. 503), every charge and refund request answers this status and changes nothing.
     #[arg(long = "error-status", env = "ERROR_STATUS",
           value_parser = clap::value_parser!(u16).range(400..=599))]
     pub error_status: Option<u16>,
-    /// When true, charge requests hang until the fault is cleared.
+    /// When true, charge and refund requests hang until the fault is cleared.
     #[arg(long = "hang", env = "HANG", default_value_t = false, action = clap::ArgAction::Set)]
     pub hang: bool,
 }
@@ -56,14 +60,23 @@ impl Settings {
         }
     }
 
-    /// Settings for a test instance: port 0, environment `test`, no faults.
-    pub fn for_tests() -> anyhow::Result<Self> {
-        platform::config::parse_from::<Self>(
+    /// Settings for a test instance keeping its ledger in `database`: port 0,
+    /// environment `test`, no faults, a small pool.
+    pub fn for_tests(database: PgConnectOptions) -> anyhow::Result<Self> {
+        let mut settings = platform::config::parse_from::<Self>(
             crate::ENV_PREFIX,
-            ["payment-gateway", "--server-port=0", "--environment=test"],
+            [
+                "payment-gateway",
+                "--server-port=0",
+                "--server-host=127.0.0.1",
+                "--environment=test",
+                "--database-max-connections=5",
+            ],
             |_| None,
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        settings.database.database_url = Some(database);
+        Ok(settings)
     }
 }
 
@@ -105,6 +118,19 @@ mod tests {
         assert_eq!(f.latency_ms, 5);
         assert_eq!(f.error_status, Some(503));
         assert!(f.hang);
+    }
+
+    #[test]
+    fn the_database_url_is_read_from_its_prefixed_variable() {
+        let s = parse(&[(
+            "PAYMENT_GATEWAY_DATABASE_URL",
+            "postgres://gw@db.internal:5432/payment_gateway_db",
+        )])
+        .expect("database url parses");
+        let url = s.database.database_url.expect("set");
+        assert_eq!(url.get_database(), Some("payment_gateway_db"));
+        assert_eq!(url.get_host(), "db.internal");
+        assert!(parse(&[("PAYMENT_GATEWAY_DATABASE_URL", "mysql://nope")]).is_err());
     }
 
     #[test]
