@@ -1,5 +1,6 @@
-//! [`Application`]: wires the pool, producer, consumers, payment processor, retry
-//! worker, outbox relay and HTTP API of one instance, and runs them until stopped.
+//! [`Application`]: wires the pool, producer, consumers, payment processor, retry and
+//! refund workers, outbox relay and HTTP API of one instance, and runs them until
+//! stopped.
 
 use crate::consumer::order_created::OrderCreatedHandler;
 use crate::consumer::payment_completed::PaymentCompletedHandler;
@@ -7,7 +8,8 @@ use crate::db::outbox::PaymentOutboxStore;
 use crate::metrics::OrderMetrics;
 use crate::payment::breaker::{BreakerConfig, CircuitBreaker, State as BreakerState};
 use crate::payment::client::GatewayClient;
-use crate::payment::{worker, PaymentProcessor, ProcessorSettings};
+use crate::payment::refunds::RefundWorker;
+use crate::payment::{refunds, worker, PaymentProcessor, ProcessorSettings};
 use crate::routes::{self, AppState};
 use crate::settings::Settings;
 use anyhow::Context as _;
@@ -68,6 +70,7 @@ impl Application {
             let specs = [
                 TopicSpec::with_dlq(&topics.orders_created_topic),
                 TopicSpec::with_dlq(&topics.payments_completed_topic),
+                TopicSpec::with_dlq(&topics.orders_released_topic),
             ]
             .concat();
             kafka::ensure_topics_in_background(bootstrap.clone(), specs, shutdown.clone());
@@ -95,25 +98,38 @@ impl Application {
             &metrics,
         )
         .context("outbox metrics")?;
+        let processor_settings = ProcessorSettings {
+            payments_completed_topic: topics.payments_completed_topic.clone(),
+            orders_released_topic: topics.orders_released_topic.clone(),
+            payment_deadline: pay.deadline(),
+            claim_lease: pay.claim_lease(),
+            retry_base: pay.retry_interval(),
+            retry_max: pay.retry_max_delay(),
+            concurrency: usize::try_from(pay.concurrency).unwrap_or(32),
+        };
         let payments = PaymentProcessor::new(
             db.clone(),
             client.clone(),
             relay.clone(),
             order_metrics.clone(),
-            ProcessorSettings {
-                payments_completed_topic: topics.payments_completed_topic.clone(),
-                claim_lease: pay.claim_lease(),
-                retry_base: pay.retry_interval(),
-                retry_max: pay.retry_max_delay(),
-                concurrency: usize::try_from(pay.concurrency).unwrap_or(32),
-            },
+            processor_settings.clone(),
         );
 
         let mut tasks = Tasks::new(shutdown.clone());
-        tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(relay.clone().run(shutdown.clone()));
         tasks.spawn(worker::run(
             payments.clone(),
             db.clone(),
+            pay.retry_interval(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(refunds::run(
+            RefundWorker {
+                db: db.clone(),
+                client: client.clone(),
+                metrics: order_metrics.clone(),
+                settings: processor_settings,
+            },
             pay.retry_interval(),
             shutdown.clone(),
         ));
@@ -137,10 +153,8 @@ impl Application {
                 metrics: order_metrics.clone(),
                 hand_off_grace: pay.claim_lease().max(Duration::from_secs(5)),
             });
-            let completions: Arc<dyn Handler> = Arc::new(PaymentCompletedHandler {
-                db: db.clone(),
-                metrics: order_metrics.clone(),
-            });
+            let completions: Arc<dyn Handler> =
+                Arc::new(PaymentCompletedHandler { db: db.clone() });
             for (settings, handler) in [
                 (consumer(&topics.orders_created_topic), orders),
                 (consumer(&topics.payments_completed_topic), completions),
@@ -163,7 +177,13 @@ impl Application {
         ];
         let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
         let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
-        let api = routes::router(AppState { db, jwt }).merge(crate::openapi::router());
+        let api = routes::router(AppState {
+            db,
+            jwt,
+            relay,
+            orders_released_topic: topics.orders_released_topic.clone(),
+        })
+        .merge(crate::openapi::router());
         let router = platform::app::router(api, &actuator, http_metrics);
         let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
         let listener =

@@ -39,9 +39,9 @@ impl OrderStatus {
         }
     }
 
-    /// Whether a manager may cancel an order in this state.
+    /// Whether a manager may cancel an order in this state (a PAID order is refunded).
     pub fn cancellable(self) -> bool {
-        matches!(self, Self::Pending | Self::Processing)
+        matches!(self, Self::Pending | Self::Processing | Self::Paid)
     }
 
     /// Whether a payment result may still move the order.
@@ -66,7 +66,8 @@ impl FromStr for OrderStatus {
     }
 }
 
-/// `payment_status` of a payment transaction.
+/// `payment_status` of a payment transaction: PENDING → SUCCESS or FAILED; a charge
+/// the gateway gave back is REFUNDED (ADR 0007).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "payment_status", rename_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -74,6 +75,7 @@ pub enum PaymentStatus {
     Pending,
     Success,
     Failed,
+    Refunded,
 }
 
 impl fmt::Display for PaymentStatus {
@@ -82,6 +84,7 @@ impl fmt::Display for PaymentStatus {
             Self::Pending => "PENDING",
             Self::Success => "SUCCESS",
             Self::Failed => "FAILED",
+            Self::Refunded => "REFUNDED",
         })
     }
 }

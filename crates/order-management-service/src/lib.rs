@@ -1,10 +1,13 @@
 //! The order management service (port 8081): turns `orders.created` events into orders,
 //! pays them through the payment gateway, and serves the order API.
 //!
-//! - [`consumer`]: the `orders.created` and `payments.completed` handlers; each event is
-//!   one `order_db` transaction guarded by `processed_events`.
+//! - [`consumer`]: the `orders.created` handler (one `order_db` transaction guarded by
+//!   `processed_events`) and the `payments.completed` check.
 //! - [`payment`]: the gateway client, the `paymentService` circuit breaker, the payment
-//!   processor and the retry worker that resumes payments the gateway did not answer.
+//!   processor, the retry worker that resumes payments the gateway did not answer (and
+//!   ends them at the payment deadline), and the refund worker.
+//! - [`outgoing`]: the events written to the outbox (`payments.completed`,
+//!   `orders.released`) and their headers.
 //! - [`db`]: the SQL, next to the code that needs it, and the outbox store.
 //! - [`routes`]: the order API under `/api/v1/orders`.
 //! - [`cleanup`]: the job that deletes processed-event rows past their retention.
@@ -18,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod outgoing;
 pub mod payment;
 pub mod routes;
 pub mod settings;

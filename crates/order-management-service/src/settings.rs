@@ -37,6 +37,11 @@ pub struct ConsumerSettings {
     #[arg(long = "payments-completed-topic", env = "KAFKA_TOPICS_PAYMENTS_COMPLETED",
           default_value = events::PAYMENTS_COMPLETED_TOPIC)]
     pub payments_completed_topic: String,
+    /// Topic of OrderReleased events (produced here: an order ended FAILED or CANCELLED
+    /// and its stock goes back).
+    #[arg(long = "orders-released-topic", env = "KAFKA_TOPICS_ORDERS_RELEASED",
+          default_value = events::ORDERS_RELEASED_TOPIC)]
+    pub orders_released_topic: String,
     /// Consumer group of both consumers.
     #[arg(long = "consumer-group", env = "KAFKA_CONSUMER_GROUP_ID",
           default_value = events::ORDER_SERVICE_GROUP)]
@@ -106,6 +111,11 @@ pub struct PaymentSettings {
         default_value_t = 30_000
     )]
     pub retry_max_delay_ms: u64,
+    /// Seconds a payment may stay unanswered by the gateway before it ends FAILED (its
+    /// order FAILED, its stock released, a refund by key requested).
+    #[arg(long = "payment-deadline-secs", env = "PAYMENT_DEADLINE_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub deadline_secs: u64,
     /// Payments in flight at once in this instance.
     #[arg(long = "payment-concurrency", env = "PAYMENT_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -135,6 +145,9 @@ impl PaymentSettings {
     }
     pub fn retry_max_delay(&self) -> Duration {
         Duration::from_millis(self.retry_max_delay_ms)
+    }
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.deadline_secs)
     }
     /// How long one payment attempt may hold its claim: every call timing out, plus
     /// every backoff, plus a margin.
@@ -170,6 +183,8 @@ mod tests {
         let s = Settings::from_args(Vec::<String>::new()).expect("defaults");
         assert_eq!(s.consumer.orders_created_topic, "orders.created");
         assert_eq!(s.consumer.payments_completed_topic, "payments.completed");
+        assert_eq!(s.consumer.orders_released_topic, "orders.released");
+        assert_eq!(s.payment.deadline(), Duration::from_secs(900));
         assert_eq!(s.consumer.group_id, "order-service-group");
         assert_eq!(s.payment.gateway_url, "http://127.0.0.1:9090");
         assert_eq!(s.payment.breaker_open(), Duration::from_secs(30));
@@ -181,6 +196,8 @@ mod tests {
             ("ORDER_SERVICE_KAFKA_TOPICS_ORDERS_CREATED", "a"),
             ("ORDER_SERVICE_KAFKA_TOPICS_PAYMENTS_COMPLETED", "b"),
             ("ORDER_SERVICE_KAFKA_CONSUMER_GROUP_ID", "g"),
+            ("ORDER_SERVICE_KAFKA_TOPICS_ORDERS_RELEASED", "r"),
+            ("ORDER_SERVICE_PAYMENT_DEADLINE_SECS", "60"),
         ]);
         let s = platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["oms"], |name| {
             env.get(name).map(|v| (*v).to_owned())
@@ -189,6 +206,8 @@ mod tests {
         assert_eq!(s.consumer.orders_created_topic, "a");
         assert_eq!(s.consumer.payments_completed_topic, "b");
         assert_eq!(s.consumer.group_id, "g");
+        assert_eq!(s.consumer.orders_released_topic, "r");
+        assert_eq!(s.payment.deadline(), Duration::from_secs(60));
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub struct TestApp {
     pub db_options: sqlx::postgres::PgConnectOptions,
     pub client: reqwest::Client,
     pub topic: String,
+    /// This app's `orders.released` topic (consumed only when a test turns the
+    /// consumer on).
+    pub released_topic: String,
+    /// This app's consumer group, so tests never share a group (or its rebalances).
+    pub consumer_group: String,
     shutdown: CancellationToken,
     manager_token: OnceCell<String>,
     /// The database this app created, dropped with the app.
@@ -30,11 +35,10 @@ impl Drop for TestApp {
     }
 }
 
-/// Prefix of the databases tests create: `cfs_<unix seconds>`, so old ones can be told
-/// from those of a run in progress.
-fn database_prefix() -> String {
-    format!("cfs_{}", chrono::Utc::now().timestamp())
-}
+/// Prefix of the databases tests create (`cfs_<32 hex>`, which scripts/test.sh's
+/// cleanup knows); each is stamped with its creation time (unix seconds) as its
+/// comment, so the sweep can tell old ones from those of a run in progress.
+const DATABASE_PREFIX: &str = "cfs";
 
 /// Drops databases on a thread of its own (dropping is slow; tests do not wait for it).
 /// What a finished test process leaves behind, the next run's sweep removes.
@@ -80,10 +84,18 @@ fn sweep_old_databases() {
                     return Vec::new();
                 };
                 let cutoff = chrono::Utc::now().timestamp() - 3600;
+                // Also the `cfs_<unix seconds>_<32 hex>` names earlier versions made.
                 sqlx::query_scalar(
-                    "SELECT datname FROM pg_database
-                     WHERE datname ~ '^cfs_[0-9]+_[0-9a-f]{32}$'
-                       AND split_part(datname, '_', 2)::bigint < $1",
+                    "SELECT datname FROM (
+                         SELECT datname, CASE
+                             WHEN datname ~ '^cfs_[0-9]+_[0-9a-f]{32}$'
+                                 THEN split_part(datname, '_', 2)
+                             WHEN datname ~ '^cfs_[0-9a-f]{32}$'
+                                 THEN shobj_description(oid, 'pg_database')
+                         END AS created
+                         FROM pg_database) d
+                     WHERE CASE WHEN created ~ '^[0-9]{1,18}$'
+                                THEN created::bigint < $1 ELSE FALSE END",
                 )
                 .bind(cutoff)
                 .fetch_all(&mut server)
@@ -114,11 +126,22 @@ pub async fn spawn_app() -> TestApp {
 /// The app with test settings changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     sweep_old_databases();
-    let database = platform::testing::fresh_database(&database_prefix())
+    let database = platform::testing::fresh_database(DATABASE_PREFIX)
         .await
         .expect("a fresh database");
+    let name = database.get_database().map(str::to_owned);
     let mut app = spawn_app_on(database.clone(), configure).await;
-    app.owned_database = database.get_database().map(str::to_owned);
+    if let Some(name) = &name {
+        let stamp = format!(
+            "COMMENT ON DATABASE \"{name}\" IS '{}'",
+            chrono::Utc::now().timestamp()
+        );
+        sqlx::query(&stamp)
+            .execute(&app.db)
+            .await
+            .expect("the database stamped with its creation time");
+    }
+    app.owned_database = name;
     app
 }
 
@@ -133,12 +156,18 @@ pub async fn spawn_app_on(
     settings.database.database_url = Some(database.clone());
     settings.kafka.bootstrap_servers = platform::testing::kafka_bootstrap();
     settings.orders_created_topic = platform::testing::unique_name("orders_created");
+    settings.consumer.orders_released_topic = platform::testing::unique_name("orders_released");
+    settings.consumer.group_id = platform::testing::unique_name("cfs_group");
+    // Off unless a test needs it: a consumer per app would only load the broker.
+    settings.consumer.consumers_enabled = false;
     let (host, port) = redis_host_port();
     settings.redis.host = host;
     settings.redis.port = port;
     settings.redis.key_prefix = format!("{}:", platform::testing::unique_name("cfs"));
     configure(&mut settings);
     let topic = settings.orders_created_topic.clone();
+    let released_topic = settings.consumer.orders_released_topic.clone();
+    let consumer_group = settings.consumer.group_id.clone();
     let application = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = application.shutdown_token();
@@ -154,6 +183,8 @@ pub async fn spawn_app_on(
         db_options: database,
         client: reqwest::Client::new(),
         topic,
+        released_topic,
+        consumer_group,
         shutdown,
         manager_token: OnceCell::new(),
         owned_database: None,

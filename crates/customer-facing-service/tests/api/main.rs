@@ -12,3 +12,4 @@ mod events;
 mod health;
 mod helpers;
 mod openapi;
+mod stock_returns;

@@ -1,6 +1,7 @@
-//! The consumers of group `order-service-group`: `orders.created` creates orders,
-//! `payments.completed` settles them. Each record is one `order_db` transaction that
-//! begins with the `processed_events` guard, so a redelivered record changes nothing.
+//! The consumers of group `order-service-group`: `orders.created` creates orders, in
+//! one `order_db` transaction that begins with the `processed_events` guard, so a
+//! redelivered record changes nothing; `payments.completed` only checks the event
+//! against the payment already recorded with it (ADR 0007).
 //! Undecodable or invalid records are poison (dead-lettered at once by the platform);
 //! database trouble is retryable, and while PostgreSQL is unreachable a record waits for
 //! it (up to [`OUTAGE_PATIENCE`]) instead of being dead-lettered by a short outage.

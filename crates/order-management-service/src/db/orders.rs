@@ -161,8 +161,46 @@ pub async fn lock_by_number(
     }))
 }
 
-/// Cancels a locked order; its payment, if still pending, will never be made.
-pub async fn cancel(
+/// Cancels a locked order that awaits payment with no gateway call in flight: its
+/// payment FAILS and will never be made. If a gateway call was ever made for it (its
+/// lease ran out, or the gateway did not answer), a refund by key is requested too: it
+/// gives back a charge that landed unrecorded, or closes the key so none can land.
+pub async fn cancel_unpaid(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE orders SET status = 'CANCELLED', cancel_reason = $2, \
+             completed_at = (now() AT TIME ZONE 'UTC'), updated_at = (now() AT TIME ZONE 'UTC') \
+         WHERE id = $1",
+        order_id,
+        reason
+    )
+    .execute(&mut *conn)
+    .await?;
+    // The CASEs read the row as it was before this update.
+    sqlx::query!(
+        "UPDATE payment_transactions SET status = 'FAILED', failure_reason = 'Order cancelled before payment', \
+             completed_at = (now() AT TIME ZONE 'UTC'), updated_at = (now() AT TIME ZONE 'UTC'), \
+             locked_until = NULL, \
+             refund_requested_at = CASE WHEN attempt_count > 0 OR locked_until IS NOT NULL \
+                 THEN (now() AT TIME ZONE 'UTC') END, \
+             refund_reason = CASE WHEN attempt_count > 0 OR locked_until IS NOT NULL THEN $2 END, \
+             refund_next_attempt_at = CASE WHEN attempt_count > 0 OR locked_until IS NOT NULL \
+                 THEN (now() AT TIME ZONE 'UTC') END \
+         WHERE order_id = $1 AND status = 'PENDING'",
+        order_id,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels a locked PAID order: the payment stays SUCCESS with a refund requested,
+/// which the refund worker asks the gateway for.
+pub async fn cancel_paid(
     conn: &mut PgConnection,
     order_id: Uuid,
     reason: &str,
@@ -177,15 +215,58 @@ pub async fn cancel(
     .execute(&mut *conn)
     .await?;
     sqlx::query!(
-        "UPDATE payment_transactions SET status = 'FAILED', failure_reason = 'Order cancelled before payment', \
-             completed_at = (now() AT TIME ZONE 'UTC'), updated_at = (now() AT TIME ZONE 'UTC'), \
-             locked_until = NULL \
-         WHERE order_id = $1 AND status = 'PENDING'",
-        order_id
+        "UPDATE payment_transactions SET refund_requested_at = (now() AT TIME ZONE 'UTC'), \
+             refund_reason = $2, refund_next_attempt_at = (now() AT TIME ZONE 'UTC'), \
+             updated_at = (now() AT TIME ZONE 'UTC') \
+         WHERE order_id = $1 AND status = 'SUCCESS' AND refund_requested_at IS NULL",
+        order_id,
+        reason
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What an OrderReleased event says about an order besides its end.
+#[derive(Debug)]
+pub struct ReleaseDetails {
+    pub source_order_id: Uuid,
+    pub order_number: String,
+    pub correlation_id: Option<String>,
+    pub items: Vec<events::ReleasedItem>,
+}
+
+/// The checkout's id, number, correlation id and lines of order `order_id`.
+pub async fn release_details(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<ReleaseDetails, sqlx::Error> {
+    let order = sqlx::query!(
+        "SELECT source_order_id, order_number, correlation_id FROM orders WHERE id = $1",
+        order_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let items = sqlx::query!(
+        "SELECT product_id, product_sku, quantity FROM order_items \
+         WHERE order_id = $1 ORDER BY line_number",
+        order_id
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|i| events::ReleasedItem {
+        product_id: i.product_id,
+        product_sku: i.product_sku,
+        quantity: i.quantity,
+    })
+    .collect();
+    Ok(ReleaseDetails {
+        source_order_id: order.source_order_id,
+        order_number: order.order_number,
+        correlation_id: order.correlation_id,
+        items,
+    })
 }
 
 /// Fulfils a locked PAID order.

@@ -1,5 +1,6 @@
-//! `payment_completed_outbox`: PaymentCompleted events written in the transaction that
-//! records the payment, and the store the platform relay publishes them from.
+//! `payment_completed_outbox`: the events written in the transaction that changes what
+//! they tell (PaymentCompleted, OrderReleased; each row carries its topic and event
+//! type), and the store the platform relay publishes them from.
 
 use futures::future::BoxFuture;
 use platform::outbox::{OutboxCounts, OutboxMessage, OutboxStore};
@@ -8,11 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Writes an event row, leased for `lease` so the relay loop leaves it to the
-/// immediate publish; returns the message to hand to `Relay::publish_now`.
+/// Writes an event row keyed by `aggregate_id`, leased for `lease` so the relay loop
+/// leaves it to the immediate publish; returns the message to hand to
+/// `Relay::publish_now`.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert(
     conn: &mut PgConnection,
     aggregate_id: Uuid,
+    event_type: &str,
     topic: &str,
     payload: &serde_json::Value,
     headers: &BTreeMap<String, String>,
@@ -21,11 +25,12 @@ pub async fn insert(
     let id = Uuid::new_v4();
     let headers_json = serde_json::to_value(headers).unwrap_or_default();
     let payload_text = sqlx::query_scalar!(
-        r#"INSERT INTO payment_completed_outbox (id, aggregate_id, payload, topic, headers, locked_until)
-           VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC') + make_interval(secs => $6))
+        r#"INSERT INTO payment_completed_outbox (id, aggregate_id, event_type, payload, topic, headers, locked_until)
+           VALUES ($1, $2, $3, $4, $5, $6, (now() AT TIME ZONE 'UTC') + make_interval(secs => $7))
            RETURNING payload::text AS "payload!""#,
         id,
         aggregate_id,
+        event_type,
         payload,
         topic,
         headers_json,

@@ -1,10 +1,17 @@
-//! The payment gateway's HTTP client: one charge per order (the order id is the
-//! `Idempotency-Key`), a timeout per call, retries with exponential backoff for
-//! transport errors and 5xx answers, every call through the `paymentService` breaker.
+//! The payment gateway's HTTP client: one charge per order and one refund per order,
+//! each under its own `Idempotency-Key` (the checkout's `orderId`, and `refund-<orderId>`),
+//! a timeout per call, retries with exponential backoff for transport errors, 408, 429
+//! and 5xx answers, every call through the `paymentService` breaker.
+//!
+//! Only an explicit `DECLINED` answer is a decline. Any other 4xx (401, 403, 404, 409,
+//! 422, ...) means the gateway cannot be used as configured: it is logged at error,
+//! counts as a breaker failure and leaves the payment for a later try, because failing
+//! an order the customer may well be able to pay would be wrong.
 
 use super::breaker::CircuitBreaker;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -15,6 +22,7 @@ pub const BREAKER_OPEN_REASON: &str = "Payment service unavailable (circuit brea
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChargeOrder {
+    /// The checkout's order id (`orders.source_order_id`): also the idempotency key.
     pub order_id: Uuid,
     pub order_number: String,
     #[serde(with = "rust_decimal::serde::float")]
@@ -35,8 +43,36 @@ pub enum ChargeOutcome {
         gateway_payment_id: Option<String>,
         reason: String,
     },
-    /// No answer (breaker open, timeouts, 5xx): try again later.
+    /// No usable answer (breaker open, timeouts, 5xx, other 4xx): try again later.
     Unavailable { error: String, called: bool },
+}
+
+/// How a refund request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefundOutcome {
+    /// The gateway gave `amount` back.
+    Refunded { refund_id: String, amount: Decimal },
+    /// The key had no charge: nothing to give back, and the key can no longer charge.
+    NothingCharged { refund_id: String },
+    /// No usable answer: ask again later.
+    Unavailable { error: String, called: bool },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundRequest<'a> {
+    payment_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayRefund {
+    id: String,
+    status: String,
+    #[serde(default, with = "rust_decimal::serde::float_option")]
+    amount: Option<Decimal>,
 }
 
 #[derive(Deserialize)]
@@ -58,9 +94,26 @@ pub struct GatewayClient {
     backoff: Duration,
 }
 
-enum Attempt {
-    Done(ChargeOutcome),
+/// The result of one HTTP call.
+enum Attempt<T> {
+    /// A definite answer.
+    Done(T),
+    /// Worth another call within this attempt (timeouts, 408, 429, 5xx).
     Transient(String),
+    /// The gateway refused the request itself (a 4xx that is not a decline): no use
+    /// calling again now, but a failure for the breaker and never a decline.
+    Unusable(String),
+}
+
+impl Attempt<std::convert::Infallible> {
+    /// A failure of [`GatewayClient::send`] as the attempt of any call.
+    fn widen<T>(self) -> Attempt<T> {
+        match self {
+            Self::Done(never) => match never {},
+            Self::Transient(e) => Attempt::Transient(e),
+            Self::Unusable(e) => Attempt::Unusable(e),
+        }
+    }
 }
 
 impl GatewayClient {
@@ -94,31 +147,75 @@ impl GatewayClient {
 
     /// Charges `order`, retrying transient failures while the breaker allows.
     pub async fn charge(&self, order: &ChargeOrder) -> ChargeOutcome {
+        let key = order.order_id.to_string();
+        match self
+            .through_breaker("charge", &key, || self.call(order))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err((error, called)) => ChargeOutcome::Unavailable { error, called },
+        }
+    }
+
+    /// Asks the gateway to give back what it charged under `payment_key` (all that is
+    /// left), with `refund_key` as the refund's own idempotency key. If nothing was
+    /// charged under `payment_key`, the gateway closes that key instead.
+    pub async fn refund(
+        &self,
+        payment_key: &str,
+        refund_key: &str,
+        reason: Option<&str>,
+    ) -> RefundOutcome {
+        let body = RefundRequest {
+            payment_key,
+            reason,
+        };
+        let call = || self.call_refund(refund_key, &body);
+        match self.through_breaker("refund", refund_key, call).await {
+            Ok(outcome) => outcome,
+            Err((error, called)) => RefundOutcome::Unavailable { error, called },
+        }
+    }
+
+    /// Makes `call` up to `max_attempts` times while it fails transiently and the
+    /// breaker lets it through. `Err((error, called))` when there was no usable answer.
+    async fn through_breaker<T, F, Fut>(
+        &self,
+        what: &str,
+        key: &str,
+        call: F,
+    ) -> Result<T, (String, bool)>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
         let mut called = false;
         let mut delay = self.backoff;
         let mut last_error = BREAKER_OPEN_REASON.to_owned();
         for attempt in 1..=self.max_attempts {
             let Some(permit) = self.breaker.try_acquire() else {
-                return ChargeOutcome::Unavailable {
-                    error: if called {
-                        format!("{BREAKER_OPEN_REASON}: {last_error}")
-                    } else {
-                        BREAKER_OPEN_REASON.to_owned()
-                    },
-                    called,
+                let error = if called {
+                    format!("{BREAKER_OPEN_REASON}: {last_error}")
+                } else {
+                    BREAKER_OPEN_REASON.to_owned()
                 };
+                return Err((error, called));
             };
             called = true;
-            match self.call(order).await {
+            match call().await {
                 Attempt::Done(outcome) => {
                     permit.success();
-                    return outcome;
+                    return Ok(outcome);
+                }
+                Attempt::Unusable(error) => {
+                    permit.failure();
+                    return Err((error, called));
                 }
                 Attempt::Transient(error) => {
                     permit.failure();
                     tracing::warn!(
-                        orderId = %order.order_id, attempt, error = %error,
-                        "payment gateway call failed"
+                        key = %key, attempt, error = %error,
+                        "payment gateway {what} call failed"
                     );
                     last_error = error;
                 }
@@ -128,44 +225,58 @@ impl GatewayClient {
                 delay = delay.saturating_mul(2);
             }
         }
-        ChargeOutcome::Unavailable {
-            error: last_error,
-            called,
-        }
+        Err((last_error, called))
     }
 
-    async fn call(&self, order: &ChargeOrder) -> Attempt {
-        let request = self
-            .http
-            .post(format!("{}/api/v1/payments", self.base_url))
-            .header("Idempotency-Key", order.order_id.to_string())
-            .json(order);
+    /// Sends `request` and sorts out the transport failures and non-2xx answers that
+    /// are not the endpoint's business answer.
+    async fn send(
+        &self,
+        what: &str,
+        key: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Attempt<std::convert::Infallible>> {
         let response = match platform::context::propagate(request).send().await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => {
-                return Attempt::Transient("payment gateway timed out".into())
+                return Err(Attempt::Transient("payment gateway timed out".into()))
             }
-            Err(e) => return Attempt::Transient(format!("payment gateway unreachable: {e}")),
+            Err(e) => {
+                return Err(Attempt::Transient(format!(
+                    "payment gateway unreachable: {e}"
+                )))
+            }
         };
         let status = response.status();
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            return Attempt::Transient(format!(
+            return Err(Attempt::Transient(format!(
                 "payment gateway answered HTTP {}",
                 status.as_u16()
-            ));
+            )));
         }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            tracing::error!(orderId = %order.order_id, status = status.as_u16(), body = %body,
-                "payment gateway refused the charge request");
-            return Attempt::Done(ChargeOutcome::Declined {
-                gateway_payment_id: None,
-                reason: format!(
-                    "Payment gateway refused the request (HTTP {})",
-                    status.as_u16()
-                ),
-            });
+            tracing::error!(key = %key, status = status.as_u16(), body = %body,
+                "payment gateway refused the {what} request; it is unusable until fixed");
+            return Err(Attempt::Unusable(format!(
+                "payment gateway refused the {what} request (HTTP {})",
+                status.as_u16()
+            )));
         }
+        Ok(response)
+    }
+
+    async fn call(&self, order: &ChargeOrder) -> Attempt<ChargeOutcome> {
+        let key = order.order_id.to_string();
+        let request = self
+            .http
+            .post(format!("{}/api/v1/payments", self.base_url))
+            .header("Idempotency-Key", &key)
+            .json(order);
+        let response = match self.send("charge", &key, request).await {
+            Ok(response) => response,
+            Err(failed) => return failed.widen(),
+        };
         let payment: GatewayPayment = match response.json().await {
             Ok(payment) => payment,
             Err(e) if e.is_timeout() => {
@@ -191,6 +302,41 @@ impl GatewayClient {
             }),
             other => {
                 Attempt::Transient(format!("unknown payment status '{other}' from the gateway"))
+            }
+        }
+    }
+
+    async fn call_refund(
+        &self,
+        refund_key: &str,
+        body: &RefundRequest<'_>,
+    ) -> Attempt<RefundOutcome> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/refunds", self.base_url))
+            .header("Idempotency-Key", refund_key)
+            .json(body);
+        let response = match self.send("refund", refund_key, request).await {
+            Ok(response) => response,
+            Err(failed) => return failed.widen(),
+        };
+        let refund: GatewayRefund = match response.json().await {
+            Ok(refund) => refund,
+            Err(e) if e.is_timeout() => {
+                return Attempt::Transient("payment gateway timed out".into())
+            }
+            Err(e) => return Attempt::Transient(format!("unreadable refund answer: {e}")),
+        };
+        match refund.status.as_str() {
+            "REFUNDED" => Attempt::Done(RefundOutcome::Refunded {
+                refund_id: refund.id,
+                amount: refund.amount.unwrap_or_default(),
+            }),
+            "NOTHING_CHARGED" => Attempt::Done(RefundOutcome::NothingCharged {
+                refund_id: refund.id,
+            }),
+            other => {
+                Attempt::Transient(format!("unknown refund status '{other}' from the gateway"))
             }
         }
     }

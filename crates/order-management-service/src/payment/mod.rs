@@ -1,24 +1,30 @@
 //! Paying orders: after an order is committed the consumer hands it to the
 //! [`PaymentProcessor`], which claims the payment, calls the gateway through the
-//! `paymentService` [`breaker`], and records the answer together with a
-//! `payments.completed` outbox row in one transaction. An unanswered payment stays
-//! PENDING (the order PROCESSING) and the [`worker`] resumes it; the gateway's
-//! idempotency key is the order id, so no order is charged twice.
+//! `paymentService` [`breaker`], and records the answer in one transaction together
+//! with the order's new state (PAID or FAILED), the `payments.completed` outbox row and,
+//! for a decline, the `orders.released` row (ADR 0007). There is no committed state
+//! "payment SUCCESS, order not PAID".
+//!
+//! An unanswered payment stays PENDING (the order PROCESSING) and the [`worker`]
+//! resumes it, until the payment deadline ends it. The gateway's idempotency key is the
+//! checkout's order id, so no order is charged twice, even by a restored `order_db`.
+//! Refunds (cancelled paid orders, late charges, expired payments) are asked for by
+//! the [`refunds`] worker.
 
 pub mod breaker;
 pub mod client;
+pub mod refunds;
 pub mod worker;
 
 use crate::db;
-use crate::domain::PaymentStatus;
+use crate::domain::{OrderStatus, PaymentStatus};
 use crate::metrics::OrderMetrics;
-use anyhow::Context as _;
+use crate::outgoing;
 use client::{ChargeOrder, ChargeOutcome, GatewayClient};
-use events::{PaymentCompleted, PaymentOutcome};
-use platform::context::{self, RequestContext, TraceContext};
+use events::{PaymentCompleted, PaymentOutcome, ReleasedStatus};
+use platform::context::{self, RequestContext};
 use platform::db::Db;
 use platform::outbox::Relay;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -28,8 +34,11 @@ use uuid::Uuid;
 /// the retry worker.
 const HAND_OFF_WAIT: Duration = Duration::from_secs(1);
 
-/// How long the relay loop leaves a fresh outbox row to the immediate publish.
-const OUTBOX_HANDOFF_LEASE: Duration = Duration::from_secs(15);
+/// Refund reason of a charge that landed after its order had ended.
+pub const LATE_CHARGE_REFUND_REASON: &str = "Charged after the order was cancelled or expired";
+
+/// Payments ended at the deadline per pass at most.
+const EXPIRE_BATCH: i64 = 100;
 
 /// Payment method written on payment transactions and events, as the original.
 pub const PAYMENT_METHOD: &str = "MOCK";
@@ -38,6 +47,9 @@ pub const PAYMENT_METHOD: &str = "MOCK";
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
     pub payments_completed_topic: String,
+    pub orders_released_topic: String,
+    /// How long a payment may stay unanswered before it ends FAILED.
+    pub payment_deadline: Duration,
     /// How long a claim keeps other workers (and cancels) away.
     pub claim_lease: Duration,
     /// First delay before an unanswered payment is resumed; doubled per failed call.
@@ -152,7 +164,7 @@ impl PaymentProcessor {
             return Ok(());
         };
         let order = ChargeOrder {
-            order_id: claim.order_id,
+            order_id: claim.source_order_id,
             order_number: claim.order_number.clone(),
             amount: claim.amount,
             customer_email: claim.customer_email.clone(),
@@ -172,18 +184,14 @@ impl PaymentProcessor {
                 gateway_payment_id,
                 external_transaction_id,
             } => {
-                let recorded = self
-                    .record(
-                        &claim,
-                        PaymentOutcome::Success,
-                        Some(&external_transaction_id),
-                        None,
-                        Some(&gateway_payment_id),
-                    )
-                    .await?;
-                if recorded {
-                    inner.metrics.payments_completed.inc();
-                }
+                self.record(
+                    &claim,
+                    PaymentOutcome::Success,
+                    Some(&external_transaction_id),
+                    None,
+                    Some(&gateway_payment_id),
+                )
+                .await?;
             }
             ChargeOutcome::Declined {
                 gateway_payment_id,
@@ -220,9 +228,11 @@ impl PaymentProcessor {
         Ok(())
     }
 
-    /// Writes the gateway's answer and the PaymentCompleted outbox row in one
-    /// transaction, then publishes the row at once. False if the payment was no
-    /// longer pending.
+    /// Records the gateway's answer in one transaction: the payment, the order's new
+    /// state (PAID, or FAILED with an `orders.released` row), the PaymentCompleted row;
+    /// then publishes the rows at once. A charge approved after the order ended
+    /// (cancelled or expired while the call's lease had run out) is recorded SUCCESS
+    /// with a refund requested. False if nothing was recorded (another worker did).
     async fn record(
         &self,
         claim: &db::payments::Claim,
@@ -232,40 +242,82 @@ impl PaymentProcessor {
         gateway_payment_id: Option<&str>,
     ) -> anyhow::Result<bool> {
         let inner = &self.inner;
-        let status = match outcome {
-            PaymentOutcome::Success => PaymentStatus::Success,
-            PaymentOutcome::Failed => PaymentStatus::Failed,
+        let settings = &inner.settings;
+        let (status, order_status) = match outcome {
+            PaymentOutcome::Success => (PaymentStatus::Success, OrderStatus::Paid),
+            PaymentOutcome::Failed => (PaymentStatus::Failed, OrderStatus::Failed),
         };
         let mut tx = inner.db.begin().await?;
-        let recorded = db::payments::record_result(
-            &mut tx,
-            claim.payment_id,
-            status,
-            external_transaction_id,
-            failure_reason,
-            gateway_payment_id,
-        )
-        .await?;
-        if !recorded {
+        let Some(target) = db::payments::lock_for_record(&mut tx, claim.payment_id).await? else {
             tx.rollback().await?;
-            if outcome == PaymentOutcome::Success {
+            return Ok(false);
+        };
+        let mut late = false;
+        let recorded = if target.payment_status == PaymentStatus::Pending {
+            db::payments::record_result(
+                &mut tx,
+                claim.payment_id,
+                status,
+                external_transaction_id,
+                failure_reason,
+                gateway_payment_id,
+            )
+            .await?
+        } else if let (PaymentOutcome::Success, PaymentStatus::Failed, Some(ext), Some(gw)) = (
+            outcome,
+            target.payment_status,
+            external_transaction_id,
+            gateway_payment_id,
+        ) {
+            // The money was taken after the order ended: record it and give it back.
+            late = true;
+            if target.refund_done {
                 tracing::error!(
                     orderId = %claim.order_id, orderNumber = %claim.order_number,
-                    "gateway charged an order whose payment is no longer pending; refund required"
+                    "a charge landed after the gateway had answered its refund; reconcile it"
                 );
             }
+            db::payments::record_late_charge(
+                &mut tx,
+                claim.payment_id,
+                ext,
+                gw,
+                LATE_CHARGE_REFUND_REASON,
+            )
+            .await?
+        } else {
+            false
+        };
+        if !recorded {
+            tx.rollback().await?;
             return Ok(false);
         }
-        let correlation_id = claim
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| format!("payment-{}", claim.order_number));
+        let mut messages = Vec::with_capacity(2);
+        if !late && target.order_status.awaits_payment() {
+            db::payments::settle_order(&mut tx, claim.order_id, order_status).await?;
+            if outcome == PaymentOutcome::Failed {
+                let reason = failure_reason.unwrap_or("Payment declined");
+                messages.push(
+                    outgoing::order_released(
+                        &mut tx,
+                        &settings.orders_released_topic,
+                        claim.order_id,
+                        ReleasedStatus::Failed,
+                        reason,
+                    )
+                    .await?,
+                );
+            }
+        }
         let event = PaymentCompleted {
             event_id: Uuid::new_v4(),
             event_type: events::PAYMENT_COMPLETED.to_owned(),
             event_version: events::EVENT_VERSION.to_owned(),
             timestamp: events::EventTime::now(),
-            correlation_id: Some(correlation_id.clone()),
+            correlation_id: Some(outgoing::correlation_id(
+                claim.correlation_id.as_deref(),
+                &claim.order_number,
+            )),
             order_id: claim.order_id,
             order_number: claim.order_number.clone(),
             payment_transaction_id: claim.payment_id,
@@ -275,34 +327,76 @@ impl PaymentProcessor {
             external_transaction_id: external_transaction_id.map(str::to_owned),
             failure_reason: failure_reason.map(str::to_owned),
         };
-        let payload = serde_json::to_value(&event).context("PaymentCompleted serialization")?;
-        let mut headers = BTreeMap::from([
-            (
-                events::TYPE_ID_HEADER.to_owned(),
-                events::PAYMENT_COMPLETED_TYPE_ID.to_owned(),
-            ),
-            ("eventId".to_owned(), event.event_id.to_string()),
-            ("eventType".to_owned(), events::PAYMENT_COMPLETED.to_owned()),
-            (context::CORRELATION_HEADER.to_owned(), correlation_id),
-        ]);
-        let trace = context::current().map_or_else(TraceContext::new_root, |c| c.trace);
-        headers.insert(context::TRACEPARENT_HEADER.to_owned(), trace.traceparent());
-        let message = db::outbox::insert(
-            &mut tx,
-            claim.order_id,
-            &inner.settings.payments_completed_topic,
-            &payload,
-            &headers,
-            OUTBOX_HANDOFF_LEASE,
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(
-            orderId = %claim.order_id, orderNumber = %claim.order_number, status = %status,
-            "payment recorded"
+        messages.push(
+            outgoing::payment_completed(&mut tx, &settings.payments_completed_topic, &event)
+                .await?,
         );
-        inner.relay.publish_now(message);
+        tx.commit().await?;
+        match outcome {
+            PaymentOutcome::Success => {
+                inner.metrics.payments_completed.inc();
+                inner.metrics.payments_success.inc();
+            }
+            PaymentOutcome::Failed => inner.metrics.payments_failed.inc(),
+        }
+        if late {
+            tracing::error!(
+                orderId = %claim.order_id, orderNumber = %claim.order_number,
+                current = %target.order_status,
+                "the gateway charged an order that had ended meanwhile; charge recorded and refund requested"
+            );
+        } else {
+            tracing::info!(
+                orderId = %claim.order_id, orderNumber = %claim.order_number, status = %status,
+                orderStatus = %order_status, "payment recorded"
+            );
+        }
+        for message in messages {
+            inner.relay.publish_now(message);
+        }
         Ok(true)
+    }
+
+    /// Ends the payments still unanswered after the payment deadline (see
+    /// [`db::payments::expire`]), each order with its `orders.released` row, in one
+    /// transaction; then publishes the rows. Returns how many ended.
+    pub(crate) async fn expire_overdue(&self) -> anyhow::Result<usize> {
+        let inner = &self.inner;
+        let deadline = inner.settings.payment_deadline;
+        let reason = format!(
+            "Payment gateway did not answer within {} s",
+            deadline.as_secs()
+        );
+        let mut tx = inner.db.begin().await?;
+        let ended =
+            db::payments::expire(&mut tx, deadline.as_secs_f64(), &reason, EXPIRE_BATCH).await?;
+        if ended.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(ended.len());
+        for order_id in &ended {
+            messages.push(
+                outgoing::order_released(
+                    &mut tx,
+                    &inner.settings.orders_released_topic,
+                    *order_id,
+                    ReleasedStatus::Failed,
+                    &reason,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        inner.metrics.payments_expired.inc_by(ended.len() as u64);
+        for order_id in &ended {
+            tracing::warn!(orderId = %order_id, reason = %reason,
+                "payment deadline passed; order FAILED, stock released, refund by key requested");
+        }
+        for message in messages {
+            inner.relay.publish_now(message);
+        }
+        Ok(ended.len())
     }
 
     /// The context a resumed payment runs in: the order's correlation id, a new trace.
@@ -315,8 +409,8 @@ impl PaymentProcessor {
     }
 }
 
-/// Delay before resuming a payment after `failures` unanswered calls.
-fn retry_delay(settings: &ProcessorSettings, failures: i32) -> Duration {
+/// Delay before resuming a payment (or a refund) after `failures` unanswered calls.
+pub(crate) fn retry_delay(settings: &ProcessorSettings, failures: i32) -> Duration {
     let exponent = u32::try_from(failures.saturating_sub(1).max(0))
         .unwrap_or(0)
         .min(16);
@@ -334,6 +428,8 @@ mod tests {
     fn resumption_backs_off_exponentially_up_to_the_cap() {
         let settings = ProcessorSettings {
             payments_completed_topic: "t".into(),
+            orders_released_topic: "r".into(),
+            payment_deadline: Duration::from_secs(900),
             claim_lease: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),

@@ -1,5 +1,7 @@
 //! The retry worker: resumes payments the gateway did not answer (breaker open,
-//! timeouts, a crash between commit and payment), once they are due. It also keeps the
+//! timeouts, a crash between commit and payment), once they are due, and ends the ones
+//! still unanswered at the payment deadline (order FAILED, stock released, refund by key
+//! requested), breaker open or not: every order reaches an end. It also keeps the
 //! breaker's state gauge current while nothing else calls it.
 
 use super::PaymentProcessor;
@@ -27,6 +29,10 @@ pub async fn run(
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
+        }
+        match processor.expire_overdue().await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "payment deadline pass failed"),
         }
         let breaker = processor.client().breaker().state();
         if breaker == super::breaker::State::Open {

@@ -5,12 +5,16 @@ pub mod orders;
 use axum::Router;
 use platform::auth::{HasJwtKeys, JwtKeys};
 use platform::db::Db;
+use platform::outbox::Relay;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub jwt: JwtKeys,
+    /// Publishes the outbox rows a request wrote as soon as it commits.
+    pub relay: Relay,
+    pub orders_released_topic: String,
 }
 
 impl HasJwtKeys for AppState {

@@ -83,7 +83,8 @@ pub struct Order {
     #[serde(with = "rust_decimal::serde::float")]
     pub subtotal: Decimal,
     pub status: OrderStatus,
-    /// Null when the order has no payment transaction.
+    /// PENDING, SUCCESS, FAILED, or REFUNDED once the gateway gave a cancelled paid
+    /// order's money back; null when the order has no payment transaction.
     pub payment_status: Option<PaymentStatus>,
     #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
     #[serde(serialize_with = "platform::time::serialize")]
@@ -301,7 +302,9 @@ pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
-/// Cancels a PENDING or PROCESSING order (managers only).
+/// Cancels an order (managers only). A PENDING or PROCESSING order with no gateway call
+/// in flight is cancelled and never charged; a PAID order is cancelled and refunded.
+/// Either way its stock is released (`orders.released`).
 #[utoipa::path(
     post, path = "/api/v1/orders/{orderNumber}/cancel", tag = "orders",
     params(("orderNumber" = String, Path)),
@@ -313,7 +316,7 @@ pub struct CancelRequest {
         (status = 401, description = "No or invalid token"),
         (status = 403, description = "Not a manager"),
         (status = 404, body = crate::openapi::ProblemDetails),
-        (status = 409, description = "A payment call for the order is in flight", body = crate::openapi::ProblemDetails),
+        (status = 409, description = "A payment call for the order is in flight; retry shortly", body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn cancel_order(
@@ -345,12 +348,28 @@ pub async fn cancel_order(
             order_number,
         });
     }
-    if order.payment_in_flight {
+    let reason = reason.trim();
+    if order.status == OrderStatus::Paid {
+        db::orders::cancel_paid(&mut tx, order.id, reason).await?;
+    } else if order.payment_in_flight {
+        // Whichever commits second sees the first: the charge records PAID, or this
+        // cancel is retried once the call has answered.
         return Err(Error::PaymentInFlight(order_number));
+    } else {
+        db::orders::cancel_unpaid(&mut tx, order.id, reason).await?;
     }
-    db::orders::cancel(&mut tx, order.id, reason.trim()).await?;
+    let released = crate::outgoing::order_released(
+        &mut tx,
+        &state.orders_released_topic,
+        order.id,
+        events::ReleasedStatus::Cancelled,
+        reason,
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(orderNumber = %order_number, reason = %reason, "order cancelled");
+    state.relay.publish_now(released);
+    tracing::info!(orderNumber = %order_number, reason = %reason, was = %order.status,
+        refund = order.status == OrderStatus::Paid, "order cancelled");
     load(&state, &order_number).await.map(Json)
 }
 

@@ -29,7 +29,7 @@ async fn an_order_created_event_becomes_a_paid_order_readable_by_number() {
         .expect("createdAt")
         .ends_with('Z'));
 
-    let ledger = app.ledger(order["id"].as_str().expect("id")).await;
+    let ledger = app.ledger(event.order_id).await;
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0]["chargeCount"], 1);
     assert_eq!(ledger[0]["status"], "SUCCEEDED");
@@ -73,7 +73,7 @@ async fn the_same_event_delivered_twice_creates_one_order_and_one_charge() {
     let event = order_created("twice@example.com");
     app.publish(&event).await;
     app.publish(&event).await;
-    let order = app.wait_for_status(&event.order_number, "PAID").await;
+    app.wait_for_status(&event.order_number, "PAID").await;
 
     // A re-sent checkout (same orderId, new event id) does not create a second order either.
     let mut resent = event.clone();
@@ -92,7 +92,7 @@ async fn the_same_event_delivered_twice_creates_one_order_and_one_charge() {
     .await
     .expect("count");
     assert_eq!(processed, 1);
-    let ledger = app.ledger(order["id"].as_str().expect("id")).await;
+    let ledger = app.ledger(event.order_id).await;
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0]["chargeCount"], 1);
     assert_eq!(app.metric("orders_created_total", &[]).await, Some(2.0));

@@ -21,6 +21,7 @@ pub struct TestApp {
     pub gateway_address: String,
     pub orders_topic: String,
     pub payments_topic: String,
+    pub released_topic: String,
     pub producer: Producer,
     pub jwt: JwtKeys,
     shutdown: Vec<CancellationToken>,
@@ -61,6 +62,7 @@ pub struct Fixture {
     pub bootstrap: String,
     pub orders_topic: String,
     pub payments_topic: String,
+    pub released_topic: String,
     pub group: String,
     pub gateway_address: String,
     pub gateway_shutdown: CancellationToken,
@@ -76,9 +78,11 @@ impl Fixture {
         let bootstrap = platform::testing::kafka_bootstrap();
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
+        let released_topic = platform::testing::unique_name("orders_released");
         let specs = [
             TopicSpec::with_dlq(&orders_topic),
             TopicSpec::with_dlq(&payments_topic),
+            TopicSpec::with_dlq(&released_topic),
         ]
         .concat();
         platform::kafka::ensure_topics(&bootstrap, &specs)
@@ -91,6 +95,7 @@ impl Fixture {
             bootstrap,
             orders_topic,
             payments_topic,
+            released_topic,
             group: platform::testing::unique_name("oms_group"),
             gateway_address,
             gateway_shutdown,
@@ -106,6 +111,7 @@ impl Fixture {
             ("kafka-bootstrap-servers", self.bootstrap.clone()),
             ("orders-created-topic", self.orders_topic.clone()),
             ("payments-completed-topic", self.payments_topic.clone()),
+            ("orders-released-topic", self.released_topic.clone()),
             ("consumer-group", self.group.clone()),
             ("kafka-session-timeout-ms", "6000".into()),
             ("consumer-max-attempts", "2".into()),
@@ -168,6 +174,7 @@ impl TestApp {
             gateway_address: fixture.gateway_address.clone(),
             orders_topic: fixture.orders_topic.clone(),
             payments_topic: fixture.payments_topic.clone(),
+            released_topic: fixture.released_topic.clone(),
             producer,
             jwt,
             shutdown,
@@ -304,8 +311,9 @@ impl TestApp {
         assert_eq!(response.status(), 200);
     }
 
-    /// The gateway's ledger lines of the order with the service's id `order_id`.
-    pub async fn ledger(&self, order_id: &str) -> Vec<Value> {
+    /// The gateway's ledger lines of the checkout's order `order_id` (the OrderCreated
+    /// `orderId`, which the service charges under).
+    pub async fn ledger(&self, order_id: Uuid) -> Vec<Value> {
         self.client
             .get(format!(
                 "{}/api/v1/payments?orderId={order_id}",
@@ -344,5 +352,147 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One record read back from a topic: key, decoded value, headers.
+pub struct Read<T> {
+    pub key: Option<String>,
+    pub value: T,
+    pub headers: std::collections::HashMap<String, String>,
+}
+
+/// Reads `topic` from its start until `count` records have come, or panics after
+/// [`PATIENCE`].
+pub async fn read_records<T: serde::de::DeserializeOwned>(
+    topic: &str,
+    count: usize,
+) -> Vec<Read<T>> {
+    use rdkafka::message::{Headers, Message};
+    let consumer = platform::testing::reader(topic).expect("reader");
+    let mut read = Vec::new();
+    while read.len() < count {
+        let message = tokio::time::timeout(PATIENCE, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("record {} of {topic} never came", read.len() + 1))
+            .expect("record");
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|h| {
+                        Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = serde_json::from_slice(message.payload().expect("a value")).expect("decodes");
+        read.push(Read {
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            value,
+            headers,
+        });
+    }
+    read
+}
+
+/// What `order_db` holds for one order, read in one statement (one snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub order_status: String,
+    pub payment_status: String,
+    /// `payments.completed` outbox rows of the order.
+    pub completed_rows: i64,
+    /// `orders.released` outbox rows of the order.
+    pub released_rows: i64,
+}
+
+impl TestApp {
+    /// The order `order_number`'s state, its payment's and its outbox rows, at once.
+    pub async fn snapshot(&self, order_number: &str) -> Option<Snapshot> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT o.status::text, p.status::text, \
+                 (SELECT COUNT(*) FROM payment_completed_outbox b \
+                  WHERE b.aggregate_id = o.id AND b.event_type = 'PaymentCompletedEvent'), \
+                 (SELECT COUNT(*) FROM payment_completed_outbox b \
+                  WHERE b.aggregate_id = o.source_order_id AND b.event_type = 'OrderReleasedEvent') \
+             FROM orders o JOIN payment_transactions p ON p.order_id = o.id \
+             WHERE o.order_number = $1",
+        )
+        .bind(order_number)
+        .fetch_optional(&self.db)
+        .await
+        .expect("snapshot");
+        row.map(
+            |(order_status, payment_status, completed_rows, released_rows)| Snapshot {
+                order_status,
+                payment_status,
+                completed_rows,
+                released_rows,
+            },
+        )
+    }
+
+    /// A manager's cancel of `order_number` for `reason`: status and body.
+    pub async fn cancel(&self, order_number: &str, reason: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!(
+                "{}/api/v1/orders/{order_number}/cancel",
+                self.address
+            ))
+            .bearer_auth(self.manager_token())
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Cancels `order_number`, retrying while a gateway call is in flight (409).
+    pub async fn cancel_when_idle(&self, order_number: &str, reason: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = self.cancel(order_number, reason).await;
+            if status == 200 {
+                return body;
+            }
+            assert_eq!(status, 409, "{body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "cancel of {order_number} never succeeded"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The payment row's column `column` (as text) of order `order_number`.
+    pub async fn payment_column(&self, order_number: &str, column: &str) -> Option<String> {
+        sqlx::query_scalar::<_, Option<String>>(&format!(
+            "SELECT p.{column}::text FROM payment_transactions p \
+             JOIN orders o ON o.id = p.order_id WHERE o.order_number = $1"
+        ))
+        .bind(order_number)
+        .fetch_one(&self.db)
+        .await
+        .expect("payment row")
+    }
+
+    /// The gateway's refunds of the checkout's order `order_id`.
+    pub async fn refunds(&self, order_id: Uuid) -> Vec<Value> {
+        self.client
+            .get(format!(
+                "{}/api/v1/refunds?orderId={order_id}",
+                self.gateway_address
+            ))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .unwrap_or_default()
     }
 }

@@ -2,9 +2,11 @@
 //! PostgreSQL (a fresh database per test), the real broker (unique topics per test) and
 //! the payment gateway app spawned in-process.
 
+mod after_checkout;
 mod api;
 mod consumer;
 mod contract;
 mod helpers;
 mod payments;
+mod refunds;
 mod restart;

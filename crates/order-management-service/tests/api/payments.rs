@@ -46,10 +46,7 @@ async fn with_the_gateway_down_the_breaker_opens_orders_wait_and_all_are_paid_on
     for event in &events {
         let order = app.wait_for_status(&event.order_number, "PROCESSING").await;
         assert_eq!(order["paymentStatus"], "PENDING");
-        assert!(app
-            .ledger(order["id"].as_str().expect("id"))
-            .await
-            .is_empty());
+        assert!(app.ledger(event.order_id).await.is_empty());
     }
     let health: serde_json::Value = app
         .client
@@ -69,7 +66,7 @@ async fn with_the_gateway_down_the_breaker_opens_orders_wait_and_all_are_paid_on
     for event in &events {
         let order = app.wait_for_status(&event.order_number, "PAID").await;
         assert_eq!(order["paymentStatus"], "SUCCESS");
-        let ledger = app.ledger(order["id"].as_str().expect("id")).await;
+        let ledger = app.ledger(event.order_id).await;
         assert_eq!(
             ledger.len(),
             1,
@@ -114,7 +111,7 @@ async fn a_hanging_gateway_times_out_and_the_order_is_paid_once_it_answers() {
     assert!(attempted, "the timed-out call was recorded as an attempt");
     app.set_gateway_faults(json!({"hang": false})).await;
     app.wait_for_status(&event.order_number, "PAID").await;
-    let ledger = app.ledger(&order_id).await;
+    let ledger = app.ledger(event.order_id).await;
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0]["chargeCount"], 1);
 }

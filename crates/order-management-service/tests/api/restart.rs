@@ -93,8 +93,7 @@ async fn killing_the_service_mid_stream_and_restarting_it_loses_and_duplicates_n
             "order {} was paid after the restart",
             event.order_number
         );
-        let (_, order) = app.get_order(&event.order_number).await;
-        let ledger = app.ledger(order["id"].as_str().expect("id")).await;
+        let ledger = app.ledger(event.order_id).await;
         assert_eq!(ledger.len(), 1, "one charge for {}", event.order_number);
         assert_eq!(ledger[0]["chargeCount"], 1);
     }

@@ -1,0 +1,121 @@
+//! The events this service writes to its outbox, in the transaction that changes what
+//! they tell: `payments.completed` (PaymentCompleted) and `orders.released`
+//! (OrderReleased, ADR 0007). Their headers are built in one place, so every event
+//! carries the same ones (`__TypeId__`, `eventId`, `eventType`, `X-Correlation-ID`,
+//! `traceparent`).
+
+use crate::db;
+use anyhow::Context as _;
+use events::{OrderReleased, PaymentCompleted, ReleasedStatus};
+use platform::context::{self, TraceContext};
+use platform::outbox::OutboxMessage;
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// `event_type` column of PaymentCompleted rows.
+pub const PAYMENT_COMPLETED_EVENT_TYPE: &str = "PaymentCompletedEvent";
+/// `event_type` column of OrderReleased rows.
+pub const ORDER_RELEASED_EVENT_TYPE: &str = "OrderReleasedEvent";
+
+/// How long the relay loop leaves a fresh outbox row to the immediate publish.
+pub const HANDOFF_LEASE: Duration = Duration::from_secs(15);
+
+/// The headers of an event: its type for Spring consumers, its id and type, the
+/// correlation id, and the current trace (a new one outside a request).
+pub fn headers(
+    type_id: &str,
+    event_type: &str,
+    event_id: Uuid,
+    correlation_id: &str,
+) -> BTreeMap<String, String> {
+    let trace = context::current().map_or_else(TraceContext::new_root, |c| c.trace);
+    BTreeMap::from([
+        (events::TYPE_ID_HEADER.to_owned(), type_id.to_owned()),
+        ("eventId".to_owned(), event_id.to_string()),
+        ("eventType".to_owned(), event_type.to_owned()),
+        (
+            context::CORRELATION_HEADER.to_owned(),
+            correlation_id.to_owned(),
+        ),
+        (context::TRACEPARENT_HEADER.to_owned(), trace.traceparent()),
+    ])
+}
+
+/// The correlation id events of an order carry: the checkout's, or one made from the
+/// order number for orders that came without.
+pub fn correlation_id(checkout: Option<&str>, order_number: &str) -> String {
+    checkout.map_or_else(|| format!("payment-{order_number}"), str::to_owned)
+}
+
+/// Writes a PaymentCompleted row, keyed by the order service's order id as before.
+pub async fn payment_completed(
+    conn: &mut PgConnection,
+    topic: &str,
+    event: &PaymentCompleted,
+) -> anyhow::Result<OutboxMessage> {
+    let payload = serde_json::to_value(event).context("PaymentCompleted serialization")?;
+    let correlation = correlation_id(event.correlation_id.as_deref(), &event.order_number);
+    let headers = headers(
+        events::PAYMENT_COMPLETED_TYPE_ID,
+        events::PAYMENT_COMPLETED,
+        event.event_id,
+        &correlation,
+    );
+    let message = db::outbox::insert(
+        conn,
+        event.order_id,
+        PAYMENT_COMPLETED_EVENT_TYPE,
+        topic,
+        &payload,
+        &headers,
+        HANDOFF_LEASE,
+    )
+    .await?;
+    Ok(message)
+}
+
+/// Writes the OrderReleased row of order `order_id` (the order service's id), which
+/// ended in `status` for `reason`: its items go back to the catalogue. The event's
+/// `orderId` and record key are the checkout's order id.
+pub async fn order_released(
+    conn: &mut PgConnection,
+    topic: &str,
+    order_id: Uuid,
+    status: ReleasedStatus,
+    reason: &str,
+) -> anyhow::Result<OutboxMessage> {
+    let order = db::orders::release_details(conn, order_id).await?;
+    let correlation = correlation_id(order.correlation_id.as_deref(), &order.order_number);
+    let event = OrderReleased {
+        event_id: Uuid::new_v4(),
+        event_type: events::ORDER_RELEASED.to_owned(),
+        event_version: events::EVENT_VERSION.to_owned(),
+        timestamp: events::EventTime::now(),
+        correlation_id: Some(correlation.clone()),
+        order_id: order.source_order_id,
+        order_number: order.order_number,
+        order_status: status,
+        reason: reason.to_owned(),
+        items: order.items,
+    };
+    let payload = serde_json::to_value(&event).context("OrderReleased serialization")?;
+    let headers = headers(
+        events::ORDER_RELEASED_TYPE_ID,
+        events::ORDER_RELEASED,
+        event.event_id,
+        &correlation,
+    );
+    let message = db::outbox::insert(
+        conn,
+        event.order_id,
+        ORDER_RELEASED_EVENT_TYPE,
+        topic,
+        &payload,
+        &headers,
+        HANDOFF_LEASE,
+    )
+    .await?;
+    Ok(message)
+}
