@@ -213,6 +213,8 @@ pub struct Platform {
     pub order: Service,
     pub customer_db: String,
     pub order_db: String,
+    /// The gateway's ledger (`payment_gateway_db`): kept across a restart of the gateway.
+    pub gateway_db: String,
     pub orders_topic: String,
     pub payments_topic: String,
     pub released_topic: String,
@@ -274,6 +276,7 @@ impl Platform {
 
         let customer_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let order_db = database_url(&platform::testing::fresh_database("chaos").await?);
+        let gateway_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
         let released_topic = platform::testing::unique_name("orders_released");
@@ -296,6 +299,8 @@ impl Platform {
                     gateway_port.to_string(),
                     "--latency-ms".into(),
                     "5".into(),
+                    "--database-url".into(),
+                    gateway_db.clone(),
                 ],
                 vec![],
                 &dir,
@@ -379,6 +384,7 @@ impl Platform {
             order,
             customer_db,
             order_db,
+            gateway_db,
             orders_topic,
             payments_topic,
             released_topic,
@@ -422,7 +428,7 @@ impl Platform {
         let _ = std::fs::remove_dir_all(&self.dir);
         // Only a run that got this far drops its databases: a failed test keeps them
         // for whoever reads its books.
-        for url in [&self.customer_db, &self.order_db] {
+        for url in [&self.customer_db, &self.order_db, &self.gateway_db] {
             drop_database(url).await?;
         }
         Ok(())
@@ -869,7 +875,9 @@ impl Cancels {
     }
 }
 
-/// What the books say after a run, by the checkout's order id.
+/// What the books say after a run, by the checkout's order id: the per-order checks
+/// of this harness (every accepted checkout ended, units add up) plus the findings of
+/// `opsctl reconcile` (money in the ledger, refunds, `stock_returns` rows).
 #[derive(Debug, Default)]
 pub struct Books {
     pub checkouts: usize,
@@ -886,24 +894,19 @@ pub struct Books {
     /// Orders `FAILED` with a reason (a decline, the payment deadline), and the reason.
     pub failed: Vec<(String, String)>,
     pub failed_without_reason: Vec<String>,
-    /// Orders whose key the gateway charged more than once.
-    pub double_charged: Vec<String>,
-    /// Orders whose net charge in the gateway's ledger is not what their status says
-    /// (the subtotal when paid, 0 when failed or cancelled): number, status, net
-    /// charged and expected, in cents.
-    pub wrong_charge: Vec<(String, String, i64, i64)>,
     /// `FAILED`/`CANCELLED` orders whose payment is still `SUCCESS`: refund not done.
     pub refund_pending: Vec<String>,
-    /// Ledger orders with money on them that no order in `order_db` has, net cents.
-    pub unknown_charges: Vec<(String, i64)>,
-    /// `FAILED`/`CANCELLED` orders with no `stock_returns` row.
-    pub stock_not_returned: Vec<String>,
-    /// `stock_returns` rows of orders that are neither `FAILED` nor `CANCELLED`.
-    pub stock_returned_wrongly: Vec<String>,
     /// Products whose inventory is not their initial stock less the units of the orders
-    /// that kept theirs: product id, expected, actual.
+    /// that kept theirs (0 units lost or returned twice): product id, expected, actual.
     pub stock_mismatch: Vec<(String, i64, i64)>,
     pub negative_stock: i64,
+    /// Findings of `opsctl reconcile` with no grace period: double charges, a net charge
+    /// that is not the subtotal of a paid order or zero for a failed or cancelled one,
+    /// refunds not done, money for no order, a failed or cancelled order without exactly
+    /// one `stock_returns` row, a row for an order that kept its stock.
+    pub reconcile: Vec<opsctl::reconcile::Finding>,
+    /// What `opsctl reconcile` could not check (a table or API missing): must be none.
+    pub reconcile_notes: Vec<String>,
 }
 
 impl Books {
@@ -913,14 +916,11 @@ impl Books {
             && self.duplicated.is_empty()
             && self.unfinished.is_empty()
             && self.failed_without_reason.is_empty()
-            && self.double_charged.is_empty()
-            && self.wrong_charge.is_empty()
             && self.refund_pending.is_empty()
-            && self.unknown_charges.is_empty()
-            && self.stock_not_returned.is_empty()
-            && self.stock_returned_wrongly.is_empty()
             && self.stock_mismatch.is_empty()
             && self.negative_stock == 0
+            && self.reconcile.is_empty()
+            && self.reconcile_notes.is_empty()
     }
 
     pub fn assert_balanced(&self) {
@@ -941,34 +941,9 @@ impl Books {
             self.failed_without_reason
         );
         assert!(
-            self.double_charged.is_empty(),
-            "charged twice: {:?}",
-            self.double_charged
-        );
-        assert!(
-            self.wrong_charge.is_empty(),
-            "net charge in the ledger differs from the order (number, status, net cents, expected cents): {:?}",
-            self.wrong_charge
-        );
-        assert!(
             self.refund_pending.is_empty(),
             "failed or cancelled orders whose payment was never refunded: {:?}",
             self.refund_pending
-        );
-        assert!(
-            self.unknown_charges.is_empty(),
-            "money in the ledger for no order (order id, net cents): {:?}",
-            self.unknown_charges
-        );
-        assert!(
-            self.stock_not_returned.is_empty(),
-            "failed or cancelled orders whose stock never came back: {:?}",
-            self.stock_not_returned
-        );
-        assert!(
-            self.stock_returned_wrongly.is_empty(),
-            "stock returned for orders that kept it: {:?}",
-            self.stock_returned_wrongly
         );
         assert!(
             self.stock_mismatch.is_empty(),
@@ -976,6 +951,16 @@ impl Books {
             self.stock_mismatch
         );
         assert_eq!(self.negative_stock, 0, "products with negative stock");
+        assert!(
+            self.reconcile_notes.is_empty(),
+            "reconciliation could not check everything: {:?}",
+            self.reconcile_notes
+        );
+        assert!(
+            self.reconcile.is_empty(),
+            "reconciliation found: {:#?}",
+            self.reconcile
+        );
     }
 }
 
@@ -987,15 +972,7 @@ struct OrderRow {
     status: String,
     payment_status: Option<String>,
     failure_reason: Option<String>,
-    subtotal_cents: i64,
     payments: i64,
-}
-
-/// Money on one order in the gateway's ledger.
-#[derive(Default)]
-struct LedgerTotal {
-    net_cents: i64,
-    charges: u64,
 }
 
 /// Waits until the books balance (every accepted checkout's order ended, refunds done,
@@ -1036,7 +1013,6 @@ async fn read_books(
     let rows: Vec<OrderRow> = sqlx::query_as(
         "SELECT o.source_order_id AS id, o.order_number AS number, o.status::text AS status,
                 p.status::text AS payment_status, p.failure_reason,
-                (o.subtotal * 100)::bigint AS subtotal_cents,
                 count(p.id) OVER (PARTITION BY o.id) AS payments
          FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
     )
@@ -1109,55 +1085,20 @@ async fn read_books(
         }
     }
 
-    // The ledger, by the checkout's order id: the net charge is what the order says.
-    let ledger = ledger_totals(&platform.gateway.url()).await?;
-    for (id, row) in &by_id {
-        let total = ledger.get(id);
-        let net = total.map_or(0, |t| t.net_cents);
-        if total.is_some_and(|t| t.charges > 1) {
-            books.double_charged.push(row.number.clone());
-        }
-        let expected = match row.status.as_str() {
-            "PAID" | "FULFILLED" => row.subtotal_cents,
-            "FAILED" | "CANCELLED" => 0,
-            // Not ended yet: `unfinished` says so if it was accepted.
-            _ => continue,
-        };
-        if net != expected {
-            books
-                .wrong_charge
-                .push((row.number.clone(), row.status.clone(), net, expected));
-        }
-    }
-    for (id, total) in &ledger {
-        if !by_id.contains_key(id) && total.net_cents != 0 {
-            books
-                .unknown_charges
-                .push((id.to_string(), total.net_cents));
-        }
-    }
-
-    // Stock returns: exactly the released orders have one (the primary key makes it
-    // at most one).
-    let returned: HashSet<uuid::Uuid> =
-        sqlx::query_scalar::<_, uuid::Uuid>("SELECT order_id FROM stock_returns")
-            .fetch_all(customer)
-            .await
-            .context("reading stock_returns from customer_db")?
-            .into_iter()
-            .collect();
-    for (id, row) in &by_id {
-        if released(&row.status) && !returned.contains(id) {
-            books.stock_not_returned.push(row.number.clone());
-        }
-    }
-    for id in &returned {
-        match by_id.get(id) {
-            Some(row) if released(&row.status) => {}
-            Some(row) => books.stock_returned_wrongly.push(row.number.clone()),
-            None => books.stock_returned_wrongly.push(id.to_string()),
-        }
-    }
+    // Money, refunds and stock_returns rows: what an operator's reconcile checks, with
+    // no grace period (this loop is the grace period). A pending refund is not balanced
+    // yet either.
+    let ledger = opsctl::reconcile::fetch_ledger(&platform.gateway.url()).await?;
+    let args = opsctl::cli::ReconcileArgs {
+        grace: Duration::ZERO,
+        stuck_after: Duration::ZERO,
+        window: Duration::from_secs(7 * 24 * 3600),
+        no_ledger: false,
+        repair: false,
+    };
+    let report = opsctl::reconcile::reconcile(customer, order, Some(&ledger), &args).await?;
+    books.reconcile = report.findings;
+    books.reconcile_notes = report.notes;
 
     // Units: initial stock less what the orders that kept their stock took. A checkout
     // with no order yet kept its units; a released order gave them back.
@@ -1205,54 +1146,4 @@ async fn read_books(
     }
     books.negative_stock = inventory.values().filter(|q| **q < 0).count() as i64;
     Ok(books)
-}
-
-/// The gateway's ledger (`GET /api/v1/payments`), summed by the charge's `orderId`.
-async fn ledger_totals(gateway_base: &str) -> anyhow::Result<HashMap<uuid::Uuid, LedgerTotal>> {
-    let ledger: Value = reqwest::Client::new()
-        .get(format!("{gateway_base}/api/v1/payments"))
-        .timeout(Duration::from_secs(15))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let lines = match &ledger {
-        Value::Array(items) => items.as_slice(),
-        Value::Object(map) => map
-            .get("payments")
-            .or_else(|| map.get("content"))
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice),
-        _ => &[],
-    };
-    let mut totals: HashMap<uuid::Uuid, LedgerTotal> = HashMap::new();
-    for line in lines {
-        let succeeded = matches!(line["status"].as_str(), Some("SUCCEEDED" | "SUCCESS"));
-        // `netAmount` is charged minus refunded (0 for a decline).
-        let net = line["netAmount"].as_f64().unwrap_or_else(|| {
-            if succeeded {
-                line["amount"].as_f64().unwrap_or(0.0)
-            } else {
-                0.0
-            }
-        });
-        // A key voided before it was charged may carry no order id; it holds no money.
-        // Money under no order id is kept under the nil id, which no order has.
-        let order_id = line["orderId"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .unwrap_or(uuid::Uuid::nil());
-        let total = totals.entry(order_id).or_default();
-        total.net_cents += cents(net);
-        if succeeded {
-            total.charges += line["chargeCount"].as_u64().unwrap_or(1);
-        }
-    }
-    Ok(totals)
-}
-
-/// An amount in cents; the ledger's amounts are JSON numbers with two decimals.
-fn cents(amount: f64) -> i64 {
-    (amount * 100.0).round() as i64
 }
