@@ -802,9 +802,10 @@ pub struct CancelTally {
     pub server_errors: Vec<(String, u16, Value)>,
 }
 
-/// A manager cancelling orders while a [`Load`] runs: alternately the newest accepted
-/// checkout not tried yet (most likely still `PENDING` or `PROCESSING`) and a random
-/// older one (most likely `PAID`, so it is refunded). Each order is tried once.
+/// A manager cancelling orders while a [`Load`] runs, alternately one that waits for
+/// its payment (`PENDING`/`PROCESSING` with no gateway call in flight, so the cancel is
+/// allowed) and one that is `PAID` (so it is refunded), each picked at random from
+/// `order_db` and tried once. A turn with nothing to pick of its kind is skipped.
 pub struct Cancels {
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<CancelTally>>,
@@ -812,41 +813,42 @@ pub struct Cancels {
 
 impl Cancels {
     /// Starts cancelling, one order every `every`.
-    pub async fn start(platform: &Platform, load: &Load, every: Duration) -> anyhow::Result<Self> {
+    pub async fn start(platform: &Platform, every: Duration) -> anyhow::Result<Self> {
         let token = manager_token(&platform.customer.url()).await?;
         let order_base = platform.order.url();
-        let accepted = load.accepted.clone();
+        let pool = sqlx::PgPool::connect(&platform.order_db).await?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let handle = tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut tally = CancelTally::default();
             let mut tried: HashSet<String> = HashSet::new();
-            let mut newest = true;
+            let mut unpaid_turn = true;
             loop {
                 tokio::select! {
                     () = stopped.cancelled() => break,
                     () = tokio::time::sleep(every) => {}
                 }
-                let candidates: Vec<String> = accepted
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .iter()
-                    .map(|c| c.order_number.clone())
-                    .filter(|n| !tried.contains(n))
-                    .collect();
-                let pick = if newest {
-                    candidates.last()
+                // order_db may be briefly unreachable; a turn without candidates is skipped.
+                let candidates: Vec<String> = sqlx::query_scalar(if unpaid_turn {
+                    "SELECT o.order_number FROM orders o JOIN payment_transactions p ON p.order_id = o.id
+                     WHERE o.status IN ('PENDING', 'PROCESSING')
+                       AND (p.locked_until IS NULL OR p.locked_until < now() AT TIME ZONE 'UTC')"
                 } else {
-                    // The older three quarters: mostly orders the gateway already answered.
-                    let older = (candidates.len() * 3 / 4).max(1);
-                    let index = (uuid::Uuid::new_v4().as_u128() % older as u128) as usize;
-                    candidates.get(index)
-                };
-                let Some(number) = pick.cloned() else {
+                    "SELECT order_number FROM orders WHERE status = 'PAID'"
+                })
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| !tried.contains(n))
+                .collect();
+                if candidates.is_empty() {
                     continue;
-                };
-                newest = !newest;
+                }
+                unpaid_turn = !unpaid_turn;
+                let index = (uuid::Uuid::new_v4().as_u128() % candidates.len() as u128) as usize;
+                let number = candidates[index].clone();
                 tried.insert(number.clone());
                 match cancel_order(&http, &order_base, &token, &number).await {
                     None => tally.unanswered += 1,
@@ -863,6 +865,7 @@ impl Cancels {
                     Some((status, _)) => *tally.refused.entry(status).or_default() += 1,
                 }
             }
+            pool.close().await;
             Ok(tally)
         });
         Ok(Self { stop, handle })
@@ -872,6 +875,59 @@ impl Cancels {
     pub async fn stop(self) -> anyhow::Result<CancelTally> {
         self.stop.cancel();
         self.handle.await?
+    }
+}
+
+/// Short gateway outages while a test runs: every `every`, the gateway answers 503 to
+/// everything for `length`, so payments wait for the retry worker (and can be cancelled
+/// before they are paid) and refunds are retried. Every change also sets `faults`, so a
+/// restarted gateway gets them back; a gateway that is down is skipped.
+pub struct GatewayBlips {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl GatewayBlips {
+    pub fn start(platform: &Platform, faults: Value, every: Duration, length: Duration) -> Self {
+        let url = format!("{}/admin/faults", platform.gateway.url());
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let handle = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let set = |error: Option<u16>| {
+                let mut body = faults.clone();
+                body["errorStatus"] = json!(error);
+                // A dead gateway misses this change; the next one reaches it.
+                let request = http
+                    .put(&url)
+                    .json(&body)
+                    .timeout(Duration::from_secs(5))
+                    .send();
+                async move {
+                    let _ = request.await;
+                }
+            };
+            loop {
+                set(None).await;
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                set(Some(503)).await;
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(length) => {}
+                }
+            }
+            set(None).await;
+        });
+        Self { stop, handle }
+    }
+
+    /// Ends the outages and leaves the gateway answering with `faults`.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        Ok(self.handle.await?)
     }
 }
 

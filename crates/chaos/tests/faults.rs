@@ -11,7 +11,7 @@
 //! `scripts/chaos.sh` (which builds the binaries first), not by the plain test run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chaos::{check_books, CancelTally, Cancels, Load, Platform};
+use chaos::{check_books, CancelTally, Cancels, GatewayBlips, Load, Platform};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -95,25 +95,41 @@ async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool
 }
 
 /// Checkouts with 30 % declined, and a manager cancelling orders before and after
-/// payment (so the refund worker runs), while a test breaks something.
+/// payment (so the refund worker runs), while a test breaks something. The gateway
+/// also fails for a second now and then: payments then wait, unclaimed, for the retry
+/// worker, which is when a cancel before payment is allowed at all (a gateway call in
+/// flight refuses it, and an answered call takes milliseconds).
 struct Mix {
     load: Load,
     cancels: Cancels,
+    blips: GatewayBlips,
+}
+
+/// The gateway's faults during the mix: 30 % of charges declined.
+fn mix_faults() -> serde_json::Value {
+    json!({"successRate": 0.7})
 }
 
 async fn start_mix(platform: &Platform) -> Mix {
-    platform
-        .gateway_faults(json!({"successRate": 0.7}))
-        .await
-        .unwrap();
+    platform.gateway_faults(mix_faults()).await.unwrap();
     let load = Load::start(platform, 4, 5, 100_000).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
-    let cancels = Cancels::start(platform, &load, Duration::from_millis(400))
+    let blips = GatewayBlips::start(
+        platform,
+        mix_faults(),
+        Duration::from_secs(5),
+        Duration::from_millis(1500),
+    );
+    let cancels = Cancels::start(platform, Duration::from_millis(300))
         .await
         .unwrap();
-    Mix { load, cancels }
+    Mix {
+        load,
+        cancels,
+        blips,
+    }
 }
 
 /// Stops the mix and checks the books: balanced, every order a cancel was answered
@@ -121,6 +137,7 @@ async fn start_mix(platform: &Platform) -> Mix {
 /// order failed for a reason the mix explains (a decline or the payment deadline).
 async fn finish_mix(platform: Platform, mix: Mix) -> CancelTally {
     let tally = mix.cancels.stop().await.unwrap();
+    mix.blips.stop().await.unwrap();
     let (accepted, rejected, retries) = mix.load.stop().await.unwrap();
     eprintln!(
         "cancels: {} before payment, {} after payment, refused {:?}, {} unanswered",
@@ -325,10 +342,7 @@ async fn killing_the_gateway_amid_checkouts_declines_and_cancels_keeps_its_ledge
     // Same command, same database: the ledger must survive the kill.
     platform.gateway.start().await.unwrap();
     // The fault knobs live in memory; the restarted gateway starts without them.
-    platform
-        .gateway_faults(json!({"successRate": 0.7}))
-        .await
-        .unwrap();
+    platform.gateway_faults(mix_faults()).await.unwrap();
     mix.load
         .wait_for_more(15, Duration::from_secs(60))
         .await
