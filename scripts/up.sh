@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Brings the whole platform up on this machine and runs the quickstart smoke:
 # installs what is missing (PostgreSQL, Redis, build packages, the nisshi broker),
-# starts what is not running, creates customer_db and order_db, builds the release
-# binaries, starts payment-gateway (9090), customer-facing-service (8080) and
-# order-management-service (8081) in the background, waits for their readiness, then
-# runs scripts/validate-quickstart.sh. Running it again restarts the services with a
-# fresh build. scripts/down.sh stops what it started.
+# starts what is not running, creates customer_db, order_db and payment_gateway_db (the
+# gateway's ledger), builds the release binaries, starts payment-gateway (9090),
+# customer-facing-service (8080) and order-management-service (8081) in the
+# background, waits for their readiness, then runs scripts/validate-quickstart.sh.
+# Running it again restarts the services with a fresh build. scripts/down.sh stops what
+# it started.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -16,6 +17,7 @@ ensure_redis
 ensure_broker
 ensure_database customer_db
 ensure_database order_db
+ensure_database payment_gateway_db
 
 use_shared_target_dir
 log "building release binaries"

@@ -165,7 +165,9 @@ start_service() { # profile name port env...
 start_gateway() { # profile env...
   local profile=$1
   shift
-  start_service "$profile" payment-gateway 9090 PAYMENT_GATEWAY_SERVER_PORT=9090 "$@"
+  start_service "$profile" payment-gateway 9090 \
+    PAYMENT_GATEWAY_SERVER_PORT=9090 \
+    PAYMENT_GATEWAY_DATABASE_URL="$(db_url payment_gateway_db)" "$@"
 }
 start_customer_service() { # profile env...
   local profile=$1

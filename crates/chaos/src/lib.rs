@@ -213,7 +213,8 @@ pub struct Platform {
     pub order: Service,
     pub customer_db: String,
     pub order_db: String,
-    /// The gateway's ledger (`payment_gateway_db`): kept across a restart of the gateway.
+    /// The gateway's ledger (`payment_gateway_db` of this run): kept across a restart of
+    /// the gateway.
     pub gateway_db: String,
     pub orders_topic: String,
     pub payments_topic: String,
@@ -297,10 +298,10 @@ impl Platform {
                 vec![
                     "--server-port".into(),
                     gateway_port.to_string(),
-                    "--latency-ms".into(),
-                    "5".into(),
                     "--database-url".into(),
                     gateway_db.clone(),
+                    "--latency-ms".into(),
+                    "5".into(),
                 ],
                 vec![],
                 &dir,

@@ -43,7 +43,7 @@ fn help_lists_every_setting_with_its_service_prefixed_variable() {
 
 #[test]
 fn an_unparsable_database_url_stops_start_up_with_one_line_naming_it() {
-    for binary in ["customer-facing-service", "order-management-service"] {
+    for binary in SERVICES {
         let (code, _, stderr) = run(binary, &["--database-url", "not a url"]);
         assert_eq!(code, Some(2), "{binary}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{binary}: {stderr}");

@@ -839,6 +839,9 @@ async fn redrive_payment(order: &PgPool, id: Uuid) -> anyhow::Result<(bool, Stri
 async fn redrive_refund(order: &PgPool, id: Uuid) -> anyhow::Result<(bool, String)> {
     let now = chrono::Utc::now().naive_utc();
     // Runtime-checked: the refund columns of order_db's migration 0002 (ADR 0007).
+    // A worker holding the refund also keeps refund_next_attempt_at ahead, so this may
+    // let a second worker ask too: harmless, the gateway refunds once per
+    // `refund-<order id>` key.
     let changed = sqlx::query(
         "UPDATE payment_transactions p SET refund_next_attempt_at = $2
          FROM orders o

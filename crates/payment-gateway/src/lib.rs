@@ -31,4 +31,5 @@ pub const SERVICE_NAME: &str = "payment-gateway";
 /// Port the gateway listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9090;
 /// The migrations of `payment_gateway_db`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment_gateway_db");
+pub static MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/payment_gateway_db");

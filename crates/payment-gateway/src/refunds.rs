@@ -247,11 +247,7 @@ async fn replay(
 }
 
 /// Refunds `request` under the refund key `key` once.
-pub async fn refund(
-    db: &Db,
-    key: &str,
-    request: &RefundRequest,
-) -> Result<Refunded, RefundError> {
+pub async fn refund(db: &Db, key: &str, request: &RefundRequest) -> Result<Refunded, RefundError> {
     {
         let mut conn = db.acquire().await?;
         if let Some(refund) = replay(&mut conn, key, request).await? {

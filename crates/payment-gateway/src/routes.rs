@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use platform::http::{Json, Query};
 use platform::db::Db;
+use platform::http::{Json, Query};
 use platform::metrics::Metrics;
 use platform::FieldErrors;
 use prometheus::{IntCounterVec, IntGauge};
@@ -146,7 +146,11 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
             "Currency must be a 3-letter ISO code".into(),
         );
     }
-    if request.order_number.as_deref().is_some_and(|n| n.len() > 100) {
+    if request
+        .order_number
+        .as_deref()
+        .is_some_and(|n| n.len() > 100)
+    {
         fields.insert(
             "orderNumber".into(),
             "Order number must be at most 100 characters".into(),
@@ -165,8 +169,7 @@ fn validate_refund(request: &RefundRequest) -> Result<(), Error> {
     if key.is_empty() || key.len() > 255 || key != request.payment_key {
         fields.insert(
             "paymentKey".into(),
-            "Payment key must be the charge's Idempotency-Key (1 to 255 visible characters)"
-                .into(),
+            "Payment key must be the charge's Idempotency-Key (1 to 255 visible characters)".into(),
         );
     }
     if let Some(message) = request.amount.and_then(amount_error) {

@@ -102,14 +102,11 @@ pub async fn adr_0007_schema(customer: &PgPool, order: &PgPool) {
     .expect("refund columns");
 }
 
-/// A payment gateway of the real crate on a free port: its base URL and what stops it.
+/// A payment gateway of the real crate on a free port, with a fresh ledger database of
+/// its own: its base URL and what stops it.
 pub async fn gateway() -> (String, impl FnOnce()) {
-    let settings = payment_gateway::Settings::for_tests().expect("settings");
-    let gateway = payment_gateway::Application::build(settings)
+    let (base, stop) = payment_gateway::testing::spawn()
         .await
-        .expect("gateway");
-    let base = format!("http://127.0.0.1:{}", gateway.port());
-    let stop = gateway.shutdown_token();
-    tokio::spawn(gateway.run_until_stopped());
+        .expect("gateway starts on a fresh database");
     (base, move || stop.cancel())
 }

@@ -54,3 +54,43 @@ async fn a_group_without_commits_has_no_partitions_and_no_lag() {
     assert!(lag.partitions.is_empty());
     assert_eq!(lag.total_lag, 0);
 }
+
+fn opsctl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_opsctl"))
+        .args(["--kafka-bootstrap-servers", &bootstrap()])
+        .args(args)
+        .output()
+        .expect("opsctl runs")
+}
+
+#[tokio::test]
+async fn lag_of_all_groups_covers_the_order_and_the_customer_service_groups() {
+    let out = opsctl(&["kafka", "lag", "--all", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lags: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let groups: Vec<&str> = lags
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|g| g["group"].as_str())
+        .collect();
+    assert_eq!(groups, ["order-service-group", "customer-service-group"]);
+}
+
+#[tokio::test]
+async fn dlq_list_without_a_topic_reads_every_dead_letter_topic_of_the_platform() {
+    let out = opsctl(&["dlq", "list", "--num", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for topic in opsctl::dlq::DLQ_TOPICS {
+        assert!(text.contains(topic), "{topic} not mentioned: {text}");
+    }
+}

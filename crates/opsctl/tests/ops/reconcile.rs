@@ -380,18 +380,30 @@ async fn an_ended_order_without_its_stock_back_is_reported_and_stock_given_back_
     assert_eq!(report.findings.len(), 3, "{report:#?}");
 }
 
-#[tokio::test]
-async fn without_the_tables_of_adr_0007_reconcile_says_so_in_one_line_each() {
-    let (customer, _) = customer_db().await;
-    let (orders, _) = order_db().await;
-    if sqlx::query_scalar::<_, bool>("SELECT to_regclass('stock_returns') IS NOT NULL")
-        .fetch_one(&customer)
+/// A fresh database with only the first migration of `schema`: a deployment older than
+/// ADR 0007.
+async fn before_adr_0007(schema: &str) -> PgPool {
+    let options = platform::testing::fresh_database("ops")
         .await
-        .expect("schema read")
-    {
-        // customer_db's migration 0002 is merged: there is no older schema to test.
-        return;
-    }
+        .expect("fresh database");
+    let pool = PgPool::connect_with(options).await.expect("connects");
+    sqlx::raw_sql(schema)
+        .execute(&pool)
+        .await
+        .expect("migration 0001 applies");
+    pool
+}
+
+#[tokio::test]
+async fn against_a_deployment_older_than_adr_0007_reconcile_says_so_in_one_line_each() {
+    let customer = before_adr_0007(include_str!(
+        "../../../../migrations/customer_db/0001_initial_schema.sql"
+    ))
+    .await;
+    let orders = before_adr_0007(include_str!(
+        "../../../../migrations/order_db/0001_initial_schema.sql"
+    ))
+    .await;
     let failed = Uuid::new_v4();
     order(&orders, failed, "ORD-20260101-000022", "FAILED", 60).await;
 
@@ -399,15 +411,14 @@ async fn without_the_tables_of_adr_0007_reconcile_says_so_in_one_line_each() {
         .await
         .expect("reconciled");
 
+    assert_eq!(report.notes.len(), 2, "{report:#?}");
     assert!(
-        report
-            .notes
-            .iter()
-            .any(|n| n.contains("no stock_returns table")),
+        report.notes[0].contains("no refund columns")
+            && report.notes[1].contains("no stock_returns table"),
         "{report:#?}"
     );
     assert!(report.notes.iter().all(|n| !n.contains('\n')));
-    assert_eq!(of(&report, Kind::StockNotReturned), [], "{report:#?}");
+    assert!(report.findings.is_empty(), "{report:#?}");
 }
 
 async fn outbox_row(pool: &PgPool, table: &str, aggregate: Uuid) -> (String, bool) {
@@ -532,4 +543,48 @@ async fn repair_makes_a_stuck_payment_and_a_pending_refund_due_now() {
         .await
         .expect("repaired again");
     assert!(again.iter().all(|r| !r.changed), "{again:#?}");
+}
+
+/// Refunds `order_id`'s charge (or voids its key) at the gateway, as the order service's
+/// refund worker does.
+async fn refund(base: &str, order_id: Uuid) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/refunds"))
+        .header("Idempotency-Key", format!("refund-{order_id}"))
+        .json(&json!({"paymentKey": order_id.to_string(), "reason": "cancelled"}))
+        .send()
+        .await
+        .expect("refunded");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("a refund")
+}
+
+#[tokio::test]
+async fn a_refunded_cancelled_order_and_an_expired_one_whose_key_was_voided_reconcile_clean() {
+    let (customer, _) = customer_db().await;
+    let (orders, _) = order_db().await;
+    adr_0007_schema(&customer, &orders).await;
+    let (cancelled, expired) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, number, status) in [
+        (cancelled, "ORD-20260101-000028", "CANCELLED"),
+        (expired, "ORD-20260101-000029", "FAILED"),
+    ] {
+        checkout(&customer, id, number, 60).await;
+        order(&orders, id, number, status, 59).await;
+        stock_returned(&customer, id, number, status).await;
+    }
+    let (base, stop) = gateway().await;
+    charge(&base, cancelled, "ORD-20260101-000028", 10.0).await;
+    assert_eq!(refund(&base, cancelled).await["status"], "REFUNDED");
+    assert_eq!(refund(&base, expired).await["status"], "NOTHING_CHARGED");
+
+    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
+        .await
+        .expect("reconciled");
+    stop();
+
+    assert!(report.findings.is_empty(), "{report:#?}");
+    assert_eq!(report.ledger_refunds, Some(2), "{report:#?}");
+    assert!(report.notes.is_empty(), "{report:#?}");
 }

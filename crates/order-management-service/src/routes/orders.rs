@@ -302,9 +302,13 @@ pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
-/// Cancels an order (managers only). A PENDING or PROCESSING order with no gateway call
-/// in flight is cancelled and never charged; a PAID order is cancelled and refunded.
-/// Either way its stock is released (`orders.released`).
+/// Cancels a PENDING, PROCESSING or PAID order (managers only).
+///
+/// An order awaiting payment with no gateway call in flight is cancelled and never
+/// charged (409 while a call is in flight); a PAID order is cancelled and refunded, its
+/// `paymentStatus` becoming REFUNDED once the gateway has given the money back. Either
+/// way its stock is released (`orders.released`). FULFILLED, CANCELLED and FAILED
+/// orders are refused.
 #[utoipa::path(
     post, path = "/api/v1/orders/{orderNumber}/cancel", tag = "orders",
     params(("orderNumber" = String, Path)),

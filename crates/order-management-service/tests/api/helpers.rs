@@ -44,15 +44,9 @@ fn database_url(name: &str) -> String {
 
 /// A payment gateway of its own, answering fast: its address and stop token.
 pub async fn spawn_gateway() -> (String, CancellationToken) {
-    let mut gateway_settings = payment_gateway::Settings::for_tests().expect("gateway settings");
-    gateway_settings.latency_ms = 1;
-    let gateway = payment_gateway::Application::build(gateway_settings)
+    payment_gateway::testing::spawn()
         .await
-        .expect("gateway builds");
-    let gateway_address = format!("http://127.0.0.1:{}", gateway.port());
-    let gateway_shutdown = gateway.shutdown_token();
-    tokio::spawn(gateway.run_until_stopped());
-    (gateway_address, gateway_shutdown)
+        .expect("gateway starts on a fresh database")
 }
 
 /// Everything an instance needs besides its own port: database, topics, group, gateway.

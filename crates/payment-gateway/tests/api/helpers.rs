@@ -1,12 +1,15 @@
 use payment_gateway::{Application, Settings};
 use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A gateway serving on a free port; stopped when dropped.
+/// A gateway serving on a free port with a database of its own; stopped when dropped.
 pub struct TestGateway {
     pub address: String,
     pub client: reqwest::Client,
+    /// The gateway's database, so a test can start a second gateway on it.
+    pub database: PgConnectOptions,
     shutdown: CancellationToken,
 }
 
@@ -16,8 +19,17 @@ impl Drop for TestGateway {
     }
 }
 
+/// A gateway on a fresh `pgw_<32 hex>` database.
 pub async fn spawn_gateway() -> TestGateway {
-    let mut settings = Settings::for_tests().expect("test settings");
+    let database = platform::testing::fresh_database("pgw")
+        .await
+        .expect("fresh database");
+    spawn_gateway_on(database).await
+}
+
+/// A gateway on `database`, which may hold an earlier gateway's ledger.
+pub async fn spawn_gateway_on(database: PgConnectOptions) -> TestGateway {
+    let mut settings = Settings::for_tests(database.clone()).expect("test settings");
     settings.latency_ms = 1;
     let app = Application::build(settings).await.expect("gateway builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -26,11 +38,17 @@ pub async fn spawn_gateway() -> TestGateway {
     TestGateway {
         address,
         client: reqwest::Client::new(),
+        database,
         shutdown,
     }
 }
 
 impl TestGateway {
+    /// Stops the gateway (as a restart would), keeping its database.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     pub async fn charge(&self, key: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/api/v1/payments", self.address))
@@ -41,18 +59,39 @@ impl TestGateway {
             .expect("request sent")
     }
 
-    pub async fn ledger(&self, order_id: Uuid) -> Vec<Value> {
+    pub async fn refund(&self, key: &str, body: &Value) -> reqwest::Response {
         self.client
-            .get(format!(
-                "{}/api/v1/payments?orderId={order_id}",
-                self.address
-            ))
+            .post(format!("{}/api/v1/refunds", self.address))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.address))
             .send()
             .await
             .expect("request sent")
             .json()
             .await
-            .expect("json ledger")
+            .expect("json")
+    }
+
+    pub async fn ledger(&self, order_id: Uuid) -> Vec<Value> {
+        let lines = self
+            .get_json(&format!("/api/v1/payments?orderId={order_id}"))
+            .await;
+        lines.as_array().cloned().expect("a list")
+    }
+
+    pub async fn refunds(&self, order_id: Uuid) -> Vec<Value> {
+        let lines = self
+            .get_json(&format!("/api/v1/refunds?orderId={order_id}"))
+            .await;
+        lines.as_array().cloned().expect("a list")
     }
 
     pub async fn set_faults(&self, faults: Value) -> reqwest::Response {

@@ -1,6 +1,8 @@
-//! Integration tests of the payment gateway: the real app on port 0, over HTTP.
+//! Integration tests of the payment gateway: the real app on port 0, over HTTP, each
+//! with a PostgreSQL database of its own.
 
 mod contract;
 mod faults;
 mod helpers;
 mod payments;
+mod refunds;
