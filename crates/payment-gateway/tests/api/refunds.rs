@@ -300,3 +300,27 @@ async fn the_error_status_and_hang_knobs_apply_to_refunds_and_the_success_rate_d
     let refund: Value = response.json().await.expect("json");
     assert_eq!(refund["status"], "REFUNDED");
 }
+
+#[tokio::test]
+async fn a_charge_racing_the_void_of_its_key_is_either_refunded_or_never_made() {
+    let gw = spawn_gateway().await;
+    for _ in 0..10 {
+        let order_id = Uuid::new_v4();
+        let key = order_id.to_string();
+        let body = charge_body(order_id);
+        let refund_body = json!({"paymentKey": key});
+        let refund_key = format!("refund-{order_id}");
+        let (charge, refund) =
+            tokio::join!(gw.charge(&key, &body), gw.refund(&refund_key, &refund_body));
+        let charge: Value = charge.json().await.expect("charge json");
+        let refund: Value = refund.json().await.expect("refund json");
+        match charge["status"].as_str() {
+            Some("SUCCEEDED") => assert_eq!(refund["status"], "REFUNDED", "{refund}"),
+            Some("DECLINED") => assert_eq!(refund["status"], "NOTHING_CHARGED", "{refund}"),
+            other => panic!("unexpected charge status {other:?}"),
+        }
+        let ledger = gw.ledger(order_id).await;
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0]["netAmount"], 0.0, "{}", ledger[0]);
+    }
+}
