@@ -255,18 +255,18 @@ async fn a_gateway_answering_401_or_404_leaves_the_payment_pending_and_opens_the
             "{error:?}"
         );
 
+        // Once the gateway is usable the payment goes through (a trial call of the
+        // half-open breaker), so the next round starts with the breaker not open.
         app.set_gateway_faults(json!({"errorStatus": null})).await;
         app.wait_for_status(&event.order_number, "PAID").await;
-        let closed = wait_until(PATIENCE, || async {
+        assert_ne!(
             app.metric(
                 "resilience4j_circuitbreaker_state",
-                &[("name", "paymentService"), ("state", "CLOSED")],
+                &[("name", "paymentService"), ("state", "OPEN")],
             )
-            .await
-                == Some(1.0)
-        })
-        .await;
-        assert!(closed, "the breaker closed again after HTTP {status}");
+            .await,
+            Some(1.0)
+        );
     }
     assert_eq!(app.metric("payments_failed_total", &[]).await, Some(0.0));
 }
