@@ -135,7 +135,7 @@ async fn start_mix(platform: &Platform) -> Mix {
 /// Stops the mix and checks the books: balanced, every order a cancel was answered
 /// for CANCELLED, cancels both before and after payment, declines, and every FAILED
 /// order failed for a reason the mix explains (a decline or the payment deadline).
-async fn finish_mix(platform: Platform, mix: Mix) -> CancelTally {
+async fn finish_mix(platform: Platform, mix: Mix) -> (CancelTally, chaos::Books) {
     let tally = mix.cancels.stop().await.unwrap();
     mix.blips.stop().await.unwrap();
     let (accepted, rejected, retries) = mix.load.stop().await.unwrap();
@@ -160,13 +160,17 @@ async fn finish_mix(platform: Platform, mix: Mix) -> CancelTally {
         .await
         .unwrap();
     eprintln!(
-        "books: {} checkouts, {} orders ({} paid, {} failed, {} cancelled), {retries} client retries; {:?}",
+        "books: {} checkouts, {} orders ({} paid, {} failed, {} of them expired, {} cancelled), {retries} client retries",
         books.checkouts,
         books.orders,
         books.paid,
         books.failed.len(),
-        books.cancelled.len(),
         books
+            .failed
+            .iter()
+            .filter(|(_, r)| r.starts_with(DEADLINE_REASON))
+            .count(),
+        books.cancelled.len(),
     );
     books.assert_balanced();
     let cancelled: std::collections::HashSet<&str> =
@@ -204,7 +208,7 @@ async fn finish_mix(platform: Platform, mix: Mix) -> CancelTally {
         "orders failed for a reason the mix does not explain: {unexplained:?}"
     );
     platform.stop().await.unwrap();
-    tally
+    (tally, books)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +351,14 @@ async fn killing_the_gateway_amid_checkouts_declines_and_cancels_keeps_its_ledge
         .wait_for_more(15, Duration::from_secs(60))
         .await
         .unwrap();
-    finish_mix(platform, mix).await;
+    let (_, books) = finish_mix(platform, mix).await;
+    assert!(
+        books
+            .failed
+            .iter()
+            .any(|(_, r)| r.starts_with(DEADLINE_REASON)),
+        "no payment reached its deadline during the outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
