@@ -801,12 +801,16 @@ pub struct CancelTally {
     pub unanswered: usize,
     /// 5xx answers: never expected.
     pub server_errors: Vec<(String, u16, Value)>,
+    /// Ticks run, and how long the cancel requests took in all.
+    pub ticks: u64,
+    pub busy: Duration,
+    pub querying: Duration,
 }
 
-/// A manager cancelling orders while a [`Load`] runs, alternately one that waits for
+/// A manager cancelling orders while a [`Load`] runs: on every tick one that waits for
 /// its payment (`PENDING`/`PROCESSING` with no gateway call in flight, so the cancel is
-/// allowed) and one that is `PAID` (so it is refunded), each picked at random from
-/// `order_db` and tried once. A turn with nothing to pick of its kind is skipped.
+/// allowed) if there is one, and on every other tick one that is `PAID` (so it is
+/// refunded); each picked at random from `order_db` and tried once.
 pub struct Cancels {
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<CancelTally>>,
@@ -824,46 +828,64 @@ impl Cancels {
             let http = reqwest::Client::new();
             let mut tally = CancelTally::default();
             let mut tried: HashSet<String> = HashSet::new();
-            let mut unpaid_turn = true;
-            loop {
+            for tick in 0u64.. {
                 tokio::select! {
                     () = stopped.cancelled() => break,
                     () = tokio::time::sleep(every) => {}
                 }
-                // order_db may be briefly unreachable; a turn without candidates is skipped.
-                let candidates: Vec<String> = sqlx::query_scalar(if unpaid_turn {
-                    "SELECT o.order_number FROM orders o JOIN payment_transactions p ON p.order_id = o.id
-                     WHERE o.status IN ('PENDING', 'PROCESSING')
-                       AND (p.locked_until IS NULL OR p.locked_until < now() AT TIME ZONE 'UTC')"
-                } else {
-                    "SELECT order_number FROM orders WHERE status = 'PAID'"
-                })
-                .fetch_all(&pool)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|n| !tried.contains(n))
-                .collect();
-                if candidates.is_empty() {
-                    continue;
+                // A waiting order whenever there is one (they are rare: only while the
+                // gateway is not answering), a paid one every other tick.
+                let mut picks = Vec::new();
+                let querying = Instant::now();
+                for unpaid in [true, false] {
+                    if !unpaid && tick % 2 == 1 {
+                        continue;
+                    }
+                    // order_db may be briefly unreachable: then there is nothing to pick.
+                    let candidates: Vec<String> = sqlx::query_scalar(if unpaid {
+                        "SELECT o.order_number FROM orders o JOIN payment_transactions p ON p.order_id = o.id
+                         WHERE o.status IN ('PENDING', 'PROCESSING')
+                           AND (p.locked_until IS NULL OR p.locked_until < now() AT TIME ZONE 'UTC')"
+                    } else {
+                        "SELECT order_number FROM orders WHERE status = 'PAID'"
+                    })
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|n| !tried.contains(n))
+                    .collect();
+                    if candidates.is_empty() {
+                        continue;
+                    }
+                    let index =
+                        (uuid::Uuid::new_v4().as_u128() % candidates.len() as u128) as usize;
+                    tried.insert(candidates[index].clone());
+                    picks.push(candidates[index].clone());
                 }
-                unpaid_turn = !unpaid_turn;
-                let index = (uuid::Uuid::new_v4().as_u128() % candidates.len() as u128) as usize;
-                let number = candidates[index].clone();
-                tried.insert(number.clone());
-                match cancel_order(&http, &order_base, &token, &number).await {
-                    None => tally.unanswered += 1,
-                    Some((200, body)) => {
-                        if matches!(body["paymentStatus"].as_str(), Some("SUCCESS" | "REFUNDED")) {
-                            tally.after_payment.push(number);
-                        } else {
-                            tally.before_payment.push(number);
+                tally.ticks = tick + 1;
+                tally.querying += querying.elapsed();
+                for number in picks {
+                    let started = Instant::now();
+                    let answer = cancel_order(&http, &order_base, &token, &number).await;
+                    tally.busy += started.elapsed();
+                    match answer {
+                        None => tally.unanswered += 1,
+                        Some((200, body)) => {
+                            if matches!(
+                                body["paymentStatus"].as_str(),
+                                Some("SUCCESS" | "REFUNDED")
+                            ) {
+                                tally.after_payment.push(number);
+                            } else {
+                                tally.before_payment.push(number);
+                            }
                         }
+                        Some((status, body)) if status >= 500 => {
+                            tally.server_errors.push((number, status, body));
+                        }
+                        Some((status, _)) => *tally.refused.entry(status).or_default() += 1,
                     }
-                    Some((status, body)) if status >= 500 => {
-                        tally.server_errors.push((number, status, body));
-                    }
-                    Some((status, _)) => *tally.refused.entry(status).or_default() += 1,
                 }
             }
             pool.close().await;
@@ -908,16 +930,17 @@ impl GatewayBlips {
                     let _ = request.await;
                 }
             };
+            // An outage first, so that a test sees one however short it is.
             loop {
-                set(None).await;
-                tokio::select! {
-                    () = stopped.cancelled() => break,
-                    () = tokio::time::sleep(every) => {}
-                }
                 set(Some(503)).await;
                 tokio::select! {
                     () = stopped.cancelled() => break,
                     () = tokio::time::sleep(length) => {}
+                }
+                set(None).await;
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
                 }
             }
             set(None).await;

@@ -132,6 +132,19 @@ async fn start_mix(platform: &Platform) -> Mix {
     }
 }
 
+impl Mix {
+    /// Lets the mix run until `checkouts` more were accepted and at least `at_least`
+    /// passed: long enough for a gateway outage, and so for cancels before payment.
+    async fn run(&self, checkouts: usize, at_least: Duration) {
+        let started = Instant::now();
+        self.load
+            .wait_for_more(checkouts, Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::time::sleep(at_least.saturating_sub(started.elapsed())).await;
+    }
+}
+
 /// Stops the mix and checks the books: balanced, every order a cancel was answered
 /// for CANCELLED, cancels both before and after payment, declines, and every FAILED
 /// order failed for a reason the mix explains (a decline or the payment deadline).
@@ -140,11 +153,14 @@ async fn finish_mix(platform: Platform, mix: Mix) -> (CancelTally, chaos::Books)
     mix.blips.stop().await.unwrap();
     let (accepted, rejected, retries) = mix.load.stop().await.unwrap();
     eprintln!(
-        "cancels: {} before payment, {} after payment, refused {:?}, {} unanswered",
+        "cancels: {} before payment, {} after payment, refused {:?}, {} unanswered; {} ticks, {:?} in requests, {:?} in queries",
         tally.before_payment.len(),
         tally.after_payment.len(),
         tally.refused,
-        tally.unanswered
+        tally.unanswered,
+        tally.ticks,
+        tally.busy,
+        tally.querying
     );
     assert!(
         tally.server_errors.is_empty(),
@@ -331,26 +347,16 @@ async fn killing_the_gateway_amid_checkouts_declines_and_cancels_keeps_its_ledge
         .await
         .unwrap();
     let mix = start_mix(&platform).await;
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(5)).await;
     platform.gateway.process.kill9().await.unwrap();
-    let outage = Instant::now();
-    // Checkout does not need the gateway: orders keep coming and wait for it.
-    mix.load
-        .wait_for_more(10, Duration::from_secs(60))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(12).saturating_sub(outage.elapsed())).await;
+    // Checkout does not need the gateway: orders keep coming and wait for it, longer
+    // than their deadline.
+    mix.run(10, Duration::from_secs(12)).await;
     // Same command, same database: the ledger must survive the kill.
     platform.gateway.start().await.unwrap();
     // The fault knobs live in memory; the restarted gateway starts without them.
     platform.gateway_faults(mix_faults()).await.unwrap();
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
     let (_, books) = finish_mix(platform, mix).await;
     assert!(
         books
@@ -367,20 +373,11 @@ async fn killing_the_order_service_amid_checkouts_declines_and_cancels_loses_and
 ) {
     let mut platform = Platform::start(&[]).await.unwrap();
     let mix = start_mix(&platform).await;
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(5)).await;
     platform.order.process.kill9().await.unwrap();
-    mix.load
-        .wait_for_more(10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(10, Duration::from_secs(3)).await;
     platform.order.start().await.unwrap();
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
     finish_mix(platform, mix).await;
 }
 
@@ -390,18 +387,12 @@ async fn killing_the_customer_service_amid_checkouts_declines_and_cancels_loses_
 ) {
     let mut platform = Platform::start(&[]).await.unwrap();
     let mix = start_mix(&platform).await;
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(5)).await;
     // Stock returns are consumed by the customer service: some wait for its restart.
     platform.customer.process.kill9().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     platform.customer.start().await.unwrap();
-    mix.load
-        .wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
     finish_mix(platform, mix).await;
 }
 
