@@ -58,13 +58,9 @@ async fn wait_for_breaker(order: &chaos::Service, state: &str, timeout: Duration
     .await;
 }
 
+/// Checks the books; every order must be PAID (the gateway never declined and nobody
+/// cancelled, so an order that failed was failed by the fault, wrongly).
 async fn finish(platform: Platform, load: Load) {
-    finish_expecting(platform, load, false).await;
-}
-
-/// Checks the books; unless `declines_allowed`, every order must be PAID (the gateway
-/// never declined, so an order that failed was failed by the fault, wrongly).
-async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool) {
     let (accepted, rejected, retries) = load.stop().await.unwrap();
     assert!(
         rejected.is_empty(),
@@ -79,13 +75,11 @@ async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool
         books.checkouts, books.orders, books
     );
     books.assert_balanced();
-    if !declines_allowed {
-        assert!(
-            books.failed.is_empty(),
-            "orders failed although the gateway never declined: {:?}",
-            books.failed
-        );
-    }
+    assert!(
+        books.failed.is_empty(),
+        "orders failed although the gateway never declined: {:?}",
+        books.failed
+    );
     assert!(
         books.cancelled.is_empty(),
         "orders cancelled although nobody cancelled: {:?}",
