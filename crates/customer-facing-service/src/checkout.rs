@@ -158,7 +158,49 @@ struct Placed {
 enum Failure {
     /// Not enough stock: the original's non-problem 409 body.
     Stock(String),
+    /// A line's price changed, or its product is no longer sold, since it was added.
+    CartChanged(CartChanges),
     Error(Error),
+}
+
+/// What changed in a cart since its lines were added.
+struct CartChanges {
+    detail: String,
+    /// One message per changed line, keyed `items[<productId>]`.
+    lines: platform::FieldErrors,
+    /// Lines still sold whose price changed: product and today's price.
+    repriced: Vec<(Uuid, Decimal)>,
+}
+
+impl CartChanges {
+    /// Compares each line with its product as it is now.
+    fn of<'a>(
+        lines: impl Iterator<Item = (Uuid, Decimal, &'a str, Decimal, bool)>,
+    ) -> Option<Self> {
+        let mut changed = Vec::new();
+        let mut fields = platform::FieldErrors::new();
+        let mut repriced = Vec::new();
+        for (product_id, snapshot, sku, price, active) in lines {
+            let message = if !active {
+                format!("{sku} is no longer sold; remove it from the cart")
+            } else if price != snapshot {
+                repriced.push((product_id, price));
+                format!("{sku} now costs {price} (was {snapshot})")
+            } else {
+                continue;
+            };
+            fields.insert(format!("items[{product_id}]"), message.clone());
+            changed.push(message);
+        }
+        (!changed.is_empty()).then(|| Self {
+            detail: format!(
+                "The cart changed since it was filled: {}. Review the cart and check out again.",
+                changed.join("; ")
+            ),
+            lines: fields,
+            repriced,
+        })
+    }
 }
 
 impl<E: Into<Error>> From<E> for Failure {
@@ -194,7 +236,11 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
     let timer = state.metrics.checkout_duration.start_timer();
     let placed = match place_order(state, &mut tx, key, input).await {
         Ok(placed) => tx.commit().await.map(|()| placed).map_err(Failure::from),
-        Err(failure) => Err(failure),
+        Err(failure) => {
+            // Also releases the key's claim and the cart's lock before any re-pricing.
+            tx.rollback().await?;
+            Err(failure)
+        }
     };
     timer.observe_duration();
     match placed {
@@ -223,11 +269,61 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
                 body,
             })
         }
+        Err(Failure::CartChanged(changes)) => {
+            state.metrics.checkout_failures.inc();
+            tracing::info!(sessionId = %input.session_id, detail = %changes.detail,
+                "checkout refused: the cart changed since it was filled");
+            reprice_cart(state, &input.session_id, &changes.repriced).await?;
+            Err(Error::CartChanged {
+                detail: changes.detail,
+                lines: changes.lines,
+            })
+        }
         Err(Failure::Error(e)) => {
             state.metrics.checkout_failures.inc();
             Err(e)
         }
     }
+}
+
+/// Brings the cart's lines to today's prices, so the customer sees what a second
+/// checkout will charge.
+async fn reprice_cart(
+    state: &AppState,
+    session_id: &str,
+    repriced: &[(Uuid, Decimal)],
+) -> Result<()> {
+    if repriced.is_empty() {
+        return Ok(());
+    }
+    let (ids, prices): (Vec<Uuid>, Vec<Decimal>) = repriced.iter().copied().unzip();
+    let mut tx = state.db.begin().await?;
+    let cart = sqlx::query_scalar!(
+        "SELECT id FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
+        session_id,
+        now()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(cart) = cart else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "UPDATE cart_items i
+         SET price_snapshot = u.price, subtotal = u.price * i.quantity
+         FROM UNNEST($2::uuid[], $3::numeric[]) AS u(id, price)
+         WHERE i.cart_id = $1 AND i.product_id = u.id",
+        cart,
+        &ids,
+        &prices
+    )
+    .execute(&mut *tx)
+    .await?;
+    carts::touch(&mut tx, cart).await?;
+    let stored = carts::load(&mut tx, cart).await?;
+    tx.commit().await?;
+    carts::cache_cart(&state.cache, &stored).await;
+    Ok(())
 }
 
 async fn place_order(
@@ -261,7 +357,7 @@ async fn place_order(
     product_ids.dedup();
     // Locked in id order, so concurrent checkouts never deadlock.
     let products: HashMap<Uuid, _> = sqlx::query!(
-        "SELECT id, sku, name, inventory_quantity FROM products
+        "SELECT id, sku, name, inventory_quantity, price, is_active FROM products
          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &product_ids
     )
@@ -270,6 +366,25 @@ async fn place_order(
     .into_iter()
     .map(|p| (p.id, p))
     .collect();
+    for line in &lines {
+        if !products.contains_key(&line.product_id) {
+            return Err(Failure::Error(Error::not_found("Product", line.product_id)));
+        }
+    }
+    // The customer pays today's price for what is still sold, never a stale snapshot.
+    let changes = CartChanges::of(lines.iter().filter_map(|line| {
+        let p = products.get(&line.product_id)?;
+        Some((
+            line.product_id,
+            line.price_snapshot,
+            p.sku.as_str(),
+            p.price,
+            p.is_active,
+        ))
+    }));
+    if let Some(changes) = changes {
+        return Err(Failure::CartChanged(changes));
+    }
     let mut items = Vec::with_capacity(lines.len());
     for line in &lines {
         let product = products

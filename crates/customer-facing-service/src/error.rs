@@ -27,6 +27,19 @@ pub enum Error {
     /// 409 insufficient-inventory on cart operations.
     #[error("{0}")]
     InsufficientInventory(String),
+    /// 409 cart-changed: checkout found lines whose price changed or whose product is
+    /// no longer sold; one message per line in `fieldErrors`.
+    #[error("{detail}")]
+    CartChanged { detail: String, lines: FieldErrors },
+    /// 503 with `Retry-After`: the service sheds this request to stay within its memory.
+    #[error("{0}")]
+    Busy(String),
+    /// 429 with `Retry-After`: this caller has spent its attempts for now.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -63,6 +76,19 @@ impl Error {
                 StatusCode::CONFLICT,
                 "insufficient-inventory",
                 "Insufficient Inventory",
+                detail,
+            ),
+            Self::CartChanged { detail, lines } => {
+                let mut problem =
+                    Problem::new(StatusCode::CONFLICT, "cart-changed", "Cart Changed", detail);
+                problem.field_errors = Some(lines);
+                problem
+            }
+            Self::Busy(detail) => Problem::service_unavailable(detail),
+            Self::TooManyRequests { detail, .. } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too Many Requests",
                 detail,
             ),
             Self::Database(e) => database_problem(&e),
@@ -108,7 +134,16 @@ fn database_problem(e: &sqlx::Error) -> Problem {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        self.problem().into_response()
+        let retry_after = match &self {
+            Self::Busy(_) => Some(std::time::Duration::from_secs(1)),
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let problem = self.problem();
+        match retry_after {
+            Some(after) => platform::limit::with_retry_after(problem, after),
+            None => problem.into_response(),
+        }
     }
 }
 

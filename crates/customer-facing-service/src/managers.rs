@@ -1,9 +1,39 @@
-//! The people who may log in: the `managers` table, argon2id password hashes, and the
-//! demo users that exist outside production.
+//! The people who may log in: the `managers` table, argon2id password hashes, the demo
+//! users of local development, and the [`LoginGuard`] that bounds what logins cost.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use platform::auth::verify_password;
 use platform::db::Db;
+use platform::limit::RateLimiter;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Password verifications running at once. Each argon2id verification holds 19 MiB
+/// (`m=19456`) for about 50 ms of one core, so two keep both cores busy and the peak
+/// under a flood of logins near 40 MiB, well inside a 256 MiB pod.
+pub const MAX_VERIFICATIONS: usize = 2;
+/// How long a login waits for a verification slot before it is refused with 503.
+const VERIFICATION_WAIT: Duration = Duration::from_secs(2);
+
+/// What bounds logins: failed attempts per user name and per client address (429 with
+/// `Retry-After` once spent), and the verifications in flight (503 when none frees up).
+pub struct LoginGuard {
+    pub per_user: RateLimiter,
+    pub per_client: RateLimiter,
+    verifications: Semaphore,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        Self {
+            // Ten wrong passwords a minute for one name, thirty for one address: a
+            // person mistyping never meets the limit, a guesser crawls.
+            per_user: RateLimiter::new(10, 10),
+            per_client: RateLimiter::new(30, 30),
+            verifications: Semaphore::new(MAX_VERIFICATIONS),
+        }
+    }
+}
 
 /// The demo users of the original, `manager`/`manager123` and `guest`/`guest123`:
 /// `(username, argon2id hash of the password, roles)`. The hashes are precomputed so
@@ -47,8 +77,14 @@ pub async fn seed_demo_users(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The roles of `username` when `password` is theirs.
-pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Option<Vec<String>>> {
+/// The roles of `username` when `password` is theirs; at most [`MAX_VERIFICATIONS`]
+/// verifications run at once.
+pub async fn authenticate(
+    db: &Db,
+    guard: &LoginGuard,
+    username: &str,
+    password: &str,
+) -> Result<Option<Vec<String>>> {
     let row = sqlx::query!(
         "SELECT password_hash, roles FROM managers WHERE username = $1",
         username
@@ -58,6 +94,13 @@ pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Opt
     let (hash, roles) = match row {
         Some(row) => (row.password_hash, Some(row.roles)),
         None => (DUMMY_HASH.to_owned(), None),
+    };
+    let Ok(Ok(_slot)) =
+        tokio::time::timeout(VERIFICATION_WAIT, guard.verifications.acquire()).await
+    else {
+        return Err(Error::Busy(
+            "Too many logins in progress. Please retry shortly.".into(),
+        ));
     };
     let password = password.to_owned();
     let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))

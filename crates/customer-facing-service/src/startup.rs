@@ -48,6 +48,7 @@ pub struct StateInner {
     pub metrics: AppMetrics,
     pub relay: Relay,
     pub orders_created_topic: String,
+    pub logins: crate::managers::LoginGuard,
 }
 
 impl std::ops::Deref for AppState {
@@ -107,15 +108,15 @@ impl Application {
     /// Connects, migrates, seeds, binds the listener and starts the background tasks.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let environment = settings.common.environment.clone();
-        let keys = JwtKeys::from_settings(&settings.jwt, environment.is_production())?;
+        let keys = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
         let metrics = Metrics::new(crate::SERVICE_NAME, environment.as_str())?;
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let pool = platform::db::pool(&settings.database, default_db);
         platform::db::migrate(&pool, &MIGRATOR, MIGRATION_WAIT).await?;
         let db = Db::new(pool);
         db.register_metrics(&metrics, "customer_db")?;
-        if environment.is_production() {
-            tracing::info!("production: no demo users");
+        if !environment.is_local_development() {
+            tracing::info!("not local development: no demo users");
         } else {
             crate::managers::seed_demo_users(&db)
                 .await
@@ -167,6 +168,7 @@ impl Application {
                 metrics: app_metrics.clone(),
                 relay: relay.clone(),
                 orders_created_topic: settings.orders_created_topic.clone(),
+                logins: crate::managers::LoginGuard::default(),
             }),
         };
         let router = platform::app::router(

@@ -240,9 +240,8 @@ mod tests {
         assert_eq!(serde_json::to_value(&event).unwrap(), original);
     }
 
-    const ORDER_RELEASED_FIXTURE: &str = include_str!(
-        "../../../specs/001-e-commerce-platform/contracts/events/order-released.json"
-    );
+    const ORDER_RELEASED_FIXTURE: &str =
+        include_str!("../../../specs/001-e-commerce-platform/contracts/events/order-released.json");
 
     #[test]
     fn the_order_released_example_is_accepted_and_written_back_the_same() {

@@ -275,7 +275,7 @@ pub struct ReconcileArgs {
     /// A PENDING or PROCESSING order older than this is stuck.
     #[arg(long, value_parser = duration::parse, default_value = "10m")]
     pub stuck_after: Duration,
-    /// Only checkouts created within this window.
+    /// Only checkouts and orders created within this window.
     #[arg(long, value_parser = duration::parse, default_value = "7d")]
     pub window: Duration,
     /// Skip the payment gateway's ledger (double charges, amounts and orphan charges are

@@ -175,10 +175,14 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<(i32, 
         anyhow::bail!("topic {topic} does not exist");
     };
     if let Some(error) = meta.error() {
-        anyhow::bail!(
-            "topic {topic}: {}",
-            rdkafka::types::RDKafkaErrorCode::from(error)
+        let code = rdkafka::types::RDKafkaErrorCode::from(error);
+        // One wording for a missing topic whichever way the broker says it, so that
+        // `dlq list` over every DLQ can tell "not created yet" from a real failure.
+        anyhow::ensure!(
+            code != rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            "topic {topic} does not exist"
         );
+        anyhow::bail!("topic {topic}: {code}");
     }
     anyhow::ensure!(
         !meta.partitions().is_empty(),

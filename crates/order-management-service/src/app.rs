@@ -54,7 +54,7 @@ impl Application {
         let environment = &settings.common.environment;
         let metrics =
             Metrics::new(crate::SERVICE_NAME, environment.as_str()).context("metrics registry")?;
-        let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_production())?;
+        let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
 
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let db = Db::new(platform::db::pool(&settings.database, default_db));

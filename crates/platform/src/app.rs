@@ -4,6 +4,7 @@
 use crate::actuator::Actuator;
 use crate::config::{self, ConfigError};
 use crate::http::{self, HttpMetrics, MAX_BODY_BYTES};
+use crate::limit::LoadShedding;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use std::future::Future;
@@ -65,17 +66,22 @@ where
     }
 }
 
-/// Wraps a service's API routes with the actuator, the problem-details fallbacks, the
-/// body limit and the observability middleware.
+/// Wraps a service's API routes with load shedding (the actuator is never shed, so
+/// probes answer under load), the actuator, the problem-details fallbacks, the body
+/// limit and the observability middleware.
 pub fn router(api: Router, actuator: &Actuator, http_metrics: HttpMetrics) -> Router {
-    api.merge(actuator.router())
-        .fallback(http::not_found)
-        .method_not_allowed_fallback(http::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            http::observe,
-        ))
+    api.layer(axum::middleware::from_fn_with_state(
+        LoadShedding::default(),
+        crate::limit::shed,
+    ))
+    .merge(actuator.router())
+    .fallback(http::not_found)
+    .method_not_allowed_fallback(http::method_not_allowed)
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn_with_state(
+        http_metrics,
+        http::observe,
+    ))
 }
 
 /// Background tasks of a service that stop on one token.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// The development secret of the original; production refuses it.
+/// The development secret of the original; refused outside local development.
 pub const DEMO_SECRET: &str = "demo-secret-key-for-local-development-only-do-not-use-in-production";
 const MIN_SECRET_BYTES: usize = 32;
 const CLOCK_SKEW_SECS: i64 = 60;
@@ -70,6 +70,8 @@ pub enum TokenError {
     Signature,
     #[error("Jwt expired")]
     Expired,
+    #[error("Jwt has no expiry")]
+    NoExpiry,
     #[error("Jwt not yet valid")]
     NotYetValid,
     #[error("Invalid issuer")]
@@ -81,8 +83,8 @@ pub enum TokenError {
 pub enum KeyError {
     #[error("JWT secret must be at least {MIN_SECRET_BYTES} bytes")]
     TooShort,
-    #[error("the demo JWT secret is refused in production: set JWT_SECRET")]
-    DemoSecretInProduction,
+    #[error("the demo JWT secret is refused outside local development: set JWT_SECRET and JWT_PREVIOUS_SECRETS to real secrets")]
+    DemoSecretOutsideDevelopment,
 }
 
 struct Key {
@@ -156,9 +158,17 @@ struct Inner {
 }
 
 impl JwtKeys {
-    pub fn from_settings(settings: &JwtSettings, production: bool) -> Result<Self, KeyError> {
-        if production && settings.secret.expose() == DEMO_SECRET {
-            return Err(KeyError::DemoSecretInProduction);
+    /// Keys from the settings; `local_development` allows the demo secret, as the
+    /// current secret or a previous one.
+    pub fn from_settings(
+        settings: &JwtSettings,
+        local_development: bool,
+    ) -> Result<Self, KeyError> {
+        let demo = std::iter::once(&settings.secret)
+            .chain(&settings.previous_secrets)
+            .any(|s| s.expose() == DEMO_SECRET);
+        if demo && !local_development {
+            return Err(KeyError::DemoSecretOutsideDevelopment);
         }
         let previous = settings
             .previous_secrets
@@ -246,7 +256,9 @@ impl JwtKeys {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Malformed)?;
         let now = chrono::Utc::now().timestamp();
-        if claims.exp.is_some_and(|exp| now > exp + CLOCK_SKEW_SECS) {
+        // A token without `exp` would be valid for ever: refused, whoever signed it.
+        let exp = claims.exp.ok_or(TokenError::NoExpiry)?;
+        if now > exp + CLOCK_SKEW_SECS {
             return Err(TokenError::Expired);
         }
         if claims.nbf.is_some_and(|nbf| now + CLOCK_SKEW_SECS < nbf) {
@@ -488,11 +500,34 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_the_demo_secret_and_short_secrets_are_refused() {
+    fn a_token_without_expiry_is_rejected_even_when_signed_with_our_key() {
+        let k = keys(A);
+        let claims = Claims {
+            sub: "m".into(),
+            iss: "ecommerce-platform-dev".into(),
+            iat: None,
+            exp: None,
+            nbf: None,
+            roles: vec!["MANAGER".into()],
+        };
+        assert_eq!(k.verify(&k.sign_claims(&claims)), Err(TokenError::NoExpiry));
+    }
+
+    #[test]
+    fn the_demo_secret_is_refused_outside_local_development_even_as_a_previous_secret() {
         assert!(matches!(
-            JwtKeys::from_settings(&settings(DEMO_SECRET, &[]), true),
-            Err(KeyError::DemoSecretInProduction)
+            JwtKeys::from_settings(&settings(DEMO_SECRET, &[]), false),
+            Err(KeyError::DemoSecretOutsideDevelopment)
         ));
+        assert!(matches!(
+            JwtKeys::from_settings(&settings(A, &[DEMO_SECRET]), false),
+            Err(KeyError::DemoSecretOutsideDevelopment)
+        ));
+        assert!(JwtKeys::from_settings(&settings(DEMO_SECRET, &[]), true).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
         assert!(matches!(
             JwtKeys::from_settings(&settings("short", &[]), false),
             Err(KeyError::TooShort)

@@ -13,6 +13,8 @@ use std::str::FromStr;
 /// Settings also read from their plain, unprefixed name when the prefixed one is unset.
 pub const PLAIN_FALLBACKS: &[&str] = &[
     "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC_REPLICATION_FACTOR",
+    "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
     "JWT_SECRET",
     "JWT_PREVIOUS_SECRETS",
     "JWT_ISSUER",
@@ -158,13 +160,22 @@ impl FromStr for Secret {
     }
 }
 
-/// Where the service runs; `production` turns off every development convenience.
+/// Where the service runs. Only the names below are accepted, so a typo
+/// (`prodution`, `live`) stops start-up instead of quietly turning the development
+/// conveniences (the demo JWT secret, the demo logins) on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Environment(String);
 
+/// Environments on a developer's own machine or a throwaway test: the demo JWT secret
+/// and the demo users are allowed there, and nowhere else.
+const LOCAL_DEVELOPMENT: &[&str] = &["local", "dev", "development", "test", "ci", "docker"];
+/// Shared environments: real secrets, no demo users.
+const SHARED: &[&str] = &["staging", "production", "prod"];
+
 impl Environment {
-    pub fn is_production(&self) -> bool {
-        matches!(self.0.as_str(), "production" | "prod")
+    /// Whether development conveniences (the demo secret, the demo users) are allowed.
+    pub fn is_local_development(&self) -> bool {
+        LOCAL_DEVELOPMENT.contains(&self.0.as_str())
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -175,14 +186,19 @@ impl FromStr for Environment {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        if s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err("must be a word such as local, docker, staging or production".into());
+        if LOCAL_DEVELOPMENT.contains(&s.as_str()) || SHARED.contains(&s.as_str()) {
+            Ok(Self(s))
+        } else {
+            Err(format!(
+                "unknown environment '{s}': use one of {}",
+                LOCAL_DEVELOPMENT
+                    .iter()
+                    .chain(SHARED)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         }
-        Ok(Self(s))
     }
 }
 
@@ -195,7 +211,8 @@ pub struct CommonSettings {
     /// Address to listen on.
     #[arg(long = "server-host", env = "SERVER_HOST", default_value = "0.0.0.0")]
     pub server_host: std::net::IpAddr,
-    /// Environment name (local, docker, staging, production); a metric label too.
+    /// Environment name: local, dev, development, test, ci, docker (local development:
+    /// demo secret and demo users allowed), staging, production or prod; a metric label too.
     #[arg(long, env = "ENVIRONMENT", default_value = "local")]
     pub environment: Environment,
     /// Log filter in RUST_LOG syntax, e.g. `info` or `info,sqlx=warn`.
@@ -244,6 +261,33 @@ pub struct KafkaSettings {
     #[arg(long = "kafka-create-topics", env = "KAFKA_CREATE_TOPICS", default_value_t = true,
           action = clap::ArgAction::Set)]
     pub create_topics: bool,
+    /// Replicas of each topic created at start-up: 1 for a single development broker,
+    /// 3 on a real cluster, so losing one broker loses no acknowledged event.
+    #[arg(long = "kafka-topic-replication-factor", env = "KAFKA_TOPIC_REPLICATION_FACTOR",
+          default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of each topic created at start-up (2 with 3 replicas: a
+    /// write is acknowledged by two brokers); the broker's default when unset.
+    #[arg(long = "kafka-topic-min-insync-replicas", env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub min_insync_replicas: Option<i32>,
+}
+
+impl KafkaSettings {
+    /// `topics` as this deployment creates them: with its replication.
+    pub fn replicated(
+        &self,
+        topics: impl IntoIterator<Item = crate::kafka::TopicSpec>,
+    ) -> Vec<crate::kafka::TopicSpec> {
+        topics
+            .into_iter()
+            .map(|mut t| {
+                t.replication_factor = self.replication_factor;
+                t.min_insync_replicas = self.min_insync_replicas;
+                t
+            })
+            .collect()
+    }
 }
 
 fn parse_bootstrap(value: &str) -> Result<String, String> {
@@ -394,6 +438,50 @@ mod tests {
         };
         assert!(help.contains("ORDER_SERVICE_DATABASE_URL"), "{help}");
         assert!(help.contains("ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS"));
+    }
+
+    #[test]
+    fn an_unknown_environment_stops_start_up_and_only_local_ones_allow_demo_conveniences() {
+        let err = parse_with(&[], &[("ENVIRONMENT", "prodution")]).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown environment 'prodution'"),
+            "{err}"
+        );
+        for (name, local) in [
+            ("local", true),
+            ("Docker", true),
+            ("staging", false),
+            ("prod", false),
+        ] {
+            let s = parse_with(&[], &[("ENVIRONMENT", name)]).unwrap();
+            assert_eq!(s.common.environment.is_local_development(), local, "{name}");
+        }
+    }
+
+    #[test]
+    fn topics_take_the_deployments_replication() {
+        let s = parse_with(
+            &[],
+            &[
+                ("KAFKA_TOPIC_REPLICATION_FACTOR", "3"),
+                ("ORDER_SERVICE_KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2"),
+            ],
+        )
+        .unwrap();
+        let topics = s
+            .kafka
+            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
+        assert!(topics
+            .iter()
+            .all(|t| t.replication_factor == 3 && t.min_insync_replicas == Some(2)));
+        let local = parse_with(&[], &[]).unwrap();
+        let topics = local
+            .kafka
+            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
+        assert!(topics
+            .iter()
+            .all(|t| t.replication_factor == 1 && t.min_insync_replicas.is_none()));
+        assert!(parse_with(&[], &[("KAFKA_TOPIC_REPLICATION_FACTOR", "0")]).is_err());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
     pub retention_ms: u64,
+    /// 1 unless the deployment says otherwise ([`crate::config::KafkaSettings::replicated`]).
+    pub replication_factor: i32,
+    pub min_insync_replicas: Option<i32>,
 }
 
 impl TopicSpec {
@@ -58,6 +61,8 @@ impl TopicSpec {
             name: name.to_owned(),
             partitions: 3,
             retention_ms: 7 * 24 * 3600 * 1000,
+            replication_factor: 1,
+            min_insync_replicas: None,
         }
     }
     /// A dead-letter topic: 1 partition, 30 days.
@@ -66,6 +71,8 @@ impl TopicSpec {
             name: name.to_owned(),
             partitions: 1,
             retention_ms: 30 * 24 * 3600 * 1000,
+            replication_factor: 1,
+            min_insync_replicas: None,
         }
     }
     /// An event topic and its `.dlq`.
@@ -88,13 +95,25 @@ fn base_config(bootstrap: &str) -> ClientConfig {
 pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap).create()?;
     let retention: Vec<String> = topics.iter().map(|t| t.retention_ms.to_string()).collect();
+    let insync: Vec<Option<String>> = topics
+        .iter()
+        .map(|t| t.min_insync_replicas.map(|n| n.to_string()))
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .zip(&retention)
-        .map(|(t, retention)| {
-            NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1))
-                .set("retention.ms", retention)
-                .set("cleanup.policy", "delete")
+        .zip(retention.iter().zip(&insync))
+        .map(|(t, (retention, insync))| {
+            let topic = NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(t.replication_factor),
+            )
+            .set("retention.ms", retention)
+            .set("cleanup.policy", "delete");
+            match insync {
+                Some(n) => topic.set("min.insync.replicas", n),
+                None => topic,
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -27,6 +27,7 @@ pub mod context;
 pub mod db;
 pub mod http;
 pub mod kafka;
+pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;

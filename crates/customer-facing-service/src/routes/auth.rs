@@ -1,15 +1,17 @@
 //! `POST /api/v1/auth/login`: a token for a manager or guest of the `managers` table.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::managers;
 use crate::startup::AppState;
 use crate::validate::Validator;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use platform::http::Json;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -37,9 +39,12 @@ pub struct LoginResponse {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 400, description = "Missing username or password", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, body = LoginResponse, description = "Wrong credentials")))]
+        (status = 401, body = LoginResponse, description = "Wrong credentials"),
+        (status = 429, description = "Too many failed logins for this user name or client; see Retry-After", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Too many logins in progress; see Retry-After", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<LoginRequest>,
 ) -> Result<(StatusCode, Json<LoginResponse>)> {
     let mut v = Validator::new();
@@ -60,7 +65,28 @@ pub async fn login(
     v.finish()?;
     let username = body.username.unwrap_or_default();
     let password = body.password.unwrap_or_default();
-    match managers::authenticate(&state.db, &username, &password).await? {
+    let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    let guard = &state.logins;
+    let wait = guard.per_user.allowed(&username).err().into_iter().chain(
+        client
+            .as_deref()
+            .and_then(|c| guard.per_client.allowed(c).err()),
+    );
+    if let Some(retry_after) = wait.max() {
+        tracing::warn!(username = %username, client = ?client, "login refused: too many failed attempts");
+        return Err(Error::TooManyRequests {
+            detail: "Too many failed logins. Please wait before trying again.".into(),
+            retry_after,
+        });
+    }
+    let roles = managers::authenticate(&state.db, guard, &username, &password).await?;
+    if roles.is_none() {
+        guard.per_user.spend(&username);
+        if let Some(client) = &client {
+            guard.per_client.spend(client);
+        }
+    }
+    match roles {
         Some(roles) => {
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             tracing::info!(username = %username, "login succeeded");

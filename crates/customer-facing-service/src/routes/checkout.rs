@@ -216,7 +216,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String> {
     responses(
         (status = 201, body = CheckoutResponse, description = "Order submitted (a replay returns the stored response)"),
         (status = 400, description = "Invalid body, missing key, empty cart, or key reused with another body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, body = CheckoutResponse, description = "Insufficient inventory (status FAILED), or the key is in flight (problem details)")))]
+        (status = 409, body = CheckoutResponse, description = "Insufficient inventory (status FAILED); or, as problem details, the key is in flight, or the cart changed since it was filled (type cart-changed: a price changed or a product is no longer sold; fieldErrors names each line, and the cart now shows today's prices)")))]
 pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,

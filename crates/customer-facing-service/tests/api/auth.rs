@@ -13,7 +13,7 @@ async fn a_manager_logs_in_and_gets_a_bearer_token_with_a_key_id_and_roles() {
     let token = body["accessToken"].as_str().expect("token");
     // The platform's verifier requires HS256 and a `kid` naming a known key.
     let settings = customer_facing_service::Settings::defaults().expect("settings");
-    let keys = platform::auth::JwtKeys::from_settings(&settings.jwt, false).expect("keys");
+    let keys = platform::auth::JwtKeys::from_settings(&settings.jwt, true).expect("keys");
     let claims = keys.verify(token).expect("a valid token");
     assert_eq!(claims.sub, "manager");
     assert_eq!(claims.iss, "ecommerce-platform-dev");
@@ -158,4 +158,74 @@ async fn after_a_secret_rotation_old_tokens_still_work_and_new_ones_use_the_new_
         .await
         .expect("request");
     assert_eq!(on_old_only.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_for_one_name_meet_429_with_retry_after_and_other_names_still_log_in(
+) {
+    let app = spawn_app().await;
+    // Verifications are slow in a debug build, so the bucket refills a little while
+    // this runs: keep failing until the limit bites, then the right password waits too.
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&StatusCode::TOO_MANY_REQUESTS) && statuses.len() < 40 {
+        statuses.push(app.login("manager", "wrong-password").await.status());
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    let refused = app.login("manager", "manager123").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        app.login("guest", "guest123").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_logins_is_bounded_and_a_catalogue_read_still_answers() {
+    let app = spawn_app().await;
+    let logins: Vec<_> = (0..40)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = format!("{}/api/v1/auth/login", app.address);
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .json(&json!({"username": format!("nobody-{i}"), "password": "x"}))
+                    .send()
+                    .await
+                    .expect("login answered");
+                (
+                    response.status(),
+                    response.headers().contains_key("retry-after"),
+                )
+            })
+        })
+        .collect();
+    let read = app.get("/api/v1/products").await;
+    assert_eq!(
+        read.status(),
+        StatusCode::OK,
+        "the catalogue answers during the flood"
+    );
+    for login in logins {
+        let (status, retry_after) = login.await.expect("joined");
+        match status {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(retry_after, "{status} carries Retry-After")
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
 }

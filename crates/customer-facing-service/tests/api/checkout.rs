@@ -330,3 +330,69 @@ async fn with_redis_unreachable_browsing_and_checkout_still_work() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn checkout_after_a_price_change_is_refused_naming_the_line_and_the_cart_shows_todays_price()
+{
+    let app = spawn_app().await;
+    let (sid, product) = cart_with(&app, 10, 2).await;
+    let id = product["id"].as_str().expect("id");
+    let updated = app
+        .as_manager(
+            Method::PUT,
+            &format!("/api/v1/products/{id}"),
+            Some(json!({"price": 30.0})),
+        )
+        .await;
+    assert_eq!(updated.status(), StatusCode::OK);
+
+    let problem = assert_problem(app.checkout(&sid, "reprice-1").await, StatusCode::CONFLICT).await;
+    assert!(
+        problem["type"]
+            .as_str()
+            .expect("type")
+            .ends_with("cart-changed"),
+        "{problem}"
+    );
+    let line = problem["fieldErrors"][format!("items[{id}]")]
+        .as_str()
+        .expect("the changed line is named");
+    assert!(
+        line.contains("now costs 30") && line.contains("was 25"),
+        "{line}"
+    );
+    assert_eq!(app.stock(&product["id"]).await, 10, "nothing was taken");
+    assert_eq!(app.count("order_created_outbox").await, 0);
+
+    let cart = app.get_json(&format!("/api/v1/carts/{sid}")).await;
+    assert_eq!(cart["items"][0]["priceSnapshot"], json!(30.0), "{cart}");
+    assert_eq!(cart["subtotal"], json!(60.0), "{cart}");
+
+    // Once the customer has seen the new price, the same checkout goes through at it.
+    let response = app.checkout(&sid, "reprice-2").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let outbox: (serde_json::Value,) = sqlx::query_as("SELECT payload FROM order_created_outbox")
+        .fetch_one(&app.db)
+        .await
+        .expect("outbox row");
+    assert_eq!(outbox.0["subtotal"], json!(60.0));
+}
+
+#[tokio::test]
+async fn checkout_of_a_product_no_longer_sold_is_refused_and_takes_no_stock() {
+    let app = spawn_app().await;
+    let (sid, product) = cart_with(&app, 10, 1).await;
+    let id = product["id"].as_str().expect("id");
+    let deleted = app
+        .as_manager(Method::DELETE, &format!("/api/v1/products/{id}"), None)
+        .await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    let problem = assert_problem(app.checkout(&sid, "gone-1").await, StatusCode::CONFLICT).await;
+    let line = problem["fieldErrors"][format!("items[{id}]")]
+        .as_str()
+        .expect("the line is named");
+    assert!(line.contains("no longer sold"), "{line}");
+    assert_eq!(app.count("order_created_outbox").await, 0);
+    assert_eq!(app.stock(&product["id"]).await, 10);
+}

@@ -43,9 +43,9 @@ pub async fn topics(names: &[&str], partitions: i32) {
     let specs: Vec<TopicSpec> = names
         .iter()
         .map(|n| TopicSpec {
-            name: (*n).to_owned(),
             partitions,
             retention_ms: 3_600_000,
+            ..TopicSpec::events(n)
         })
         .collect();
     ensure_topics(&bootstrap(), &specs)

@@ -171,19 +171,42 @@ async fn cancelling_a_pending_order_fails_its_payment_and_releases_its_items() {
 #[tokio::test]
 async fn a_cancel_racing_a_charge_ends_in_one_consistent_outcome_whichever_commits_first() {
     let app = spawn_app().await;
-    // Slow enough charges that the cancel lands before, during and after the call.
+    // Slow enough charges that a cancel can land before, during and after the call.
     app.set_gateway_faults(json!({"latencyMs": 150})).await;
     let mut outcomes = Vec::new();
-    for delay_ms in [0u64, 50, 100, 150, 200, 300, 500] {
+    let rounds = [
+        (false, 0u64),
+        (false, 100),
+        (false, 300),
+        (true, 0),
+        (true, 50),
+        (true, 150),
+        (true, 400),
+    ];
+    for (resumed, delay_ms) in rounds {
         let event = order_created("race@example.com");
+        if resumed {
+            // The charge is the retry worker's: the gateway was down, and comes back
+            // while the cancel is sent.
+            app.set_gateway_faults(json!({"errorStatus": 503})).await;
+        }
         app.publish(&event).await;
         let exists = wait_until(PATIENCE, || async {
-            app.get_order(&event.order_number).await.0 == 200
+            app.snapshot(&event.order_number)
+                .await
+                .is_some_and(|s| !resumed || s.order_status == "PROCESSING")
         })
         .await;
         assert!(exists, "order {} was created", event.order_number);
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        let (status, body) = app.cancel(&event.order_number, "race").await;
+        let cancel = async {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            app.cancel(&event.order_number, "race").await
+        };
+        let ((status, body), ()) = if resumed {
+            tokio::join!(cancel, app.set_gateway_faults(json!({"errorStatus": null})))
+        } else {
+            (cancel.await, ())
+        };
         let charged = || async {
             app.ledger(event.order_id)
                 .await
@@ -193,7 +216,7 @@ async fn a_cancel_racing_a_charge_ends_in_one_consistent_outcome_whichever_commi
         };
         match status {
             409 => {
-                // The charge was in flight: it wins, and the order is paid once.
+                // A charge was in flight: it wins, and the order is paid once.
                 app.wait_for_status(&event.order_number, "PAID").await;
                 assert_eq!(charged().await, 1);
                 outcomes.push("409 then PAID");
@@ -211,7 +234,12 @@ async fn a_cancel_racing_a_charge_ends_in_one_consistent_outcome_whichever_commi
                 // The charge committed first, then the cancel: PAID → CANCELLED, refunded.
                 assert_eq!(body["status"], "CANCELLED", "{body}");
                 assert_eq!(body["paymentStatus"], "SUCCESS", "{body}");
-                outcomes.push("PAID, then CANCELLED with a refund");
+                let refunded = wait_until(PATIENCE, || async {
+                    app.get_order(&event.order_number).await.1["paymentStatus"] == "REFUNDED"
+                })
+                .await;
+                assert!(refunded, "the paid and cancelled order was refunded");
+                outcomes.push("PAID, then CANCELLED and refunded");
             }
             other => panic!("unexpected cancel answer {other}: {body}"),
         }

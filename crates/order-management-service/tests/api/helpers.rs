@@ -158,7 +158,7 @@ impl TestApp {
                 issuer: "ecommerce-platform-dev".into(),
                 expiration_minutes: 15,
             },
-            false,
+            true,
         )
         .expect("keys");
         Self {
@@ -463,16 +463,18 @@ impl TestApp {
         }
     }
 
-    /// The payment row's column `column` (as text) of order `order_number`.
+    /// The payment row's column `column` (as text) of order `order_number`; `None`
+    /// while it is NULL or the order does not exist yet.
     pub async fn payment_column(&self, order_number: &str, column: &str) -> Option<String> {
         sqlx::query_scalar::<_, Option<String>>(&format!(
             "SELECT p.{column}::text FROM payment_transactions p \
              JOIN orders o ON o.id = p.order_id WHERE o.order_number = $1"
         ))
         .bind(order_number)
-        .fetch_one(&self.db)
+        .fetch_optional(&self.db)
         .await
         .expect("payment row")
+        .flatten()
     }
 
     /// The gateway's refunds of the checkout's order `order_id`.

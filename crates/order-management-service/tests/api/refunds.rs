@@ -150,3 +150,57 @@ async fn a_payment_the_gateway_never_answers_fails_at_the_deadline_releases_its_
     let (_, order) = app.get_order(&event.order_number).await;
     assert_eq!(order["status"], "FAILED");
 }
+
+#[tokio::test]
+async fn a_charge_landing_after_its_lease_ran_out_and_the_order_was_cancelled_is_recorded_and_refunded(
+) {
+    let app = spawn_app_with(&[("payment-timeout-ms", "5000")]).await;
+    app.set_gateway_faults(json!({"latencyMs": 1500})).await;
+    let event = order_created("late-charge@example.com");
+    app.publish(&event).await;
+    let leased = wait_until(PATIENCE, || async {
+        app.payment_column(&event.order_number, "locked_until")
+            .await
+            .is_some()
+    })
+    .await;
+    assert!(leased, "the charge is in flight");
+    // The lease runs out while the gateway is still deciding (a stalled worker).
+    sqlx::query(
+        "UPDATE payment_transactions SET locked_until = (now() AT TIME ZONE 'UTC') - interval '1 second' \
+         WHERE order_id = (SELECT id FROM orders WHERE order_number = $1)",
+    )
+    .bind(&event.order_number)
+    .execute(&app.db)
+    .await
+    .expect("lease expired");
+    let (status, body) = app.cancel(&event.order_number, "too slow").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "CANCELLED");
+
+    // Whether the charge or the refund by key reaches the gateway first, no money is kept.
+    let settled = wait_until(PATIENCE, || async {
+        app.payment_column(&event.order_number, "refunded_at")
+            .await
+            .is_some()
+    })
+    .await;
+    assert!(settled, "the refund by key was answered");
+    let settled_late = wait_until(std::time::Duration::from_secs(5), || async {
+        let ledger = app.ledger(event.order_id).await;
+        let payment = app.payment_column(&event.order_number, "status").await;
+        ledger.iter().all(|l| l["netAmount"].as_f64() == Some(0.0))
+            && (payment.as_deref() == Some("REFUNDED")
+                || ledger.iter().all(|l| l["status"] != "SUCCEEDED"))
+    })
+    .await;
+    let ledger = app.ledger(event.order_id).await;
+    let payment = app.payment_column(&event.order_number, "status").await;
+    assert!(
+        settled_late,
+        "money kept: payment {payment:?}, ledger {ledger:?}"
+    );
+    let (_, order) = app.get_order(&event.order_number).await;
+    assert_eq!(order["status"], "CANCELLED");
+    println!("late charge outcome: payment {payment:?}, ledger {ledger:?}");
+}

@@ -261,7 +261,7 @@ async fn manager_routes_want_a_valid_manager_token() {
             issuer: "ecommerce-platform-dev".into(),
             expiration_minutes: 15,
         },
-        false,
+        true,
     )
     .unwrap();
     let state = AuthState(keys.clone());

@@ -1,0 +1,219 @@
+//! Bounds on the work callers can cause: a keyed rate limiter (logins per user name and
+//! per client address) and the API's load shedding (a cap on requests in flight and a
+//! time-out per request). A flood meets a 429 or a 503 with `Retry-After`, instead of
+//! memory running out or every caller waiting.
+
+use crate::problem::Problem;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// A token bucket per key: `burst` requests at once, refilled at `per_minute`.
+pub struct RateLimiter {
+    burst: f64,
+    per_sec: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Keys kept before full buckets are forgotten: bounds the limiter's own memory when
+/// callers invent a new key per request.
+const MAX_KEYS: usize = 50_000;
+
+impl RateLimiter {
+    pub fn new(burst: u32, per_minute: u32) -> Self {
+        Self {
+            burst: f64::from(burst.max(1)),
+            per_sec: f64::from(per_minute.max(1)) / 60.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `key` may try now; otherwise how long until it may. Takes nothing: see
+    /// [`RateLimiter::spend`].
+    pub fn allowed(&self, key: &str) -> Result<(), Duration> {
+        self.allowed_at(key, Instant::now())
+    }
+
+    /// Spends one of `key`'s tokens (a failed login, say).
+    pub fn spend(&self, key: &str) {
+        self.spend_at(key, Instant::now());
+    }
+
+    fn allowed_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let buckets = self.lock();
+        let Some(bucket) = buckets.get(key) else {
+            return Ok(());
+        };
+        let tokens = refilled(*bucket, now, self.burst, self.per_sec);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+        }
+    }
+
+    fn spend_at(&self, key: &str, now: Instant) {
+        let mut buckets = self.lock();
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+            let (burst, per_sec) = (self.burst, self.per_sec);
+            buckets.retain(|_, b| refilled(*b, now, burst, per_sec) < burst);
+            if buckets.len() >= MAX_KEYS {
+                // Every key is mid-flood: start over rather than grow without bound.
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let tokens = refilled(*bucket, now, self.burst, self.per_sec);
+        *bucket = Bucket {
+            tokens: (tokens - 1.0).max(0.0),
+            at: now,
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
+        // A panic while holding the lock cannot leave a bucket half-written.
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn refilled(bucket: Bucket, now: Instant, burst: f64, per_sec: f64) -> f64 {
+    let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+    (bucket.tokens + elapsed * per_sec).min(burst)
+}
+
+/// `problem` with a `Retry-After` of `after` (whole seconds, at least 1).
+pub fn with_retry_after(problem: Problem, after: Duration) -> Response {
+    let mut response = problem.into_response();
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        response.headers_mut().insert("retry-after", value);
+    }
+    response
+}
+
+/// A 429 problem telling the caller when to come back.
+pub fn too_many_requests(detail: impl Into<String>, after: Duration) -> Response {
+    with_retry_after(
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too Many Requests",
+            detail,
+        ),
+        after,
+    )
+}
+
+/// How much an instance takes on at once.
+#[derive(Clone)]
+pub struct LoadShedding {
+    in_flight: Arc<Semaphore>,
+    limit: usize,
+    timeout: Duration,
+}
+
+impl LoadShedding {
+    /// API requests in flight at once, and the longest one may take.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            limit: max_in_flight.max(1),
+            timeout,
+        }
+    }
+}
+
+impl Default for LoadShedding {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_MAX_IN_FLIGHT, Self::DEFAULT_TIMEOUT)
+    }
+}
+
+/// Middleware: a request over the in-flight limit is refused at once with 503, and one
+/// that runs past the time-out is abandoned with 503, both with `Retry-After: 1`.
+pub async fn shed(State(limits): State<LoadShedding>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = limits.in_flight.clone().try_acquire_owned() else {
+        tracing::warn!(
+            limit = limits.limit,
+            "request shed: too many requests in flight"
+        );
+        return with_retry_after(
+            Problem::service_unavailable("The service is busy. Please retry shortly."),
+            Duration::from_secs(1),
+        );
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                timeoutMs = limits.timeout.as_millis() as u64,
+                "request abandoned: it ran past the time-out"
+            );
+            with_retry_after(
+                Problem::service_unavailable(format!(
+                    "The request did not complete within {} s. Please retry.",
+                    limits.timeout.as_secs()
+                )),
+                Duration::from_secs(1),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_may_spend_its_burst_then_waits_until_it_refills() {
+        let limiter = RateLimiter::new(3, 60);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.allowed_at("ada", t0).is_ok());
+            limiter.spend_at("ada", t0);
+        }
+        let wait = limiter.allowed_at("ada", t0).expect_err("burst spent");
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
+        assert!(
+            limiter.allowed_at("bob", t0).is_ok(),
+            "keys are independent"
+        );
+        assert!(limiter
+            .allowed_at("ada", t0 + Duration::from_millis(1100))
+            .is_ok());
+    }
+
+    #[test]
+    fn the_limiter_forgets_idle_keys_instead_of_growing_without_bound() {
+        let limiter = RateLimiter::new(1, 600);
+        let t0 = Instant::now();
+        for i in 0..MAX_KEYS {
+            limiter.spend_at(&i.to_string(), t0);
+        }
+        limiter.spend_at("new", t0 + Duration::from_secs(10));
+        let size = limiter.lock().len();
+        assert!(size < 10, "idle full buckets were dropped, {size} left");
+    }
+}
