@@ -138,11 +138,13 @@ impl Application {
         )?;
         let shutdown = CancellationToken::new();
         if settings.kafka.create_topics {
-            let specs = [
-                TopicSpec::with_dlq(&settings.orders_created_topic),
-                TopicSpec::with_dlq(&settings.consumer.orders_released_topic),
-            ]
-            .concat();
+            let specs = settings.kafka.replicated(
+                [
+                    TopicSpec::with_dlq(&settings.orders_created_topic),
+                    TopicSpec::with_dlq(&settings.consumer.orders_released_topic),
+                ]
+                .concat(),
+            );
             kafka::ensure_topics_in_background(
                 settings.kafka.bootstrap_servers.clone(),
                 specs,

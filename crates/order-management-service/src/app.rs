@@ -67,12 +67,14 @@ impl Application {
             Producer::new(&bootstrap, Duration::from_secs(10)).context("kafka producer")?;
         let topics = &settings.consumer;
         if settings.kafka.create_topics {
-            let specs = [
-                TopicSpec::with_dlq(&topics.orders_created_topic),
-                TopicSpec::with_dlq(&topics.payments_completed_topic),
-                TopicSpec::with_dlq(&topics.orders_released_topic),
-            ]
-            .concat();
+            let specs = settings.kafka.replicated(
+                [
+                    TopicSpec::with_dlq(&topics.orders_created_topic),
+                    TopicSpec::with_dlq(&topics.payments_completed_topic),
+                    TopicSpec::with_dlq(&topics.orders_released_topic),
+                ]
+                .concat(),
+            );
             kafka::ensure_topics_in_background(bootstrap.clone(), specs, shutdown.clone());
         }
 

@@ -11,6 +11,7 @@ use platform::http::HttpMetrics;
 use platform::metrics::Metrics;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ impl Application {
     /// `payment_gateway_db` (waiting up to 30 s for PostgreSQL). The port is bound first
     /// so that a port in use is reported as such, whatever the database's state.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let admin_token = admin_token(&settings)?;
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new(crate::SERVICE_NAME, settings.common.environment.as_str())
             .context("metrics registry")?;
@@ -57,6 +59,7 @@ impl Application {
             db: db.clone(),
             faults: FaultSwitch::new(settings.initial_faults()),
             metrics: gateway_metrics,
+            admin_token,
         };
         let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
         // Without its ledger the gateway can neither charge nor refund: unready.
@@ -90,5 +93,20 @@ impl Application {
             .context("HTTP server failed")?;
         tracing::info!("payment gateway stopped");
         Ok(())
+    }
+}
+
+/// The token `/admin/faults` requires: a stranger who can reach a shared gateway must
+/// not be able to make it decline every payment.
+fn admin_token(settings: &Settings) -> anyhow::Result<Option<Arc<platform::config::Secret>>> {
+    match &settings.admin_token {
+        Some(token) if token.expose().len() < 16 => {
+            anyhow::bail!("--admin-token must be at least 16 characters")
+        }
+        Some(token) => Ok(Some(Arc::new(token.clone()))),
+        None if settings.common.environment.is_local_development() => Ok(None),
+        None => anyhow::bail!(
+            "set PAYMENT_GATEWAY_ADMIN_TOKEN: the fault knobs need a credential outside local development"
+        ),
     }
 }

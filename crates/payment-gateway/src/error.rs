@@ -25,6 +25,9 @@ pub enum Error {
     RefundExceedsCharge(String),
     #[error("invalid request body")]
     Validation(FieldErrors),
+    /// An admin route without the admin token.
+    #[error("The fault knobs need the admin token (Authorization: Bearer ...)")]
+    Unauthorized,
     /// The `errorStatus` fault knob is set.
     #[error("injected fault: HTTP {0}")]
     InjectedFault(u16),
@@ -78,6 +81,12 @@ impl Error {
                 Problem::not_found(self.to_string())
             }
             Self::Validation(fields) => Problem::validation(fields.clone()),
+            Self::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                self.to_string(),
+            ),
             Self::InjectedFault(status) => Problem::new(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 "injected-fault",
@@ -101,6 +110,13 @@ impl IntoResponse for Error {
         if matches!(self, Self::Database(_) | Self::Internal(_)) {
             tracing::error!(error = %self, "request failed");
         }
-        self.problem().into_response()
+        let mut response = self.problem().into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -17,6 +17,7 @@ use prometheus::{IntCounterVec, IntGauge};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -86,6 +87,26 @@ pub struct AppState {
     pub db: Db,
     pub faults: FaultSwitch,
     pub metrics: GatewayMetrics,
+    /// What `/admin/faults` requires as a bearer token; open when `None` (local only).
+    pub admin_token: Option<Arc<platform::config::Secret>>,
+}
+
+/// Lets an admin request through when it carries the admin token.
+fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
+    let Some(expected) = &state.admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if platform::auth::constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+        Ok(())
+    } else {
+        tracing::warn!("admin request refused: missing or wrong admin token");
+        Err(Error::Unauthorized)
+    }
 }
 
 /// The API routes.
@@ -428,9 +449,15 @@ pub async fn list_refunds(
 }
 
 /// The fault knobs now.
-#[utoipa::path(get, path = "/admin/faults", tag = "admin", responses((status = 200, body = Faults)))]
-pub async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
-    Json(state.faults.current())
+#[utoipa::path(get, path = "/admin/faults", tag = "admin",
+    responses((status = 200, body = Faults),
+        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+pub async fn get_faults(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Faults>, Error> {
+    authorize_admin(&state, &headers)?;
+    Ok(Json(state.faults.current()))
 }
 
 /// Changes the fault knobs; absent fields keep their value.
@@ -440,13 +467,16 @@ pub async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),
         (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_faults(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(update): Json<FaultsUpdate>,
 ) -> Result<Json<Faults>, Error> {
+    authorize_admin(&state, &headers)?;
     let next = update
         .apply(&state.faults.current())
         .map_err(|(field, message)| Error::Validation(FieldErrors::from([(field, message)])))?;

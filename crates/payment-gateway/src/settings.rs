@@ -35,6 +35,10 @@ pub struct Settings {
     /// When true, charge and refund requests hang until the fault is cleared.
     #[arg(long = "hang", env = "HANG", default_value_t = false, action = clap::ArgAction::Set)]
     pub hang: bool,
+    /// Bearer token that `/admin/faults` requires. Required outside local development
+    /// (the gateway refuses to start without one); without it, locally, the knobs are open.
+    #[arg(long = "admin-token", env = "ADMIN_TOKEN")]
+    pub admin_token: Option<platform::config::Secret>,
 }
 
 fn parse_rate(value: &str) -> Result<f64, String> {

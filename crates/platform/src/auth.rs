@@ -23,6 +23,12 @@ pub const DEMO_SECRET: &str = "demo-secret-key-for-local-development-only-do-not
 const MIN_SECRET_BYTES: usize = 32;
 const CLOCK_SKEW_SECS: i64 = 60;
 
+/// Whether `a` and `b` are equal, in time that depends only on their lengths: a
+/// credential compared this way leaks nothing through timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Role that may change the catalogue and manage orders.
 pub const ROLE_MANAGER: &str = "MANAGER";
 

@@ -1,4 +1,5 @@
-//! Orders: the public lookup by number, and the manager's list, cancel and fulfil.
+//! Orders: the public lookup by number (personal data masked unless the caller is a
+//! manager or proves the order is theirs), and the manager's list, cancel and fulfil.
 
 use super::AppState;
 use crate::db;
@@ -6,10 +7,12 @@ use crate::db::orders::{ItemRow, OrderFilter, OrderRow};
 use crate::domain::{OrderStatus, PaymentStatus};
 use crate::error::Error;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use chrono::{DateTime, NaiveDateTime};
-use platform::auth::Manager;
+use platform::auth::{Manager, Principal};
 use platform::http::{Json, Query};
 use platform::FieldErrors;
 use rust_decimal::Decimal;
@@ -157,10 +160,57 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
     Ok(to_order(row, items))
 }
 
-/// An order by its number (public: the customer's lookup).
+/// Header with which a customer proves an order is theirs: the order's email.
+pub const CUSTOMER_EMAIL_HEADER: &str = "X-Customer-Email";
+
+impl Order {
+    /// The order as a stranger may see it: status, items, totals and times as they
+    /// are; who bought it and where it goes masked. Order numbers count up from 1
+    /// each day, so anyone can guess them.
+    fn masked(mut self) -> Self {
+        let initial = |text: &str| {
+            let first: String = text.chars().take(1).collect();
+            format!("{first}***")
+        };
+        let info = &mut self.customer_info;
+        info.name = initial(&info.name);
+        info.email = match info.email.split_once('@') {
+            Some((local, domain)) => format!("{}@{domain}", initial(local)),
+            None => "***".into(),
+        };
+        let digits: Vec<char> = info.phone.chars().filter(char::is_ascii_digit).collect();
+        let last: String = digits[digits.len().saturating_sub(2)..].iter().collect();
+        info.phone = format!("***{last}");
+        let address = &mut info.shipping_address;
+        for field in [
+            &mut address.street,
+            &mut address.city,
+            &mut address.postal_code,
+        ] {
+            if field.is_some() {
+                *field = Some("***".into());
+            }
+        }
+        self
+    }
+}
+
+/// Whether `claimed` is the order's email (case-insensitive, in constant time).
+fn proves_ownership(claimed: &str, email: &str) -> bool {
+    platform::auth::constant_time_eq(
+        claimed.trim().to_lowercase().as_bytes(),
+        email.trim().to_lowercase().as_bytes(),
+    )
+}
+
+/// An order by its number: the customer's lookup. Anonymous callers get the name,
+/// email, phone and address masked; a manager's token, or the order's email in
+/// `X-Customer-Email`, shows them.
 #[utoipa::path(
     get, path = "/api/v1/orders/{orderNumber}", tag = "orders",
-    params(("orderNumber" = String, Path, description = "e.g. ORD-20251006-7")),
+    params(("orderNumber" = String, Path, description = "e.g. ORD-20251006-7"),
+           ("X-Customer-Email" = Option<String>, Header,
+            description = "The order's email: proves the order is the caller's and unmasks the customer's details")),
     responses(
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
@@ -169,9 +219,21 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
 )]
 pub async fn get_order(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
     Path(order_number): Path<String>,
 ) -> Result<Json<Order>, Error> {
-    load(&state, &order_number).await.map(Json)
+    let order = load(&state, &order_number).await?;
+    let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
+    let owner = headers
+        .get(CUSTOMER_EMAIL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|claimed| proves_ownership(claimed, &order.customer_info.email));
+    Ok(Json(if manager || owner {
+        order
+    } else {
+        order.masked()
+    }))
 }
 
 /// Query parameters of the list; parsed by hand so a bad value names its parameter.

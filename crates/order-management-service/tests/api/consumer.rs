@@ -14,9 +14,24 @@ async fn an_order_created_event_becomes_a_paid_order_readable_by_number() {
     assert_eq!(order["paymentStatus"], "SUCCESS");
     assert_eq!(order["orderNumber"], event.order_number.as_str());
     assert_eq!(order["subtotal"], 329.97);
-    assert_eq!(order["customerInfo"]["email"], "ada@example.com");
+    // Anonymous: the customer is masked; the rest is the order as the client reads it.
+    assert_eq!(order["customerInfo"]["email"], "a***@example.com");
+    let owner: Value = app
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{}",
+            app.address, event.order_number
+        ))
+        .header("X-Customer-Email", "ADA@example.com")
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(owner["customerInfo"]["email"], "ada@example.com");
     assert_eq!(
-        order["customerInfo"]["shippingAddress"]["postalCode"],
+        owner["customerInfo"]["shippingAddress"]["postalCode"],
         "N1 9GU"
     );
     assert_eq!(order["completedAt"], Value::Null);
@@ -200,5 +215,58 @@ async fn a_payment_completed_for_an_unknown_order_is_dead_lettered() {
     assert!(
         dead_lettered,
         "the PaymentCompleted of an unknown order was dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_sees_the_order_with_the_customer_masked_and_a_manager_sees_everything() {
+    let app = spawn_app().await;
+    let event = order_created("grace@example.com");
+    app.publish(&event).await;
+    let anonymous = app.wait_for_status(&event.order_number, "PAID").await;
+    let customer = &anonymous["customerInfo"];
+    assert_eq!(customer["email"], "g***@example.com");
+    assert!(customer["name"].as_str().expect("name").ends_with("***"));
+    assert!(customer["phone"]
+        .as_str()
+        .expect("phone")
+        .starts_with("***"));
+    assert_eq!(customer["shippingAddress"]["street"], "***");
+    assert_eq!(customer["shippingAddress"]["postalCode"], "***");
+    assert_eq!(anonymous["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(anonymous["subtotal"], 329.97);
+
+    let wrong: Value = app
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{}",
+            app.address, event.order_number
+        ))
+        .header("X-Customer-Email", "someone-else@example.com")
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(wrong["customerInfo"]["email"], "g***@example.com");
+
+    let manager: Value = app
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{}",
+            app.address, event.order_number
+        ))
+        .bearer_auth(app.manager_token())
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(manager["customerInfo"]["email"], "grace@example.com");
+    assert_eq!(
+        manager["customerInfo"]["shippingAddress"]["postalCode"],
+        "N1 9GU"
     );
 }
