@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The fault suite: builds the service binaries, then runs the tests of crates/chaos one
 # at a time. Each starts the platform as real processes with a private broker, Redis and
-# gateway, drives steady checkouts, breaks a part (broker down 20 s, gateway erroring and
-# hanging, kill -9 of either service, Redis stopped, PostgreSQL restarted), heals it, and
-# checks the books; then schemathesis against each service's OpenAPI document, forged
+# gateway (with its own ledger database), drives steady checkouts (with declines, cancels
+# before and after payment, and so refunds, in the kill tests), breaks a part (broker
+# down 20 s, also during refunds; gateway erroring and hanging; kill -9 of the gateway or
+# either service; Redis stopped; PostgreSQL restarted), heals it, and checks the books
+# (orders, ledger net charges, stock returned exactly once); then schemathesis against each service's OpenAPI document, forged
 # JWTs, and SQL-injection strings. Provisions dependencies like scripts/test.sh. Pass test-name filters
 # to run a subset: scripts/chaos.sh broker
 set -euo pipefail

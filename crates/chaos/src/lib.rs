@@ -1,15 +1,19 @@
 //! A harness that runs the platform as real processes, with private dependencies it can
 //! break: its own broker (nisshi on a free port, durable SQLite storage), its own Redis
-//! and payment gateway, fresh databases on the shared PostgreSQL. A [`Load`] drives
-//! steady checkouts the way a real client does (retrying a failed request with the same
-//! `Idempotency-Key`), and [`Books`] checks afterwards that nothing was lost, duplicated
-//! or charged twice.
+//! and payment gateway, fresh databases on the shared PostgreSQL and unique topic names.
+//! A [`Load`] drives steady checkouts the way a real client does (retrying a failed
+//! request with the same `Idempotency-Key`), [`Cancels`] cancels orders as a manager
+//! would while it runs, and [`Books`] checks afterwards, by the checkout's order id
+//! (`orders.source_order_id`), that nothing was lost, duplicated or charged twice, that
+//! every order ended, that the gateway's ledger holds exactly the money the orders say
+//! (the subtotal for a paid order, nothing for a failed or cancelled one), and that
+//! every unit of stock a failed or cancelled order took came back exactly once.
 //!
 //! Binaries come from [`bin_dir`].
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -209,10 +213,15 @@ pub struct Platform {
     pub order: Service,
     pub customer_db: String,
     pub order_db: String,
-    /// The gateway's ledger (`payment_gateway_db` of this run).
+    /// The gateway's ledger (`payment_gateway_db` of this run): kept across a restart of
+    /// the gateway.
     pub gateway_db: String,
     pub orders_topic: String,
     pub payments_topic: String,
+    pub released_topic: String,
+    /// Stock each product was created with, by product id: what [`check_books`]
+    /// counts the units against.
+    initial_stock: Mutex<HashMap<uuid::Uuid, i64>>,
 }
 
 impl Platform {
@@ -271,6 +280,7 @@ impl Platform {
         let gateway_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
+        let released_topic = platform::testing::unique_name("orders_released");
         let bootstrap = format!("127.0.0.1:{broker_port}");
         let setting = |name: &str, default: String| -> String {
             overrides
@@ -312,6 +322,8 @@ impl Platform {
                     bootstrap.clone(),
                     "--orders-created-topic".into(),
                     orders_topic.clone(),
+                    "--orders-released-topic".into(),
+                    released_topic.clone(),
                     "--redis-port".into(),
                     redis_port.to_string(),
                     "--outbox-max-age-secs".into(),
@@ -338,6 +350,8 @@ impl Platform {
                     orders_topic.clone(),
                     "--payments-completed-topic".into(),
                     payments_topic.clone(),
+                    "--orders-released-topic".into(),
+                    released_topic.clone(),
                     "--kafka-session-timeout-ms".into(),
                     "6000".into(),
                     "--payment-gateway-url".into(),
@@ -350,6 +364,10 @@ impl Platform {
                     "250".into(),
                     "--payment-retry-max-delay-ms".into(),
                     "2000".into(),
+                    // The production default (15 min) is longer than any test; a test
+                    // that needs payments to expire passes a few seconds.
+                    "--payment-deadline-secs".into(),
+                    setting("payment-deadline-secs", "900".into()),
                 ],
                 vec![],
                 &dir,
@@ -370,6 +388,8 @@ impl Platform {
             gateway_db,
             orders_topic,
             payments_topic,
+            released_topic,
+            initial_stock: Mutex::new(HashMap::new()),
         };
         platform.gateway.start().await?;
         platform.customer.start().await?;
@@ -407,8 +427,74 @@ impl Platform {
         self.broker.kill9().await?;
         self.redis.kill9().await?;
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Only a run that got this far drops its databases: a failed test keeps them
+        // for whoever reads its books.
+        for url in [&self.customer_db, &self.order_db, &self.gateway_db] {
+            drop_database(url).await?;
+        }
         Ok(())
     }
+
+    /// Creates `n` products with `stock` units each and remembers their stock for
+    /// [`check_books`]; returns their ids.
+    pub async fn create_products(&self, n: usize, stock: u32) -> anyhow::Result<Vec<String>> {
+        let ids = create_products(&self.customer.url(), n, stock).await?;
+        let mut initial = self
+            .initial_stock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        for id in &ids {
+            initial.insert(id.parse()?, i64::from(stock));
+        }
+        Ok(ids)
+    }
+
+    /// Cancels an order as a manager (`POST /api/v1/orders/{n}/cancel`); returns the
+    /// status and body of the answer, or None when the order service did not answer.
+    pub async fn cancel(&self, token: &str, order_number: &str) -> Option<(u16, Value)> {
+        cancel_order(
+            &reqwest::Client::new(),
+            &self.order.url(),
+            token,
+            order_number,
+        )
+        .await
+    }
+
+    /// Order status and payment status of every order in `order_db`, by order number.
+    pub async fn order_states(&self) -> anyhow::Result<HashMap<String, (String, Option<String>)>> {
+        let pool = sqlx::PgPool::connect(&self.order_db).await?;
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT o.order_number, o.status::text, p.status::text
+             FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
+        )
+        .fetch_all(&pool)
+        .await?;
+        pool.close().await;
+        Ok(rows.into_iter().map(|(n, s, p)| (n, (s, p))).collect())
+    }
+}
+
+/// Drops a database this harness created (`chaos_<32 hex>`), closing its connections.
+async fn drop_database(url: &str) -> anyhow::Result<()> {
+    use sqlx::ConnectOptions as _;
+    use std::str::FromStr as _;
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return Ok(());
+    };
+    // A name we did not make is never dropped, whatever the URL says.
+    if !name.starts_with("chaos_") || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Ok(());
+    }
+    let mut connection =
+        sqlx::postgres::PgConnectOptions::from_str(&platform::testing::server_url())?
+            .connect()
+            .await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut connection)
+        .await?;
+    Ok(())
 }
 
 fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
@@ -453,12 +539,13 @@ pub struct Load {
 impl Load {
     /// Creates products (stock `stock` each) and starts the clients.
     pub async fn start(
-        customer_base: &str,
+        platform: &Platform,
         customers: usize,
         products: usize,
         stock: u32,
     ) -> anyhow::Result<Self> {
-        let product_ids = Arc::new(create_products(customer_base, products, stock).await?);
+        let customer_base = platform.customer.url();
+        let product_ids = Arc::new(platform.create_products(products, stock).await?);
         let stop = CancellationToken::new();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let rejected = Arc::new(Mutex::new(Vec::new()));
@@ -472,7 +559,7 @@ impl Load {
                 retries.clone(),
                 product_ids.clone(),
             );
-            let base = customer_base.to_owned();
+            let base = customer_base.clone();
             handles.push(tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -675,22 +762,247 @@ pub async fn create_products(
     Ok(ids)
 }
 
-/// What the books say after a run.
+/// The reason every cancel of this harness gives.
+pub const CANCEL_REASON: &str = "chaos: the customer changed their mind";
+
+async fn cancel_order(
+    http: &reqwest::Client,
+    order_base: &str,
+    token: &str,
+    order_number: &str,
+) -> Option<(u16, Value)> {
+    let response = http
+        .post(format!("{order_base}/api/v1/orders/{order_number}/cancel"))
+        .bearer_auth(token)
+        .json(&json!({ "reason": CANCEL_REASON }))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    // A body that is not JSON is kept as a string: it is only ever printed.
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Some((status, body))
+}
+
+/// What a run of [`Cancels`] did.
+#[derive(Debug, Default, Clone)]
+pub struct CancelTally {
+    /// Orders cancelled before they were paid (the answer's `paymentStatus` is not
+    /// `SUCCESS`/`REFUNDED`): their stock comes back, nothing is charged.
+    pub before_payment: Vec<String>,
+    /// Orders cancelled after they were paid: a refund was requested.
+    pub after_payment: Vec<String>,
+    /// Refusals by status: 400 (already ended), 404 (not arrived yet), 409 (a payment
+    /// call in flight). All expected under load.
+    pub refused: BTreeMap<u16, usize>,
+    /// Requests that got no answer: the order service was down.
+    pub unanswered: usize,
+    /// 5xx answers: never expected.
+    pub server_errors: Vec<(String, u16, Value)>,
+    /// Ticks run, and how long the cancel requests took in all.
+    pub ticks: u64,
+    pub busy: Duration,
+    pub querying: Duration,
+}
+
+/// A manager cancelling orders while a [`Load`] runs: on every tick one that waits for
+/// its payment (`PENDING`/`PROCESSING` with no gateway call in flight, so the cancel is
+/// allowed) if there is one, and on every other tick one that is `PAID` (so it is
+/// refunded); each picked at random from `order_db` and tried once.
+pub struct Cancels {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<CancelTally>>,
+}
+
+impl Cancels {
+    /// Starts cancelling, one order every `every`.
+    pub async fn start(platform: &Platform, every: Duration) -> anyhow::Result<Self> {
+        let token = manager_token(&platform.customer.url()).await?;
+        let order_base = platform.order.url();
+        let pool = sqlx::PgPool::connect(&platform.order_db).await?;
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let handle = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut tally = CancelTally::default();
+            let mut tried: HashSet<String> = HashSet::new();
+            for tick in 0u64.. {
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                // A waiting order whenever there is one (they are rare: only while the
+                // gateway is not answering), a paid one every other tick.
+                let mut picks = Vec::new();
+                let querying = Instant::now();
+                for unpaid in [true, false] {
+                    if !unpaid && tick % 2 == 1 {
+                        continue;
+                    }
+                    // order_db may be briefly unreachable: then there is nothing to pick.
+                    let candidates: Vec<String> = sqlx::query_scalar(if unpaid {
+                        "SELECT o.order_number FROM orders o JOIN payment_transactions p ON p.order_id = o.id
+                         WHERE o.status IN ('PENDING', 'PROCESSING')
+                           AND (p.locked_until IS NULL OR p.locked_until < now() AT TIME ZONE 'UTC')"
+                    } else {
+                        "SELECT order_number FROM orders WHERE status = 'PAID'"
+                    })
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|n| !tried.contains(n))
+                    .collect();
+                    if candidates.is_empty() {
+                        continue;
+                    }
+                    let index =
+                        (uuid::Uuid::new_v4().as_u128() % candidates.len() as u128) as usize;
+                    tried.insert(candidates[index].clone());
+                    picks.push(candidates[index].clone());
+                }
+                tally.ticks = tick + 1;
+                tally.querying += querying.elapsed();
+                for number in picks {
+                    let started = Instant::now();
+                    let answer = cancel_order(&http, &order_base, &token, &number).await;
+                    tally.busy += started.elapsed();
+                    match answer {
+                        None => tally.unanswered += 1,
+                        Some((200, body)) => {
+                            if matches!(
+                                body["paymentStatus"].as_str(),
+                                Some("SUCCESS" | "REFUNDED")
+                            ) {
+                                tally.after_payment.push(number);
+                            } else {
+                                tally.before_payment.push(number);
+                            }
+                        }
+                        Some((status, body)) if status >= 500 => {
+                            tally.server_errors.push((number, status, body));
+                        }
+                        Some((status, _)) => *tally.refused.entry(status).or_default() += 1,
+                    }
+                }
+            }
+            pool.close().await;
+            Ok(tally)
+        });
+        Ok(Self { stop, handle })
+    }
+
+    /// Stops cancelling (a cancel in flight finishes first) and says what was done.
+    pub async fn stop(self) -> anyhow::Result<CancelTally> {
+        self.stop.cancel();
+        self.handle.await?
+    }
+}
+
+/// Short gateway outages while a test runs: every `every`, the gateway answers 503 to
+/// everything for `length`, so payments wait for the retry worker (and can be cancelled
+/// before they are paid) and refunds are retried. Every change also sets `faults`, so a
+/// restarted gateway gets them back; a gateway that is down is skipped.
+pub struct GatewayBlips {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl GatewayBlips {
+    pub fn start(platform: &Platform, faults: Value, every: Duration, length: Duration) -> Self {
+        let url = format!("{}/admin/faults", platform.gateway.url());
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let handle = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let set = |error: Option<u16>| {
+                let mut body = faults.clone();
+                body["errorStatus"] = json!(error);
+                // A dead gateway misses this change; the next one reaches it.
+                let request = http
+                    .put(&url)
+                    .json(&body)
+                    .timeout(Duration::from_secs(5))
+                    .send();
+                async move {
+                    let _ = request.await;
+                }
+            };
+            // An outage first, so that a test sees one however short it is.
+            loop {
+                set(Some(503)).await;
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(length) => {}
+                }
+                set(None).await;
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+            set(None).await;
+        });
+        Self { stop, handle }
+    }
+
+    /// Ends the outages and leaves the gateway answering with `faults`.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        Ok(self.handle.await?)
+    }
+}
+
+/// What the books say after a run, by the checkout's order id: the per-order checks
+/// of this harness (every accepted checkout ended, units add up) plus the findings of
+/// `opsctl reconcile` (money in the ledger, refunds, `stock_returns` rows).
 #[derive(Debug, Default)]
 pub struct Books {
     pub checkouts: usize,
     pub orders: usize,
+    /// Accepted checkouts with no order, and checkouts in `customer_db` with none.
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
+    /// Orders not in an end state (`PAID`, `FULFILLED`, `FAILED`, `CANCELLED`).
     pub unfinished: Vec<(String, String)>,
-    /// Orders FAILED with a reason (a declined payment): balanced, but counted.
-    pub failed: Vec<String>,
+    /// Orders `PAID` or `FULFILLED`.
+    pub paid: usize,
+    /// Orders `CANCELLED`: an accepted end, counted.
+    pub cancelled: Vec<String>,
+    /// Orders `FAILED` with a reason (a decline, the payment deadline), and the reason.
+    pub failed: Vec<(String, String)>,
     pub failed_without_reason: Vec<String>,
-    pub double_charged: Vec<String>,
+    /// `FAILED`/`CANCELLED` orders whose payment is still `SUCCESS`: refund not done.
+    pub refund_pending: Vec<String>,
+    /// Products whose inventory is not their initial stock less the units of the orders
+    /// that kept theirs (0 units lost or returned twice): product id, expected, actual.
+    pub stock_mismatch: Vec<(String, i64, i64)>,
     pub negative_stock: i64,
+    /// Findings of `opsctl reconcile` with no grace period: double charges, a net charge
+    /// that is not the subtotal of a paid order or zero for a failed or cancelled one,
+    /// refunds not done, money for no order, a failed or cancelled order without exactly
+    /// one `stock_returns` row, a row for an order that kept its stock.
+    pub reconcile: Vec<opsctl::reconcile::Finding>,
+    /// What `opsctl reconcile` could not check (a table or API missing): must be none.
+    pub reconcile_notes: Vec<String>,
 }
 
 impl Books {
+    /// Everything adds up.
+    pub fn is_balanced(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unfinished.is_empty()
+            && self.failed_without_reason.is_empty()
+            && self.refund_pending.is_empty()
+            && self.stock_mismatch.is_empty()
+            && self.negative_stock == 0
+            && self.reconcile.is_empty()
+            && self.reconcile_notes.is_empty()
+    }
+
     pub fn assert_balanced(&self) {
         assert!(self.missing.is_empty(), "lost orders: {:?}", self.missing);
         assert!(
@@ -700,7 +1012,7 @@ impl Books {
         );
         assert!(
             self.unfinished.is_empty(),
-            "orders neither PAID nor FAILED: {:?}",
+            "orders neither PAID nor FAILED nor CANCELLED: {:?}",
             self.unfinished
         );
         assert!(
@@ -709,16 +1021,43 @@ impl Books {
             self.failed_without_reason
         );
         assert!(
-            self.double_charged.is_empty(),
-            "charged twice: {:?}",
-            self.double_charged
+            self.refund_pending.is_empty(),
+            "failed or cancelled orders whose payment was never refunded: {:?}",
+            self.refund_pending
+        );
+        assert!(
+            self.stock_mismatch.is_empty(),
+            "units lost or returned twice (product, expected, actual): {:?}",
+            self.stock_mismatch
         );
         assert_eq!(self.negative_stock, 0, "products with negative stock");
+        assert!(
+            self.reconcile_notes.is_empty(),
+            "reconciliation could not check everything: {:?}",
+            self.reconcile_notes
+        );
+        assert!(
+            self.reconcile.is_empty(),
+            "reconciliation found: {:#?}",
+            self.reconcile
+        );
     }
 }
 
-/// Waits until every accepted checkout's order is PAID or FAILED (or `timeout`), then
-/// checks the databases and the gateway's ledger.
+/// An order as `order_db` has it, with its payment; `id` is the checkout's order id.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: uuid::Uuid,
+    number: String,
+    status: String,
+    payment_status: Option<String>,
+    failure_reason: Option<String>,
+    payments: i64,
+}
+
+/// Waits until the books balance (every accepted checkout's order ended, refunds done,
+/// stock back) or `timeout` passed, then returns them as last read: `customer_db`,
+/// `order_db` and the gateway's ledger, joined by the checkout's order id.
 pub async fn check_books(
     platform: &Platform,
     accepted: &[Checkout],
@@ -726,104 +1065,165 @@ pub async fn check_books(
 ) -> anyhow::Result<Books> {
     let customer = sqlx::PgPool::connect(&platform.customer_db).await?;
     let order = sqlx::PgPool::connect(&platform.order_db).await?;
-    let numbers: HashSet<String> = accepted.iter().map(|c| c.order_number.clone()).collect();
     let deadline = Instant::now() + timeout;
-    let mut books;
-    loop {
-        books = Books {
-            checkouts: numbers.len(),
-            ..Books::default()
-        };
-        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT o.order_number, o.status::text, p.failure_reason, count(*) OVER (PARTITION BY o.order_number)
-             FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
-        )
-        .fetch_all(&order)
-        .await?;
-        let by_number: HashMap<&str, (&str, Option<&str>, i64)> = rows
-            .iter()
-            .map(|(n, s, r, c)| (n.as_str(), (s.as_str(), r.as_deref(), *c)))
-            .collect();
-        books.orders = by_number.len();
-        for number in &numbers {
-            match by_number.get(number.as_str()) {
-                None => books.missing.push(number.clone()),
-                Some((_, _, count)) if *count > 1 => books.duplicated.push(number.clone()),
-                Some((status, reason, _)) => match *status {
-                    "PAID" => {}
-                    "FAILED" if reason.is_some_and(|r| !r.is_empty()) => {
-                        books.failed.push(number.clone())
-                    }
-                    "FAILED" => books.failed_without_reason.push(number.clone()),
-                    other => books.unfinished.push((number.clone(), other.to_owned())),
-                },
-            }
+    let books = loop {
+        let books = read_books(platform, &customer, &order, accepted).await?;
+        if books.is_balanced() || Instant::now() > deadline {
+            break books;
         }
-        if (books.missing.is_empty() && books.unfinished.is_empty()) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // Every checkout in customer_db is an order the platform owes; none may be missing.
-    let outbox_numbers: Vec<(String,)> =
-        sqlx::query_as("SELECT payload->>'orderNumber' FROM order_created_outbox")
-            .fetch_all(&customer)
-            .await?;
-    let order_numbers: HashSet<String> =
-        sqlx::query_as::<_, (String,)>("SELECT order_number FROM orders")
-            .fetch_all(&order)
-            .await?
-            .into_iter()
-            .map(|(n,)| n)
-            .collect();
-    for (number,) in outbox_numbers {
-        if !order_numbers.contains(&number) && !books.missing.contains(&number) {
-            books.missing.push(number);
-        }
-    }
-    books.negative_stock =
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM products WHERE inventory_quantity < 0")
-            .fetch_one(&customer)
-            .await?;
-    // The ledger: each order charged (successfully) at most once. The gateway knows an
-    // order by the checkout's order id (ADR 0007), not by order_db's row id.
-    let ids: Vec<(uuid::Uuid, String)> =
-        sqlx::query_as("SELECT source_order_id, order_number FROM orders")
-            .fetch_all(&order)
-            .await?;
-    let http = reqwest::Client::new();
-    for (id, number) in ids {
-        let ledger: Value = http
-            .get(format!(
-                "{}/api/v1/payments?orderId={id}",
-                platform.gateway.url()
-            ))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let charges = ledger_charges(&ledger);
-        if charges > 1 {
-            books.double_charged.push(number);
-        }
-    }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    customer.close().await;
+    order.close().await;
     Ok(books)
 }
 
-/// Successful charges in the gateway's ledger answer for one order.
-fn ledger_charges(ledger: &Value) -> usize {
-    let list = match ledger {
-        Value::Array(items) => items.clone(),
-        Value::Object(map) => map
-            .get("payments")
-            .or_else(|| map.get("content"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ => Vec::new(),
+async fn read_books(
+    platform: &Platform,
+    customer: &sqlx::PgPool,
+    order: &sqlx::PgPool,
+    accepted: &[Checkout],
+) -> anyhow::Result<Books> {
+    let numbers: HashSet<&str> = accepted.iter().map(|c| c.order_number.as_str()).collect();
+    let mut books = Books {
+        checkouts: numbers.len(),
+        ..Books::default()
     };
-    list.iter()
-        .filter(|p| matches!(p["status"].as_str(), Some("SUCCEEDED" | "SUCCESS")))
-        .map(|p| p["chargeCount"].as_u64().unwrap_or(1) as usize)
-        .sum()
+
+    let rows: Vec<OrderRow> = sqlx::query_as(
+        "SELECT o.source_order_id AS id, o.order_number AS number, o.status::text AS status,
+                p.status::text AS payment_status, p.failure_reason,
+                count(p.id) OVER (PARTITION BY o.id) AS payments
+         FROM orders o LEFT JOIN payment_transactions p ON p.order_id = o.id",
+    )
+    .fetch_all(order)
+    .await
+    .context("reading orders from order_db")?;
+    let mut by_id: HashMap<uuid::Uuid, OrderRow> = HashMap::new();
+    let mut by_number: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+    for row in rows {
+        by_number
+            .entry(row.number.clone())
+            .or_default()
+            .push(row.id);
+        by_id.insert(row.id, row);
+    }
+    books.orders = by_id.len();
+    let released = |status: &str| matches!(status, "FAILED" | "CANCELLED");
+
+    // Every accepted checkout has exactly one order, in an end state.
+    for number in &numbers {
+        let ids = by_number
+            .get(*number)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let [id] = ids else {
+            if ids.is_empty() {
+                books.missing.push((*number).to_owned());
+            } else {
+                books.duplicated.push((*number).to_owned());
+            }
+            continue;
+        };
+        let Some(row) = by_id.get(id) else { continue };
+        if row.payments > 1 {
+            books.duplicated.push(row.number.clone());
+            continue;
+        }
+        match row.status.as_str() {
+            "PAID" | "FULFILLED" => books.paid += 1,
+            "CANCELLED" => books.cancelled.push(row.number.clone()),
+            "FAILED" => match row.failure_reason.as_deref() {
+                Some(reason) if !reason.is_empty() => {
+                    books.failed.push((row.number.clone(), reason.to_owned()))
+                }
+                _ => books.failed_without_reason.push(row.number.clone()),
+            },
+            other => books
+                .unfinished
+                .push((row.number.clone(), other.to_owned())),
+        }
+    }
+
+    // Every checkout in customer_db is an order the platform owes; none may be missing.
+    let checkouts: Vec<(uuid::Uuid, Option<String>)> =
+        sqlx::query_as("SELECT aggregate_id, payload->>'orderNumber' FROM order_created_outbox")
+            .fetch_all(customer)
+            .await
+            .context("reading checkouts from customer_db")?;
+    for (id, number) in &checkouts {
+        let number = number.clone().unwrap_or_else(|| id.to_string());
+        if !by_id.contains_key(id) && !books.missing.contains(&number) {
+            books.missing.push(number);
+        }
+    }
+
+    // Refunds: a released order's payment ends FAILED or REFUNDED, never SUCCESS.
+    for row in by_id.values() {
+        if released(&row.status) && row.payment_status.as_deref() == Some("SUCCESS") {
+            books.refund_pending.push(row.number.clone());
+        }
+    }
+
+    // Money, refunds and stock_returns rows: what an operator's reconcile checks, with
+    // no grace period (this loop is the grace period). A pending refund is not balanced
+    // yet either.
+    let ledger = opsctl::reconcile::fetch_ledger(&platform.gateway.url()).await?;
+    let args = opsctl::cli::ReconcileArgs {
+        grace: Duration::ZERO,
+        stuck_after: Duration::ZERO,
+        window: Duration::from_secs(7 * 24 * 3600),
+        no_ledger: false,
+        repair: false,
+    };
+    let report = opsctl::reconcile::reconcile(customer, order, Some(&ledger), &args).await?;
+    books.reconcile = report.findings;
+    books.reconcile_notes = report.notes;
+
+    // Units: initial stock less what the orders that kept their stock took. A checkout
+    // with no order yet kept its units; a released order gave them back.
+    let lines: Vec<(uuid::Uuid, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT o.aggregate_id, i->>'productId', (i->>'quantity')::bigint
+         FROM order_created_outbox o CROSS JOIN LATERAL jsonb_array_elements(o.payload->'items') i",
+    )
+    .fetch_all(customer)
+    .await
+    .context("reading checkout lines from customer_db")?;
+    let mut kept: HashMap<uuid::Uuid, i64> = HashMap::new();
+    for (order_id, product, quantity) in lines {
+        if by_id
+            .get(&order_id)
+            .is_some_and(|row| released(&row.status))
+        {
+            continue;
+        }
+        let product = product
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .context("a checkout line without a product id")?;
+        *kept.entry(product).or_default() += quantity.unwrap_or(0);
+    }
+    let inventory: HashMap<uuid::Uuid, i64> =
+        sqlx::query_as::<_, (uuid::Uuid, i32)>("SELECT id, inventory_quantity FROM products")
+            .fetch_all(customer)
+            .await?
+            .into_iter()
+            .map(|(id, quantity)| (id, i64::from(quantity)))
+            .collect();
+    let initial = platform
+        .initial_stock
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    for (product, stock) in initial {
+        let expected = stock - kept.get(&product).copied().unwrap_or(0);
+        let actual = inventory.get(&product).copied().unwrap_or(-1);
+        if actual != expected {
+            books
+                .stock_mismatch
+                .push((product.to_string(), expected, actual));
+        }
+    }
+    books.negative_stock = inventory.values().filter(|q| **q < 0).count() as i64;
+    Ok(books)
 }

@@ -1,16 +1,27 @@
 //! The fault suite: steady checkouts against the real processes while a real part
 //! breaks and heals; then the books must balance (nothing lost, nothing duplicated,
-//! nothing charged twice, no negative stock, every order PAID or FAILED with a reason).
+//! nothing charged twice, every order PAID, FAILED with a reason or CANCELLED, the
+//! gateway's ledger holding the subtotal of every paid order and nothing of the others,
+//! and every unit of a failed or cancelled order back in stock exactly once).
+//!
+//! The kill tests run "the mix": checkouts, 30 % of them declined by the gateway, and a
+//! manager cancelling orders both before and after they are paid, so refunds run too.
 //!
 //! These start and kill processes and take minutes, so they are run one at a time by
 //! `scripts/chaos.sh` (which builds the binaries first), not by the plain test run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chaos::{check_books, Load, Platform};
+use chaos::{check_books, CancelTally, Cancels, GatewayBlips, Load, Platform};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 const BOOKS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The gateway's reason for a simulated decline (`payment_gateway::routes::DECLINE_REASON`).
+const DECLINE_REASON: &str = "Card declined by issuer (simulated)";
+
+/// How a payment the gateway never answered ends (ADR 0007: the payment deadline).
+const DEADLINE_REASON: &str = "Payment gateway did not answer within";
 
 async fn eventually<F, Fut>(what: &str, timeout: Duration, check: F)
 where
@@ -47,13 +58,9 @@ async fn wait_for_breaker(order: &chaos::Service, state: &str, timeout: Duration
     .await;
 }
 
+/// Checks the books; every order must be PAID (the gateway never declined and nobody
+/// cancelled, so an order that failed was failed by the fault, wrongly).
 async fn finish(platform: Platform, load: Load) {
-    finish_expecting(platform, load, false).await;
-}
-
-/// Checks the books; unless `declines_allowed`, every order must be PAID (the gateway
-/// never declined, so an order that failed was failed by the fault, wrongly).
-async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool) {
     let (accepted, rejected, retries) = load.stop().await.unwrap();
     assert!(
         rejected.is_empty(),
@@ -68,23 +75,157 @@ async fn finish_expecting(platform: Platform, load: Load, declines_allowed: bool
         books.checkouts, books.orders, books
     );
     books.assert_balanced();
-    if !declines_allowed {
+    assert!(
+        books.failed.is_empty(),
+        "orders failed although the gateway never declined: {:?}",
+        books.failed
+    );
+    assert!(
+        books.cancelled.is_empty(),
+        "orders cancelled although nobody cancelled: {:?}",
+        books.cancelled
+    );
+    platform.stop().await.unwrap();
+}
+
+/// Checkouts with 30 % declined, and a manager cancelling orders before and after
+/// payment (so the refund worker runs), while a test breaks something. The gateway
+/// also fails for a second now and then: payments then wait, unclaimed, for the retry
+/// worker, which is when a cancel before payment is allowed at all (a gateway call in
+/// flight refuses it, and an answered call takes milliseconds).
+struct Mix {
+    load: Load,
+    cancels: Cancels,
+    blips: GatewayBlips,
+}
+
+/// The gateway's faults during the mix: 30 % of charges declined.
+fn mix_faults() -> serde_json::Value {
+    json!({"successRate": 0.7})
+}
+
+async fn start_mix(platform: &Platform) -> Mix {
+    platform.gateway_faults(mix_faults()).await.unwrap();
+    let load = Load::start(platform, 4, 5, 100_000).await.unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let blips = GatewayBlips::start(
+        platform,
+        mix_faults(),
+        Duration::from_secs(5),
+        Duration::from_millis(1500),
+    );
+    let cancels = Cancels::start(platform, Duration::from_millis(300))
+        .await
+        .unwrap();
+    Mix {
+        load,
+        cancels,
+        blips,
+    }
+}
+
+impl Mix {
+    /// Lets the mix run until `checkouts` more were accepted and at least `at_least`
+    /// passed: long enough for a gateway outage, and so for cancels before payment.
+    async fn run(&self, checkouts: usize, at_least: Duration) {
+        let started = Instant::now();
+        self.load
+            .wait_for_more(checkouts, Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::time::sleep(at_least.saturating_sub(started.elapsed())).await;
+    }
+}
+
+/// Stops the mix and checks the books: balanced, every order a cancel was answered
+/// for CANCELLED, cancels both before and after payment, declines, and every FAILED
+/// order failed for a reason the mix explains (a decline or the payment deadline).
+async fn finish_mix(platform: Platform, mix: Mix) -> (CancelTally, chaos::Books) {
+    let tally = mix.cancels.stop().await.unwrap();
+    mix.blips.stop().await.unwrap();
+    let (accepted, rejected, retries) = mix.load.stop().await.unwrap();
+    eprintln!(
+        "cancels: {} before payment, {} after payment, refused {:?}, {} unanswered; {} ticks, {:?} in requests, {:?} in queries",
+        tally.before_payment.len(),
+        tally.after_payment.len(),
+        tally.refused,
+        tally.unanswered,
+        tally.ticks,
+        tally.busy,
+        tally.querying
+    );
+    assert!(
+        tally.server_errors.is_empty(),
+        "cancel answered 5xx: {:?}",
+        tally.server_errors
+    );
+    assert!(
+        rejected.is_empty(),
+        "checkouts refused: {:?}",
+        &rejected[..rejected.len().min(5)]
+    );
+    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT)
+        .await
+        .unwrap();
+    eprintln!(
+        "books: {} checkouts, {} orders ({} paid, {} failed, {} of them expired, {} cancelled), {retries} client retries",
+        books.checkouts,
+        books.orders,
+        books.paid,
+        books.failed.len(),
+        books
+            .failed
+            .iter()
+            .filter(|(_, r)| r.starts_with(DEADLINE_REASON))
+            .count(),
+        books.cancelled.len(),
+    );
+    books.assert_balanced();
+    let cancelled: std::collections::HashSet<&str> =
+        books.cancelled.iter().map(String::as_str).collect();
+    for number in tally.before_payment.iter().chain(&tally.after_payment) {
         assert!(
-            books.failed.is_empty(),
-            "orders failed although the gateway never declined: {:?}",
-            books.failed
+            cancelled.contains(number.as_str()),
+            "{number} was cancelled but did not end CANCELLED"
         );
     }
+    assert!(
+        !tally.before_payment.is_empty(),
+        "no order was cancelled before payment"
+    );
+    assert!(
+        !tally.after_payment.is_empty(),
+        "no paid order was cancelled, so nothing was refunded"
+    );
+    assert!(books.paid > 0, "no order was paid");
+    assert!(
+        books
+            .failed
+            .iter()
+            .any(|(_, reason)| reason == DECLINE_REASON),
+        "no payment was declined: {:?}",
+        books.failed
+    );
+    let unexplained: Vec<_> = books
+        .failed
+        .iter()
+        .filter(|(_, r)| r != DECLINE_REASON && !r.starts_with(DEADLINE_REASON))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "orders failed for a reason the mix does not explain: {unexplained:?}"
+    );
     platform.stop().await.unwrap();
+    (tally, books)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn checkouts_keep_succeeding_while_the_broker_is_down_for_twenty_seconds() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
-        .await
-        .unwrap();
+    let load = Load::start(&platform, 4, 5, 100_000).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
@@ -149,9 +290,7 @@ async fn checkouts_keep_succeeding_while_the_broker_is_down_for_twenty_seconds()
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() {
     let platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
-        .await
-        .unwrap();
+    let load = Load::start(&platform, 4, 5, 100_000).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
@@ -194,51 +333,175 @@ async fn orders_wait_while_the_gateway_errors_and_hangs_and_then_all_complete() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
-async fn killing_the_order_service_mid_load_loses_and_duplicates_nothing() {
-    let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
+async fn killing_the_gateway_amid_checkouts_declines_and_cancels_keeps_its_ledger_and_the_books_balance(
+) {
+    // A deadline shorter than the outage: the payments that wait longest expire, and
+    // their refund by key must void whatever the dead gateway had not decided.
+    let mut platform = Platform::start(&[("payment-deadline-secs", "8")])
         .await
         .unwrap();
-    load.wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
-    platform.order.process.kill9().await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60))
-        .await
-        .unwrap();
-    platform.order.start().await.unwrap();
-    load.wait_for_more(10, Duration::from_secs(60))
-        .await
-        .unwrap();
-    finish(platform, load).await;
+    let mix = start_mix(&platform).await;
+    mix.run(15, Duration::from_secs(5)).await;
+    platform.gateway.process.kill9().await.unwrap();
+    // Checkout does not need the gateway: orders keep coming and wait for it, longer
+    // than their deadline.
+    mix.run(10, Duration::from_secs(12)).await;
+    // Same command, same database: the ledger must survive the kill.
+    platform.gateway.start().await.unwrap();
+    // The fault knobs live in memory; the restarted gateway starts without them.
+    platform.gateway_faults(mix_faults()).await.unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
+    let (_, books) = finish_mix(platform, mix).await;
+    assert!(
+        books
+            .failed
+            .iter()
+            .any(|(_, r)| r.starts_with(DEADLINE_REASON)),
+        "no payment reached its deadline during the outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
-async fn killing_the_customer_service_mid_load_loses_and_duplicates_nothing() {
+async fn killing_the_order_service_amid_checkouts_declines_and_cancels_loses_and_duplicates_nothing(
+) {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
-        .await
-        .unwrap();
-    load.wait_for_more(15, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let mix = start_mix(&platform).await;
+    mix.run(15, Duration::from_secs(5)).await;
+    platform.order.process.kill9().await.unwrap();
+    mix.run(10, Duration::from_secs(3)).await;
+    platform.order.start().await.unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
+    finish_mix(platform, mix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn killing_the_customer_service_amid_checkouts_declines_and_cancels_loses_and_duplicates_nothing(
+) {
+    let mut platform = Platform::start(&[]).await.unwrap();
+    let mix = start_mix(&platform).await;
+    mix.run(15, Duration::from_secs(5)).await;
+    // Stock returns are consumed by the customer service: some wait for its restart.
     platform.customer.process.kill9().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     platform.customer.start().await.unwrap();
-    load.wait_for_more(15, Duration::from_secs(60))
+    mix.run(15, Duration::from_secs(6)).await;
+    finish_mix(platform, mix).await;
+}
+
+/// Cancels every order of `numbers`; each must be answered 200 CANCELLED.
+async fn cancel_all(platform: &Platform, token: &str, numbers: &[String], when: &str) {
+    for number in numbers {
+        let (status, body) = platform
+            .cancel(token, number)
+            .await
+            .unwrap_or_else(|| panic!("no answer to the cancel of {number} ({when})"));
+        assert_eq!(status, 200, "cancel of {number} ({when}): {body}");
+        assert_eq!(body["status"], "CANCELLED", "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn paid_orders_cancelled_while_the_broker_is_down_are_all_refunded_and_restocked() {
+    let mut platform = Platform::start(&[]).await.unwrap();
+    let load = Load::start(&platform, 4, 5, 1_000).await.unwrap();
+    load.wait_for_more(30, Duration::from_secs(60))
         .await
         .unwrap();
-    finish(platform, load).await;
+    let (accepted, rejected, _) = load.stop().await.unwrap();
+    assert!(rejected.is_empty(), "checkouts refused: {rejected:?}");
+    let numbers: Vec<String> = accepted.iter().map(|c| c.order_number.clone()).collect();
+    let all_paid = || async {
+        let states = platform.order_states().await.unwrap_or_default();
+        numbers
+            .iter()
+            .all(|n| states.get(n).is_some_and(|(s, _)| s == "PAID"))
+    };
+    eventually("every order to be PAID", Duration::from_secs(60), all_paid).await;
+    // Slow refunds, so some are still going when the broker dies.
+    platform
+        .gateway_faults(json!({"latencyMs": 200}))
+        .await
+        .unwrap();
+    let token = chaos::manager_token(&platform.customer.url())
+        .await
+        .unwrap();
+    let (before, during) = numbers.split_at(numbers.len() / 2);
+    cancel_all(&platform, &token, before, "before the outage").await;
+
+    platform.broker.kill9().await.unwrap();
+    let outage = Instant::now();
+    cancel_all(&platform, &token, during, "during the outage").await;
+    // Money does not cross the broker: the refunds of the orders cancelled during the
+    // outage are done before it ends. Their stock does: it waits for the broker.
+    let refunded_during_outage = || async {
+        let states = platform.order_states().await.unwrap_or_default();
+        during.iter().all(|n| {
+            states
+                .get(n)
+                .is_some_and(|(_, p)| p.as_deref() == Some("REFUNDED"))
+        })
+    };
+    eventually(
+        "the refunds of the orders cancelled during the outage",
+        Duration::from_secs(20).saturating_sub(outage.elapsed()),
+        refunded_during_outage,
+    )
+    .await;
+    let customer = sqlx::PgPool::connect(&platform.customer_db).await.unwrap();
+    let returned_in_outage: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stock_returns WHERE order_number = ANY($1)")
+            .bind(during)
+            .fetch_one(&customer)
+            .await
+            .unwrap();
+    assert_eq!(
+        returned_in_outage, 0,
+        "stock of orders cancelled during the outage came back without the broker"
+    );
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed())).await;
+    platform.restart_broker().await.unwrap();
+    platform
+        .order
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let books = check_books(&platform, &accepted, BOOKS_TIMEOUT)
+        .await
+        .unwrap();
+    books.assert_balanced();
+    assert_eq!(
+        books.cancelled.len(),
+        numbers.len(),
+        "every order CANCELLED"
+    );
+    let states = platform.order_states().await.unwrap();
+    let not_refunded: Vec<_> = numbers
+        .iter()
+        .filter(|n| states.get(*n).and_then(|(_, p)| p.as_deref()) != Some("REFUNDED"))
+        .map(|n| (n, states.get(n)))
+        .collect();
+    assert!(
+        not_refunded.is_empty(),
+        "payments not REFUNDED: {not_refunded:?}"
+    );
+    let returned: i64 = sqlx::query_scalar("SELECT count(*) FROM stock_returns")
+        .fetch_one(&customer)
+        .await
+        .unwrap();
+    assert_eq!(returned, numbers.len() as i64, "one stock return per order");
+    customer.close().await;
+    platform.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn with_redis_stopped_the_customer_service_keeps_serving_from_postgres() {
     let mut platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
-        .await
-        .unwrap();
+    let load = Load::start(&platform, 4, 5, 100_000).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
@@ -274,9 +537,7 @@ async fn with_redis_stopped_the_customer_service_keeps_serving_from_postgres() {
 #[ignore = "fault suite: run by scripts/chaos.sh; restarts the machine's PostgreSQL"]
 async fn a_postgres_restart_is_ridden_out_by_both_services() {
     let platform = Platform::start(&[]).await.unwrap();
-    let load = Load::start(&platform.customer.url(), 4, 5, 100_000)
-        .await
-        .unwrap();
+    let load = Load::start(&platform, 4, 5, 100_000).await.unwrap();
     load.wait_for_more(10, Duration::from_secs(60))
         .await
         .unwrap();
@@ -320,7 +581,7 @@ async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_fo
 ) {
     let platform = Platform::start(&[]).await.unwrap();
     let base = platform.customer.url();
-    let ids = chaos::create_products(&base, 2, 10).await.unwrap();
+    let ids = platform.create_products(2, 10).await.unwrap();
     let http = reqwest::Client::new();
 
     // One cart, one key, a hundred simultaneous submissions.
