@@ -10,9 +10,9 @@
 //! write takes (Redis, this replica's near cache, and every other replica's).
 //!
 //! Undecodable or invalid records are poison (dead-lettered at once by the platform's
-//! consumer); database trouble is retryable, and while PostgreSQL is unreachable a
-//! record waits for it (up to [`OUTAGE_PATIENCE`]) instead of being dead-lettered by a
-//! short outage.
+//! consumer); transient database trouble (an outage, a failover, no free connection, a
+//! deadlock) is waited out for up to [`platform::kafka::TRANSIENT_BUDGET`] instead of
+//! dead-lettering a record whose stock is owed.
 
 use crate::cache::Cache;
 use crate::catalog;
@@ -20,16 +20,10 @@ use crate::metrics::{status_label, AppMetrics};
 use events::OrderReleased;
 use futures::future::BoxFuture;
 use platform::db::Db;
-use platform::kafka::{Handler, HandlerError, Record};
+use platform::kafka::{decode, Handler, HandlerError, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::future::Future;
-use std::time::Duration;
 use uuid::Uuid;
-
-/// How long a record waits for an unreachable database before the platform's bounded
-/// retries (and then the DLQ) take over; the order service's consumers wait as long.
-pub const OUTAGE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Longest `order_number` the table holds.
 const ORDER_NUMBER_MAX: usize = 20;
@@ -71,9 +65,11 @@ pub struct StockReturnHandler {
 
 impl Handler for StockReturnHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(ride_out_outages(OUTAGE_PATIENCE, || {
-            self.handle_record(record)
-        }))
+        Box::pin(platform::kafka::ride_out_transient(
+            platform::kafka::TRANSIENT_BUDGET,
+            platform::kafka::caused_by_transient_db_error,
+            || self.handle_record(record),
+        ))
     }
 }
 
@@ -266,78 +262,16 @@ pub fn validate(event: &OrderReleased) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes a JSON record value, or says why it is poison.
-fn decode<T: serde::de::DeserializeOwned>(record: &Record) -> Result<T, HandlerError> {
-    let payload = record
-        .payload
-        .as_deref()
-        .ok_or_else(|| HandlerError::poison("DeserializationException", "record has no value"))?;
-    serde_json::from_slice(payload).map_err(|e| HandlerError::poison("DeserializationException", e))
-}
-
 /// Maps a database error: data errors (a quantity that overflows the column, a value
 /// too long) can never succeed, the rest may.
 fn db_error(e: sqlx::Error) -> HandlerError {
-    let data_error = match &e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
-        _ => false,
-    };
-    if data_error {
-        HandlerError::poison("DataIntegrityViolationException", e)
-    } else {
-        HandlerError::Retryable(anyhow::Error::new(e).context("customer_db"))
-    }
-}
-
-/// Whether `e` means the database could not be reached, rather than that the work failed.
-fn is_connection_error(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code == "57P01" || code == "57P03"),
-        _ => false,
-    }
-}
-
-/// Runs `attempt` again while it fails because the database is unreachable, with
-/// backoff, for up to `patience`; the order service's consumers do the same.
-async fn ride_out_outages<F, Fut>(patience: Duration, mut attempt: F) -> Result<(), HandlerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), HandlerError>>,
-{
-    let deadline = tokio::time::Instant::now() + patience;
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match attempt().await {
-            Err(HandlerError::Retryable(e))
-                if tokio::time::Instant::now() < deadline
-                    && e.chain().any(|c| {
-                        c.downcast_ref::<sqlx::Error>()
-                            .is_some_and(is_connection_error)
-                    }) =>
-            {
-                tracing::warn!(error = %format!("{e:#}"), "database unreachable; the record waits for it");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            result => return result,
-        }
-    }
+    platform::kafka::db_error("customer_db")(e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use events::{EventTime, ReleasedItem, ReleasedStatus};
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     fn event() -> OrderReleased {
         OrderReleased {
@@ -377,55 +311,5 @@ mod tests {
         let mut e = event();
         e.order_number = "x".repeat(21);
         assert!(validate(&e).is_err_and(|m| m.contains("orderNumber")));
-    }
-
-    #[test]
-    fn an_undecodable_record_is_poison() {
-        let record = Record {
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            payload: Some(b"{not json".to_vec()),
-            headers: Vec::new(),
-        };
-        assert!(matches!(
-            decode::<OrderReleased>(&record),
-            Err(HandlerError::Poison { .. })
-        ));
-    }
-
-    // Real time, kept short: one outage wait is half a second.
-    #[tokio::test]
-    async fn a_record_waits_out_a_database_outage_but_not_other_failures() {
-        let calls = AtomicU32::new(0);
-        let result = ride_out_outages(OUTAGE_PATIENCE, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 1 {
-                Err(db_error(sqlx::Error::PoolTimedOut))
-            } else {
-                Ok(())
-            }
-        })
-        .await;
-        assert!(result.is_ok());
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-
-        let calls = AtomicU32::new(0);
-        let result = ride_out_outages(OUTAGE_PATIENCE, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(db_error(sqlx::Error::RowNotFound))
-        })
-        .await;
-        assert!(matches!(result, Err(HandlerError::Retryable(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-
-        let result = ride_out_outages(Duration::ZERO, || async {
-            Err(db_error(sqlx::Error::PoolTimedOut))
-        })
-        .await;
-        assert!(
-            matches!(result, Err(HandlerError::Retryable(_))),
-            "gives up after the patience"
-        );
     }
 }

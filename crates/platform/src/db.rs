@@ -60,6 +60,43 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
     )
 }
 
+/// Whether `e` is the database's trouble rather than the work's: unreachable, failing
+/// over, out of connections or resources, or a concurrency conflict. Trying again
+/// later can succeed, so a consumer waits instead of dead-lettering.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources (53300 too many
+            // connections); 40001/40P01: serialization failure, deadlock; 25006: a
+            // read-only transaction (a failover's old primary); 55P03: lock not
+            // available; 57014: statement timeout; 57P01-57P03: shutdown, crash, startup.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code.as_ref(),
+                    "40001" | "40P01" | "25006" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+                )
+        }),
+        _ => false,
+    }
+}
+
+/// Whether `e` is about the data (SQLSTATE class 22 data exception or 23 integrity
+/// violation): retrying cannot help.
+pub fn is_data_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        _ => false,
+    }
+}
+
 /// Whether `e` is a unique-constraint violation of `constraint`.
 pub fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
     match e {

@@ -300,6 +300,73 @@ impl Record {
     }
 }
 
+/// How long a record waits out transient trouble (a database failover, an outage, no
+/// free connection) before the consumer's bounded retries, and then the DLQ, take
+/// over. Below the poll interval the consumer is configured with
+/// ([`MAX_POLL_INTERVAL`]), so waiting never costs the group a rebalance.
+pub const TRANSIENT_BUDGET: Duration = Duration::from_secs(240);
+/// `max.poll.interval.ms` of every consumer: the transient budget plus the bounded
+/// retries that may follow it.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(420);
+
+/// Runs `attempt` again, with backoff up to 5 s, while it fails with a retryable error
+/// whose cause is transient by `is_transient` (see [`crate::db::is_transient`]), for up
+/// to `budget`. Poison and other failures return at once.
+pub async fn ride_out_transient<F, Fut>(
+    budget: Duration,
+    is_transient: fn(&anyhow::Error) -> bool,
+    mut attempt: F,
+) -> Result<(), HandlerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), HandlerError>>,
+{
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Err(HandlerError::Retryable(e))
+                if tokio::time::Instant::now() < deadline && is_transient(&e) =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), retryInMs = delay.as_millis() as u64,
+                    "transient failure; the record waits and is tried again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a handler's error was caused by a transient database error.
+pub fn caused_by_transient_db_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::db::is_transient)
+    })
+}
+
+/// Maps a database error of a handler working on `database`: data errors can never
+/// succeed (poison), the rest may (retryable).
+pub fn db_error(database: &'static str) -> impl Fn(sqlx::Error) -> HandlerError {
+    move |e| {
+        if crate::db::is_data_error(&e) {
+            HandlerError::poison("DataIntegrityViolationException", e)
+        } else {
+            HandlerError::Retryable(anyhow::Error::new(e).context(database))
+        }
+    }
+}
+
+/// Decodes a JSON record value, or says why it is poison.
+pub fn decode<T: serde::de::DeserializeOwned>(record: &Record) -> Result<T, HandlerError> {
+    let payload = record
+        .payload
+        .as_deref()
+        .ok_or_else(|| HandlerError::poison("DeserializationException", "record has no value"))?;
+    serde_json::from_slice(payload).map_err(|e| HandlerError::poison("DeserializationException", e))
+}
+
 /// Why a record could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -448,6 +515,10 @@ pub async fn run_consumer(
                 .max(100)
                 .to_string(),
         )
+        .set(
+            "max.poll.interval.ms",
+            MAX_POLL_INTERVAL.as_millis().to_string(),
+        )
         .set("statistics.interval.ms", "2000")
         .set("topic.metadata.refresh.interval.ms", "5000")
         .create_with_context(context)?;
@@ -590,5 +661,72 @@ async fn process(
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn transient() -> HandlerError {
+        db_error("test_db")(sqlx::Error::PoolTimedOut)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_waits_out_transient_database_trouble_but_not_other_failures() {
+        let calls = AtomicU32::new(0);
+        let result = ride_out_transient(TRANSIENT_BUDGET, caused_by_transient_db_error, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 5 {
+                Err(transient())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+
+        let calls = AtomicU32::new(0);
+        let result = ride_out_transient(TRANSIENT_BUDGET, caused_by_transient_db_error, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(db_error("test_db")(sqlx::Error::RowNotFound))
+        })
+        .await;
+        assert!(matches!(result, Err(HandlerError::Retryable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not transient: no waiting");
+
+        let started = tokio::time::Instant::now();
+        let result = ride_out_transient(
+            Duration::from_secs(30),
+            caused_by_transient_db_error,
+            || async { Err(transient()) },
+        )
+        .await;
+        assert!(matches!(result, Err(HandlerError::Retryable(_))));
+        assert!(
+            started.elapsed() >= Duration::from_secs(30),
+            "gives up after the budget"
+        );
+        assert!(
+            TRANSIENT_BUDGET < MAX_POLL_INTERVAL,
+            "waiting never costs a rebalance"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_record_is_poison() {
+        let record = Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: Some(b"{not json".to_vec()),
+            headers: Vec::new(),
+        };
+        assert!(matches!(
+            decode::<serde_json::Value>(&record),
+            Err(HandlerError::Poison { .. })
+        ));
     }
 }

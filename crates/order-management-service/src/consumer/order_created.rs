@@ -26,9 +26,7 @@ pub struct OrderCreatedHandler {
 
 impl Handler for OrderCreatedHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(super::ride_out_outages(super::OUTAGE_PATIENCE, || {
-            self.handle_record(record)
-        }))
+        Box::pin(super::ride_out(|| self.handle_record(record)))
     }
 }
 

@@ -22,9 +22,7 @@ pub struct PaymentCompletedHandler {
 
 impl Handler for PaymentCompletedHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(super::ride_out_outages(super::OUTAGE_PATIENCE, || {
-            self.handle_record(record)
-        }))
+        Box::pin(super::ride_out(|| self.handle_record(record)))
     }
 }
 

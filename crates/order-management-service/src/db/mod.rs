@@ -10,14 +10,3 @@ pub mod payments;
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
-
-/// Whether a database error is about the data (SQLSTATE class 22 data exception or
-/// 23 integrity violation): retrying cannot help, so the record is poison.
-pub fn is_data_error(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
-        _ => false,
-    }
-}
