@@ -144,7 +144,8 @@ async fn with_the_broker_unreachable_checkout_succeeds_and_the_outbox_fails_once
             .fetch_one(&app.db)
             .await
             .expect("row");
-    assert_eq!(retries, 2);
+    // By age, not count: how many attempts fit in the max age depends on the timing.
+    assert!(retries >= 1, "{retries}");
     assert!(error.is_some());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app
