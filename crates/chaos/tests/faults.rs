@@ -390,6 +390,26 @@ async fn killing_the_customer_service_amid_checkouts_declines_and_cancels_loses_
     finish_mix(platform, mix).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn restarting_the_whole_platform_amid_checkouts_declines_and_cancels_keeps_every_charge() {
+    // What `scripts/up.sh` does to a running platform: every service stopped (SIGTERM,
+    // as its stop_service) and started again, gateway first. Before the ledger was
+    // durable, this left paid orders with no charge on the gateway's books.
+    let mut platform = Platform::start(&[]).await.unwrap();
+    let mix = start_mix(&platform).await;
+    mix.run(15, Duration::from_secs(5)).await;
+    platform.order.process.stop().await.unwrap();
+    platform.customer.process.stop().await.unwrap();
+    platform.gateway.process.stop().await.unwrap();
+    platform.gateway.start().await.unwrap();
+    platform.gateway_faults(mix_faults()).await.unwrap();
+    platform.customer.start().await.unwrap();
+    platform.order.start().await.unwrap();
+    mix.run(15, Duration::from_secs(6)).await;
+    finish_mix(platform, mix).await;
+}
+
 /// Cancels every order of `numbers`; each must be answered 200 CANCELLED.
 async fn cancel_all(platform: &Platform, token: &str, numbers: &[String], when: &str) {
     for number in numbers {
