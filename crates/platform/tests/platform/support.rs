@@ -54,7 +54,7 @@ pub async fn spawn(api: Router, indicators: Vec<Box<dyn HealthIndicator>>) -> Te
     logs();
     let metrics = Metrics::new("platform-test", "test").unwrap();
     let shutdown = CancellationToken::new();
-    let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
+    let actuator = Actuator::new(metrics.clone(), shutdown.clone(), None, indicators);
     let router = platform::app::router(api, &actuator, HttpMetrics::new(&metrics).unwrap());
     let listener = platform::http::bind("127.0.0.1:0".parse().unwrap())
         .await
