@@ -321,7 +321,7 @@ impl Cache {
                         .await;
                 match pong {
                     Some(_) => ComponentHealth::up(),
-                    None => ComponentHealth::down("Redis is unreachable"),
+                    None => ComponentHealth::down_because("unreachable"),
                 }
             })
         })

@@ -155,6 +155,7 @@ impl Application {
         let actuator = Actuator::new(
             metrics.clone(),
             shutdown.clone(),
+            Some(keys.clone()),
             vec![
                 Box::new(db.health_indicator()),
                 Box::new(cache.health_indicator()),

@@ -177,7 +177,12 @@ impl Application {
             Box::new(client.health_indicator()),
             Box::new(breaker_indicator(breaker)),
         ];
-        let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
+        let actuator = Actuator::new(
+            metrics.clone(),
+            shutdown.clone(),
+            Some(jwt.clone()),
+            indicators,
+        );
         let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
         let api = routes::router(AppState {
             db,
@@ -263,7 +268,7 @@ fn breaker_indicator(breaker: CircuitBreaker) -> impl HealthIndicator {
         let name = breaker.name().to_owned();
         Box::pin(async move {
             let health = if state == BreakerState::Open {
-                ComponentHealth::down("circuit breaker open")
+                ComponentHealth::down_because("circuit breaker open")
             } else {
                 ComponentHealth::up()
             };

@@ -64,7 +64,8 @@ impl Application {
         let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
         // Without its ledger the gateway can neither charge nor refund: unready.
         let indicators: Vec<Box<dyn HealthIndicator>> = vec![Box::new(db.health_indicator())];
-        let actuator = Actuator::new(metrics, shutdown.clone(), indicators);
+        // The gateway has no JWT keys: its health never shows details.
+        let actuator = Actuator::new(metrics, shutdown.clone(), None, indicators);
         let api = routes::router(state).merge(crate::openapi::router());
         let router = platform::app::router(api, &actuator, http_metrics);
         tracing::info!(port, charges, faults = ?settings.initial_faults(), "payment gateway listening");

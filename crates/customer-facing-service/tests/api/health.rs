@@ -29,6 +29,61 @@ async fn health_lists_every_dependency_and_readiness_is_up() {
 }
 
 #[tokio::test]
+async fn anonymous_callers_see_component_statuses_and_a_manager_also_sees_details() {
+    let app = spawn_app().await;
+    let anonymous = app
+        .get("/actuator/health")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let health: Value = serde_json::from_str(&anonymous).expect("JSON");
+    assert_eq!(health["components"]["db"]["status"], "UP", "{anonymous}");
+    assert!(!anonymous.contains("details"), "{anonymous}");
+    let managed: Value = app
+        .client
+        .get(format!("{}/actuator/health", app.address))
+        .bearer_auth(app.manager_token().await)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        managed["components"]["db"]["details"]["database"], "PostgreSQL",
+        "{managed}"
+    );
+    assert!(managed["components"]["outbox"]["details"]["pending"].is_number());
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_a_manager_sees_a_short_description_not_the_raw_error() {
+    let app = spawn_app_with(|s| {
+        s.redis.host = "127.0.0.1".into();
+        s.redis.port = 1;
+    })
+    .await;
+    let body = app
+        .client
+        .get(format!("{}/actuator/health", app.address))
+        .bearer_auth(app.manager_token().await)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    let health: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        health["components"]["redis"]["details"]["error"], "unreachable",
+        "{body}"
+    );
+    assert!(!body.contains("127.0.0.1"), "{body}");
+    assert!(!body.contains("os error"), "{body}");
+}
+
+#[tokio::test]
 async fn with_redis_unreachable_health_shows_redis_down_and_readiness_stays_up() {
     let app = spawn_app_with(|s| {
         s.redis.host = "127.0.0.1".into();
@@ -58,6 +113,8 @@ async fn with_postgres_unreachable_readiness_is_503() {
         .connect(&platform::testing::server_url())
         .await
         .expect("server");
+    // Logging in needs the database: the token is taken while it is still there.
+    let token = app.manager_token().await;
     app.db.close().await;
     // The app's background jobs reconnect at any time: retry until the rename wins.
     let mut attempts = 0;
@@ -82,18 +139,51 @@ async fn with_postgres_unreachable_readiness_is_503() {
             Err(e) => panic!("cannot rename the database: {e}"),
         }
     }
-    let readiness = app.get("/actuator/health/readiness").await;
-    assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
+    wait_for_readiness(&app, StatusCode::SERVICE_UNAVAILABLE).await;
     let health = app.get("/actuator/health").await;
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The driver's error names the missing database; even a manager sees only a
+    // short description of it.
+    let body = app
+        .client
+        .get(format!("{}/actuator/health", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    let managed: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(managed["components"]["db"]["status"], "DOWN", "{body}");
+    assert!(
+        managed["components"]["db"]["details"]["error"].is_string(),
+        "{body}"
+    );
+    assert!(!body.contains(&name), "{body}");
     sqlx::query(&format!(
         "ALTER DATABASE \"{name}_gone\" RENAME TO \"{name}\""
     ))
     .execute(&server)
     .await
     .expect("rename back");
-    let readiness = app.get("/actuator/health/readiness").await;
-    assert_eq!(readiness.status(), StatusCode::OK);
+    wait_for_readiness(&app, StatusCode::OK).await;
+}
+
+/// Readiness answers from checks refreshed every 2 s: it changes within a few seconds.
+async fn wait_for_readiness(app: &crate::helpers::TestApp, want: StatusCode) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = app.get("/actuator/health/readiness").await.status();
+        if status == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readiness stayed {status}, never {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -359,7 +359,8 @@ impl GatewayClient {
                     Ok(r) if r.status().is_success() => {
                         ComponentHealth::up().with_detail("url", url)
                     }
-                    Ok(r) => ComponentHealth::down(format!("HTTP {}", r.status().as_u16()))
+                    Ok(r) => ComponentHealth::down_because("unexpected HTTP status")
+                        .with_detail("httpStatus", r.status().as_u16())
                         .with_detail("url", url),
                     Err(e) => ComponentHealth::down(e).with_detail("url", url),
                 }

@@ -45,6 +45,18 @@ async fn an_unknown_order_is_a_404_problem_and_health_shows_every_dependency() {
     assert_eq!(status, 200);
     let (status, health) = get(&app, "/actuator/health", None).await;
     assert_eq!(status, 200, "{health}");
+    assert!(
+        health["components"]["paymentGateway"]
+            .get("details")
+            .is_none(),
+        "anonymous callers see no details (the gateway's URL): {health}"
+    );
+    let (status, health) = get(&app, "/actuator/health", Some(&app.manager_token())).await;
+    assert_eq!(status, 200, "{health}");
+    assert!(
+        health["components"]["paymentGateway"]["details"]["url"].is_string(),
+        "a manager sees details: {health}"
+    );
     for component in ["db", "kafka", "paymentGateway", "circuitBreakers"] {
         assert_eq!(
             health["components"][component]["status"], "UP",

@@ -212,7 +212,15 @@ async fn the_gateway_is_unready_while_its_database_is_gone() {
         .await
         .expect("database dropped");
     admin.close().await.expect("closed");
-    assert_eq!(readiness().await, 503);
+    // Readiness answers from checks refreshed every 2 s: it flips within a few seconds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while readiness().await != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never unready without a database"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let order_id = Uuid::new_v4();
     let response = gw
         .charge(&order_id.to_string(), &charge_body(order_id))

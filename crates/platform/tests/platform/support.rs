@@ -51,10 +51,19 @@ pub struct TestApp {
 
 /// Serves `api` wrapped by `platform::app::router` with the given health indicators.
 pub async fn spawn(api: Router, indicators: Vec<Box<dyn HealthIndicator>>) -> TestApp {
+    spawn_with_keys(api, indicators, None).await
+}
+
+/// As [`spawn`], with an actuator that shows details to a manager of `keys`.
+pub async fn spawn_with_keys(
+    api: Router,
+    indicators: Vec<Box<dyn HealthIndicator>>,
+    keys: Option<platform::auth::JwtKeys>,
+) -> TestApp {
     logs();
     let metrics = Metrics::new("platform-test", "test").unwrap();
     let shutdown = CancellationToken::new();
-    let actuator = Actuator::new(metrics.clone(), shutdown.clone(), indicators);
+    let actuator = Actuator::new(metrics.clone(), shutdown.clone(), keys, indicators);
     let router = platform::app::router(api, &actuator, HttpMetrics::new(&metrics).unwrap());
     let listener = platform::http::bind("127.0.0.1:0".parse().unwrap())
         .await
