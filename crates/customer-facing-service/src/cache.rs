@@ -8,8 +8,8 @@
 //! A hung Redis costs a request at most one timeout: several keys go in one round trip
 //! (an MGET, or one pipeline for writes and invalidations), and after a call times out
 //! the optional calls (reads, and fills that only copy PostgreSQL's current state into
-//! the cache) are skipped for [`STALL_BACKOFF`], so the rest of the request and the
-//! requests right after it go straight to PostgreSQL. Writes that keep the cache
+//! the cache) are skipped for [`STALL_BACKOFF`] or until a call succeeds, so the rest
+//! of the request and the requests right after it go straight to PostgreSQL. Writes that keep the cache
 //! correct (a changed cart, tombstones, the listing generation, the invalidation
 //! message) are always attempted, since skipping one could leave a stale entry behind. `cache_requests_total{cache,result}` counts hits and
 //! misses of each cache. The [`NearCache`] in front of it lives here too, with the
@@ -211,6 +211,13 @@ impl Cache {
         *self.stalled_until() = Some(Instant::now() + STALL_BACKOFF);
     }
 
+    fn recover(&self) {
+        let mut until = self.stalled_until();
+        if until.is_some() {
+            *until = None;
+        }
+    }
+
     fn stalled(&self) -> bool {
         self.stalled_until()
             .is_some_and(|until| Instant::now() < until)
@@ -228,7 +235,11 @@ impl Cache {
         }
         let manager = self.connection().await?;
         match tokio::time::timeout(CALL_TIMEOUT, op(manager)).await {
-            Ok(Ok(value)) => Some(value),
+            Ok(Ok(value)) => {
+                // Redis answered: it is not hung (any more), so stop skipping.
+                self.recover();
+                Some(value)
+            }
             // The connection manager's own response timeout (as long as ours) usually
             // fires first and reads as an error: a stall all the same.
             Ok(Err(e)) if e.is_timeout() => {
