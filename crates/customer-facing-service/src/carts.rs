@@ -215,8 +215,8 @@ pub async fn cache_cart(cache: &Cache, cart: &StoredCart) {
 }
 
 /// Puts a cart just read from PostgreSQL in the cache until it expires, as a fill:
-/// skipped while Redis looks hung, since the entry there is no newer than this state
-/// (a change always writes its own) and a missing one costs only a miss.
+/// skipped while Redis looks hung, since this state is already in the cache unless a
+/// change's own write failed, and a missing entry costs only a miss.
 async fn fill_cart(cache: &Cache, cart: &StoredCart) {
     if let Some(ttl) = remaining(cart) {
         cache
