@@ -3,17 +3,18 @@
 //! Redis is a cache only: every operation has a short timeout, and a failure (Redis
 //! down, slow, or never reachable since start-up) reads as a miss or a skipped write,
 //! so every route keeps working from PostgreSQL. The connection is made lazily and
-//! retried at most once a second.
+//! retried at most once a second. `cache_requests_total{cache,result}` counts hits and
+//! misses of each cache. The [`NearCache`] in front of it lives here too, with the
+//! Redis channel that keeps it coherent across replicas.
 //!
 //! A hung Redis costs a request at most one timeout: several keys go in one round trip
 //! (an MGET, or one pipeline for writes and invalidations), and after a call times out
 //! the optional calls (reads, and fills that only copy PostgreSQL's current state into
-//! the cache) are skipped for [`STALL_BACKOFF`] or until a call succeeds, so the rest
-//! of the request and the requests right after it go straight to PostgreSQL. Writes that keep the cache
-//! correct (a changed cart, tombstones, the listing generation, the invalidation
-//! message) are always attempted, since skipping one could leave a stale entry behind. `cache_requests_total{cache,result}` counts hits and
-//! misses of each cache. The [`NearCache`] in front of it lives here too, with the
-//! Redis channel that keeps it coherent across replicas.
+//! the cache) are skipped for a second (`STALL_BACKOFF`) or until a call succeeds, so the rest
+//! of the request and the requests right after it go straight to PostgreSQL. Writes
+//! that keep the cache correct (a changed cart, tombstones, the listing generation,
+//! the invalidation message) are always attempted, since skipping one could leave a
+//! stale entry behind.
 
 use platform::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use prometheus::IntCounterVec;
@@ -211,11 +212,9 @@ impl Cache {
         *self.stalled_until() = Some(Instant::now() + STALL_BACKOFF);
     }
 
+    /// Ends the skipping of optional calls.
     fn recover(&self) {
-        let mut until = self.stalled_until();
-        if until.is_some() {
-            *until = None;
-        }
+        *self.stalled_until() = None;
     }
 
     fn stalled(&self) -> bool {
