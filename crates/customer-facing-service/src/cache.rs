@@ -6,6 +6,15 @@
 //! retried at most once a second. `cache_requests_total{cache,result}` counts hits and
 //! misses of each cache. The [`NearCache`] in front of it lives here too, with the
 //! Redis channel that keeps it coherent across replicas.
+//!
+//! A hung Redis costs a request at most one timeout: several keys go in one round trip
+//! (an MGET, or one pipeline for writes and invalidations), and after a call times out
+//! the optional calls (reads, and fills that only copy PostgreSQL's current state into
+//! the cache) are skipped for a second (`STALL_BACKOFF`) or until a call succeeds, so the rest
+//! of the request and the requests right after it go straight to PostgreSQL. Writes
+//! that keep the cache correct (a changed cart, tombstones, the listing generation,
+//! the invalidation message) are always attempted, since skipping one could leave a
+//! stale entry behind.
 
 use platform::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use prometheus::IntCounterVec;
@@ -28,6 +37,9 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 const INVALIDATION_CHANNEL: &str = "catalog:invalidations";
 /// Least time between two attempts to (re)connect.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long optional calls are skipped after a call timed out: long enough that a
+/// request reading the cart and then its products pays one timeout, not two.
+const STALL_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Sets KEYS[1] to ARGV[1] with ARGV[3] seconds to live unless the current value's
 /// `version` is greater than ARGV[2].
@@ -59,6 +71,17 @@ struct Inner {
     connecting: Mutex<Option<Instant>>,
     requests: IntCounterVec,
     near: NearCache,
+    /// Until when optional calls are skipped, after a call timed out.
+    stalled_until: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Whether a call may be skipped while Redis looks hung.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A read or a fill: skipping it only costs a miss.
+    Optional,
+    /// A write the cache's correctness depends on.
+    Required,
 }
 
 impl Cache {
@@ -95,6 +118,7 @@ impl Cache {
                 connecting: Mutex::new(None),
                 requests,
                 near: NearCache::new(Duration::from_secs(settings.near_cache_ttl_secs)),
+                stalled_until: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -120,13 +144,6 @@ impl Cache {
                 .run_subscriber(client, channel, shutdown)
                 .await;
         }
-    }
-
-    /// Announces `message` to every replica's near cache.
-    pub async fn publish_invalidation(&self, message: String) {
-        let channel = self.key(INVALIDATION_CHANNEL);
-        self.call(|mut c| async move { c.publish::<_, _, ()>(channel, message).await })
-            .await;
     }
 
     /// `key` with this instance's prefix.
@@ -181,21 +198,61 @@ impl Cache {
         self.inner.manager.read().ok().and_then(|m| m.clone())
     }
 
-    /// Runs one command with the call timeout; `None` on any failure.
-    async fn call<T, F, Fut>(&self, op: F) -> Option<T>
+    // Only an instant is kept under the lock: a panic cannot leave it torn, so a
+    // poisoned lock is used as it is.
+    fn stalled_until(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.inner
+            .stalled_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Skips optional calls for the next [`STALL_BACKOFF`].
+    fn stall(&self) {
+        *self.stalled_until() = Some(Instant::now() + STALL_BACKOFF);
+    }
+
+    /// Ends the skipping of optional calls.
+    fn recover(&self) {
+        *self.stalled_until() = None;
+    }
+
+    fn stalled(&self) -> bool {
+        self.stalled_until()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Runs one command (or one pipeline) with the call timeout; `None` on any failure,
+    /// or at once for an optional call while Redis looks hung.
+    async fn call<T, F, Fut>(&self, need: Need, op: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        if need == Need::Optional && self.stalled() {
+            return None;
+        }
         let manager = self.connection().await?;
         match tokio::time::timeout(CALL_TIMEOUT, op(manager)).await {
-            Ok(Ok(value)) => Some(value),
+            Ok(Ok(value)) => {
+                // Redis answered: it is not hung (any more), so stop skipping.
+                self.recover();
+                Some(value)
+            }
+            // The connection manager's own response timeout (as long as ours) usually
+            // fires first and reads as an error: a stall all the same.
+            Ok(Err(e)) if e.is_timeout() => {
+                tracing::debug!(error = %e, "redis call timed out");
+                self.stall();
+                None
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "redis call failed");
                 None
             }
             Err(_) => {
                 tracing::debug!("redis call timed out");
+                self.stall();
                 None
             }
         }
@@ -213,7 +270,9 @@ impl Cache {
     pub async fn get<T: DeserializeOwned>(&self, cache: &str, key: &str) -> Option<T> {
         let key = self.key(key);
         let raw: Option<String> = self
-            .call(|mut c| async move { c.get::<_, Option<String>>(key).await })
+            .call(Need::Optional, |mut c| async move {
+                c.get::<_, Option<String>>(key).await
+            })
             .await
             .flatten();
         let value = raw.and_then(|raw| serde_json::from_str(&raw).ok());
@@ -232,7 +291,7 @@ impl Cache {
         }
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         let raws: Option<Vec<Option<String>>> = self
-            .call(|mut c| async move {
+            .call(Need::Optional, |mut c| async move {
                 redis::cmd("MGET")
                     .arg(&full)
                     .query_async::<Vec<Option<String>>>(&mut c)
@@ -252,15 +311,18 @@ impl Cache {
         values
     }
 
-    /// Stores `value` at `key` for `ttl`.
-    pub async fn set<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+    /// Stores `value` at `key` for `ttl` as a fill: skipped while Redis looks hung, so
+    /// only for values whose absence costs no more than a miss.
+    pub async fn fill<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
         let Ok(raw) = serde_json::to_string(value) else {
             return;
         };
         let key = self.key(key);
         let secs = ttl.as_secs().max(1);
-        self.call(|mut c| async move { c.set_ex::<_, _, ()>(key, raw, secs).await })
-            .await;
+        self.call(Need::Optional, |mut c| async move {
+            c.set_ex::<_, _, ()>(key, raw, secs).await
+        })
+        .await;
     }
 
     /// Stores `value` at `key` for `ttl` unless the entry there carries a newer
@@ -273,21 +335,84 @@ impl Cache {
         version: i64,
         ttl: Duration,
     ) {
-        let Ok(raw) = serde_json::to_string(value) else {
-            return;
-        };
-        let key = self.key(key);
+        self.write_if_newer(Need::Required, &[Versioned::new(key, value, version)], ttl)
+            .await;
+    }
+
+    /// [`set_if_newer`](Self::set_if_newer) for several entries in one round trip, as
+    /// a fill: skipped while Redis looks hung, so only for PostgreSQL's current state.
+    pub async fn fill_many_if_newer(&self, entries: &[Versioned], ttl: Duration) {
+        self.write_if_newer(Need::Optional, entries, ttl).await;
+    }
+
+    /// [`set_if_newer`](Self::set_if_newer) as a fill of one entry.
+    pub async fn fill_if_newer<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        version: i64,
+        ttl: Duration,
+    ) {
+        self.write_if_newer(Need::Optional, &[Versioned::new(key, value, version)], ttl)
+            .await;
+    }
+
+    async fn write_if_newer(&self, need: Need, entries: &[Versioned], ttl: Duration) {
         let secs = ttl.as_secs().max(1);
-        self.call(|mut c| async move {
-            redis::cmd("EVAL")
-                .arg(SET_IF_NEWER)
-                .arg(1)
-                .arg(key)
-                .arg(raw)
-                .arg(version)
-                .arg(secs)
-                .query_async::<i64>(&mut c)
-                .await
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            if let Some(raw) = &entry.raw {
+                pipe.add_command(self.set_if_newer_cmd(&entry.key, raw, entry.version, secs))
+                    .ignore();
+            }
+        }
+        if pipe.is_empty() {
+            return;
+        }
+        self.call(
+            need,
+            |mut c| async move { pipe.query_async::<()>(&mut c).await },
+        )
+        .await;
+    }
+
+    fn set_if_newer_cmd(&self, key: &str, raw: &str, version: i64, secs: u64) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SET_IF_NEWER)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(raw)
+            .arg(version)
+            .arg(secs);
+        cmd
+    }
+
+    /// One invalidation in one round trip, as a transaction: replaces each entry unless
+    /// newer (tombstones), increments the counter at `counter` (a listing generation),
+    /// then announces `message` to every replica's near cache. The message goes last,
+    /// so a replica that drops its copy on it finds Redis already cleared.
+    pub async fn invalidate(
+        &self,
+        entries: &[Versioned],
+        ttl: Duration,
+        counter: &str,
+        message: String,
+    ) {
+        let secs = ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for entry in entries {
+            if let Some(raw) = &entry.raw {
+                pipe.add_command(self.set_if_newer_cmd(&entry.key, raw, entry.version, secs))
+                    .ignore();
+            }
+        }
+        pipe.incr(self.key(counter), 1)
+            .ignore()
+            .publish(self.key(INVALIDATION_CHANNEL), message)
+            .ignore();
+        self.call(Need::Required, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
         })
         .await;
     }
@@ -295,16 +420,11 @@ impl Cache {
     /// The counter at `key`, 0 when unset; `None` when Redis is unavailable.
     pub async fn counter(&self, key: &str) -> Option<i64> {
         let key = self.key(key);
-        self.call(|mut c| async move { c.get::<_, Option<i64>>(key).await })
-            .await
-            .map(Option::unwrap_or_default)
-    }
-
-    /// Increments the counter at `key`.
-    pub async fn increment(&self, key: &str) {
-        let key = self.key(key);
-        self.call(|mut c| async move { c.incr::<_, _, ()>(key, 1).await })
-            .await;
+        self.call(Need::Optional, |mut c| async move {
+            c.get::<_, Option<i64>>(key).await
+        })
+        .await
+        .map(Option::unwrap_or_default)
     }
 
     /// The `redis` health component; never required for readiness.
@@ -313,17 +433,37 @@ impl Cache {
         FnIndicator::new("redis", false, move || {
             let cache = cache.clone();
             Box::pin(async move {
-                let pong =
-                    cache
-                        .call(|mut c| async move {
-                            redis::cmd("PING").query_async::<String>(&mut c).await
-                        })
-                        .await;
+                // Required: the health check says how Redis is now, not how it was.
+                let pong = cache
+                    .call(Need::Required, |mut c| async move {
+                        redis::cmd("PING").query_async::<String>(&mut c).await
+                    })
+                    .await;
                 match pong {
                     Some(_) => ComponentHealth::up(),
                     None => ComponentHealth::down_because("unreachable"),
                 }
             })
         })
+    }
+}
+
+/// One entry of a versioned write: `key` (unprefixed), its JSON and its version.
+pub struct Versioned {
+    key: String,
+    /// `None` when the value did not serialize; such an entry is left out.
+    raw: Option<String>,
+    version: i64,
+}
+
+impl Versioned {
+    /// `value` at `key`, replacing only entries whose `version` is not newer; `value`
+    /// must serialize to an object with a numeric `version`.
+    pub fn new<T: Serialize>(key: &str, value: &T, version: i64) -> Self {
+        Self {
+            key: key.to_owned(),
+            raw: serde_json::to_string(value).ok(),
+            version,
+        }
     }
 }

@@ -204,21 +204,31 @@ pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
     })
 }
 
-/// Puts a just-committed cart in the cache until it expires.
+/// Puts a just-changed cart in the cache until it expires; always attempted, since the
+/// entry there is now out of date.
 pub async fn cache_cart(cache: &Cache, cart: &StoredCart) {
-    let remaining = (cart.expires_at.0 - now()).num_seconds();
-    if let Ok(secs) = u64::try_from(remaining) {
-        if secs > 0 {
-            cache
-                .set_if_newer(
-                    &cart_key(&cart.session_id),
-                    cart,
-                    cart.version,
-                    std::time::Duration::from_secs(secs),
-                )
-                .await;
-        }
+    if let Some(ttl) = remaining(cart) {
+        cache
+            .set_if_newer(&cart_key(&cart.session_id), cart, cart.version, ttl)
+            .await;
     }
+}
+
+/// Puts a cart just read from PostgreSQL in the cache until it expires, as a fill:
+/// skipped while Redis looks hung, since this state is already in the cache unless a
+/// change's own write failed, and a missing entry costs only a miss.
+async fn fill_cart(cache: &Cache, cart: &StoredCart) {
+    if let Some(ttl) = remaining(cart) {
+        cache
+            .fill_if_newer(&cart_key(&cart.session_id), cart, cart.version, ttl)
+            .await;
+    }
+}
+
+/// How long `cart` has left to live, if any.
+fn remaining(cart: &StoredCart) -> Option<std::time::Duration> {
+    let secs = u64::try_from((cart.expires_at.0 - now()).num_seconds()).ok()?;
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 /// Forgets the cached cart of `session_id`, which was deleted at `at`.
@@ -253,7 +263,7 @@ pub async fn get_or_create(
     let id = lock_or_create(&mut tx, session_id).await?;
     let cart = load(&mut tx, id).await?;
     tx.commit().await?;
-    cache_cart(cache, &cart).await;
+    fill_cart(cache, &cart).await;
     Ok(cart)
 }
 

@@ -10,7 +10,7 @@
 //! bounds how stale such an entry can get. The public reads answer with JSON bytes
 //! kept in the [`near_cache`](crate::near_cache) when they can.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Versioned};
 use crate::error::{Error, Result};
 use crate::near_cache::{NearCache, Ticket};
 use axum::body::Bytes;
@@ -175,15 +175,21 @@ fn version_of(t: &LocalTime) -> i64 {
     t.0.and_utc().timestamp_micros()
 }
 
-async fn cache_product(cache: &Cache, product: &Product) {
+/// `product` as a cache entry.
+fn product_entry(product: &Product) -> Versioned {
     let version = version_of(&product.updated_at);
     let entry = CachedProduct {
         version,
         product: product.clone(),
     };
-    cache
-        .set_if_newer(&product_key(product.id), &entry, version, cache.ttl())
-        .await;
+    Versioned::new(&product_key(product.id), &entry, version)
+}
+
+/// Copies products just read from PostgreSQL into the cache, in one round trip. A fill:
+/// skipped while Redis looks hung, since a missing entry only costs a miss.
+async fn cache_products(cache: &Cache, products: &[Product]) {
+    let entries: Vec<Versioned> = products.iter().map(product_entry).collect();
+    cache.fill_many_if_newer(&entries, cache.ttl()).await;
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Bytes> {
@@ -261,7 +267,7 @@ pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<P
     let product = load_product(&mut *db.acquire().await?, id)
         .await?
         .ok_or_else(|| Error::not_found("Product", id))?;
-    cache_product(cache, &product).await;
+    cache_products(cache, std::slice::from_ref(&product)).await;
     Ok(product)
 }
 
@@ -291,10 +297,9 @@ pub async fn products_by_ids(
         )
         .fetch_all(&mut *db.acquire().await?)
         .await?;
-        for product in loaded {
-            cache_product(cache, &product).await;
-            found.push(product);
-        }
+        // One round trip for all of them, not one per product.
+        cache_products(cache, &loaded).await;
+        found.extend(loaded);
     }
     Ok(found)
 }
@@ -327,7 +332,7 @@ pub async fn product_page(
     }
     let page = load_product_page(db, query).await?;
     if let Some(key) = &key {
-        cache.set(key, &page, cache.ttl()).await;
+        cache.fill(key, &page, cache.ttl()).await;
     }
     Ok(page)
 }
@@ -399,27 +404,27 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
 }
 
 /// Replaces the cached entries of products written at `at` (their new `updatedAt`)
-/// with tombstones, retires every cached listing, then drops them from this process's
-/// near cache and announces them to the other replicas'; call after the commit. The
-/// near cache is cleared after Redis so that a read in between cannot refill it from
-/// Redis's old entries.
+/// with tombstones, retires every cached listing and announces the products to every
+/// replica's near cache, all in one Redis transaction (one round trip, so one timeout
+/// at most whatever the number of products), then drops them from this process's near
+/// cache; call after the commit. This process's near cache is cleared after Redis so
+/// that a read in between cannot refill it from Redis's old entries; the other
+/// replicas get the message only once the transaction has cleared Redis.
 pub async fn invalidate_products(cache: &Cache, ids: &[Uuid], at: chrono::NaiveDateTime) {
     let version = version_of(&LocalTime(at));
-    for id in ids {
-        cache
-            .set_if_newer(
-                &product_key(*id),
-                &Tombstone { version },
-                version,
-                cache.ttl(),
-            )
-            .await;
-    }
-    cache.increment(GENERATION_KEY).await;
-    cache.near().invalidate(ids);
+    let tombstones: Vec<Versioned> = ids
+        .iter()
+        .map(|id| Versioned::new(&product_key(*id), &Tombstone { version }, version))
+        .collect();
     cache
-        .publish_invalidation(crate::near_cache::message(ids))
+        .invalidate(
+            &tombstones,
+            cache.ttl(),
+            GENERATION_KEY,
+            crate::near_cache::message(ids),
+        )
         .await;
+    cache.near().invalidate(ids);
 }
 
 /// A category by id.

@@ -107,7 +107,8 @@ fn sweep_old_databases() {
     });
 }
 
-fn redis_host_port() -> (String, u16) {
+/// Host and port of the test Redis.
+pub fn redis_host_port() -> (String, u16) {
     let url = platform::testing::redis_url();
     let rest = url.trim_start_matches("redis://");
     let rest = rest.rsplit('@').next().unwrap_or(rest);

@@ -11,5 +11,6 @@ mod checkout;
 mod events;
 mod health;
 mod helpers;
+mod hung_redis;
 mod openapi;
 mod stock_returns;
