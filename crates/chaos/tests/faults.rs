@@ -711,3 +711,141 @@ async fn one_hundred_parallel_checkouts_with_one_key_make_one_order_and_fifty_fo
     );
     platform.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn two_hundred_parallel_bogus_logins_keep_the_customer_service_under_its_memory_limit() {
+    let platform = Platform::start(&[]).await.unwrap();
+    let base = platform.customer.url();
+    let http = reqwest::Client::new();
+    let logins: Vec<_> = (0..200)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!("{base}/api/v1/auth/login");
+            tokio::spawn(async move {
+                http.post(url)
+                    .json(&json!({"username": format!("intruder-{i}"), "password": "guess"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let read = http
+        .get(format!("{base}/api/v1/products"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "the catalogue answers during the flood");
+    for login in logins {
+        let status = login.await.unwrap().unwrap();
+        assert!(matches!(status, 401 | 429 | 503), "login answered {status}");
+    }
+    // The Kubernetes manifest limits the pod to 256 MiB; before logins were bounded,
+    // forty of them took it to 775 MB.
+    let peak = platform.customer.process.peak_rss_kib().unwrap();
+    eprintln!("customer-facing-service peak RSS: {} MiB", peak / 1024);
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    platform.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn a_cart_filled_before_a_price_change_is_bought_at_todays_price() {
+    let platform = Platform::start(&[]).await.unwrap();
+    let base = platform.customer.url();
+    let http = reqwest::Client::new();
+    let ids = platform.create_products(1, 50).await.unwrap();
+    let session = format!("stale-{}", uuid::Uuid::new_v4().simple());
+    let added = http
+        .post(format!("{base}/api/v1/carts/{session}/items"))
+        .json(&json!({"productId": ids[0], "quantity": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let token = chaos::manager_token(&base).await.unwrap();
+    let repriced = http
+        .put(format!("{base}/api/v1/products/{}", ids[0]))
+        .bearer_auth(&token)
+        .json(&json!({"price": 99.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repriced.status(), 200);
+    let checkout = |key: &'static str| {
+        http.post(format!("{base}/api/v1/checkout"))
+            .header("Idempotency-Key", key)
+            .json(&chaos::checkout_body(&session))
+            .send()
+    };
+    let refused = checkout("stale-1").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("cart-changed"),
+        "{problem}"
+    );
+    let placed = checkout("stale-2").await.unwrap();
+    assert_eq!(placed.status(), 201);
+    let customer = sqlx::PgPool::connect(&platform.customer_db).await.unwrap();
+    let subtotal: f64 =
+        sqlx::query_scalar("SELECT (payload->>'subtotal')::float8 FROM order_created_outbox")
+            .fetch_one(&customer)
+            .await
+            .unwrap();
+    assert!((subtotal - 198.0).abs() < 1e-9, "paid {subtotal}");
+    customer.close().await;
+    platform.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn database_connections_cut_under_load_dead_letter_nothing_and_the_books_balance() {
+    let platform = Platform::start(&[]).await.unwrap();
+    let load = Load::start(&platform, 4, 5, 100_000).await.unwrap();
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // What a failover or a PostgreSQL restart does to a service's connections, five
+    // times: every connection of both services' databases is cut.
+    let admin = sqlx::PgPool::connect(&platform::testing::server_url())
+        .await
+        .unwrap();
+    let databases = [&platform.order_db, &platform.customer_db]
+        .map(|url| url.rsplit('/').next().unwrap_or_default().to_owned());
+    for _ in 0..5 {
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = ANY($1) AND pid <> pg_backend_pid()) t",
+        )
+        .bind(&databases[..])
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        eprintln!("cut {cut} connections");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    admin.close().await;
+    load.wait_for_more(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for service in [&platform.order, &platform.customer] {
+        let text = reqwest::get(format!("{}/actuator/prometheus", service.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Every topic's series, summed.
+        let dead: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("dlq_messages_total"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert_eq!(dead, 0.0, "{} dead-lettered a record", service.process.name);
+    }
+    finish(platform, load).await;
+}
