@@ -103,6 +103,15 @@ pub struct ConsumerSettings {
         value_parser = clap::value_parser!(u32).range(1..=100)
     )]
     pub record_max_attempts: u32,
+    /// Seconds a record waits out transient database trouble (an outage, a failover,
+    /// no free connection, a deadlock) before its attempts above, and then the DLQ.
+    #[arg(
+        long = "consumer-transient-budget-secs",
+        env = "KAFKA_CONSUMER_TRANSIENT_BUDGET_SECS",
+        default_value_t = 240,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    pub transient_budget_secs: u64,
     /// Run the consumer (off: an API-only replica).
     #[arg(
         long = "consumers-enabled",

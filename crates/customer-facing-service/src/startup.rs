@@ -201,6 +201,7 @@ impl Application {
             );
             consumer.session_timeout = Duration::from_millis(topics.session_timeout_ms);
             consumer.max_attempts = topics.record_max_attempts;
+            consumer.transient_budget = Duration::from_secs(topics.transient_budget_secs);
             consumer.fetch_wait = Duration::from_millis(topics.fetch_wait_ms);
             let handler: Arc<dyn Handler> = Arc::new(StockReturnHandler {
                 db,

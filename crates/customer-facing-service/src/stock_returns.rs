@@ -11,8 +11,8 @@
 //!
 //! Undecodable or invalid records are poison (dead-lettered at once by the platform's
 //! consumer); transient database trouble (an outage, a failover, no free connection, a
-//! deadlock) is waited out for up to [`platform::kafka::TRANSIENT_BUDGET`] instead of
-//! dead-lettering a record whose stock is owed.
+//! deadlock) is waited out by the platform's consumer for its transient budget instead
+//! of dead-lettering a record whose stock is owed.
 
 use crate::cache::Cache;
 use crate::catalog;
@@ -65,11 +65,7 @@ pub struct StockReturnHandler {
 
 impl Handler for StockReturnHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(platform::kafka::ride_out_transient(
-            platform::kafka::TRANSIENT_BUDGET,
-            platform::kafka::caused_by_transient_db_error,
-            || self.handle_record(record),
-        ))
+        Box::pin(self.handle_record(record))
     }
 }
 

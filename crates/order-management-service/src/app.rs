@@ -96,7 +96,10 @@ impl Application {
         let relay = Relay::new(
             Arc::new(PaymentOutboxStore::new(db.pool().clone())),
             producer.clone(),
-            RelaySettings::new(OUTBOX_NAME),
+            RelaySettings {
+                max_age: Duration::from_secs(topics.outbox_max_age_secs),
+                ..RelaySettings::new(OUTBOX_NAME)
+            },
             &metrics,
         )
         .context("outbox metrics")?;
@@ -146,6 +149,7 @@ impl Application {
                 let mut c = ConsumerSettings::new(&bootstrap, &topics.group_id, &[topic]);
                 c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
                 c.max_attempts = topics.record_max_attempts;
+                c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
                 c.fetch_wait = Duration::from_millis(topics.fetch_wait_ms);
                 c
             };

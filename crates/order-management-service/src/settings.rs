@@ -61,6 +61,16 @@ pub struct ConsumerSettings {
     #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
           default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub record_max_attempts: u32,
+    /// Seconds a record waits out transient database trouble (an outage, a failover,
+    /// no free connection, a deadlock) before its attempts above, and then the DLQ.
+    #[arg(long = "consumer-transient-budget-secs", env = "KAFKA_CONSUMER_TRANSIENT_BUDGET_SECS",
+          default_value_t = 240, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub transient_budget_secs: u64,
+    /// Seconds a `payment_completed_outbox` row keeps being retried before it is marked
+    /// FAILED for an operator: a broker outage shorter than this fails nothing (6 h).
+    #[arg(long = "outbox-max-age-secs", env = "OUTBOX_MAX_AGE_SECS",
+          default_value_t = 21_600, value_parser = clap::value_parser!(u64).range(0..=30 * 24 * 3600))]
+    pub outbox_max_age_secs: u64,
     /// Days a processed event id is kept for deduplication.
     #[arg(long = "processed-events-retention-days", env = "PROCESSED_EVENTS_RETENTION_DAYS",
           default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]

@@ -300,43 +300,11 @@ impl Record {
     }
 }
 
-/// How long a record waits out transient trouble (a database failover, an outage, no
-/// free connection) before the consumer's bounded retries, and then the DLQ, take
-/// over. Below the poll interval the consumer is configured with
-/// ([`MAX_POLL_INTERVAL`]), so waiting never costs the group a rebalance.
-pub const TRANSIENT_BUDGET: Duration = Duration::from_secs(240);
-/// `max.poll.interval.ms` of every consumer: the transient budget plus the bounded
-/// retries that may follow it.
-pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(420);
-
-/// Runs `attempt` again, with backoff up to 5 s, while it fails with a retryable error
-/// whose cause is transient by `is_transient` (see [`crate::db::is_transient`]), for up
-/// to `budget`. Poison and other failures return at once.
-pub async fn ride_out_transient<F, Fut>(
-    budget: Duration,
-    is_transient: fn(&anyhow::Error) -> bool,
-    mut attempt: F,
-) -> Result<(), HandlerError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), HandlerError>>,
-{
-    let deadline = tokio::time::Instant::now() + budget;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match attempt().await {
-            Err(HandlerError::Retryable(e))
-                if tokio::time::Instant::now() < deadline && is_transient(&e) =>
-            {
-                tracing::warn!(error = %format!("{e:#}"), retryInMs = delay.as_millis() as u64,
-                    "transient failure; the record waits and is tried again");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            result => return result,
-        }
-    }
-}
+/// Default of [`ConsumerSettings::transient_budget`].
+pub const DEFAULT_TRANSIENT_BUDGET: Duration = Duration::from_secs(240);
+/// What `max.poll.interval.ms` allows beyond the transient budget: the bounded retries
+/// that may follow it, and the handling itself.
+const POLL_INTERVAL_MARGIN: Duration = Duration::from_secs(180);
 
 /// Whether a handler's error was caused by a transient database error.
 pub fn caused_by_transient_db_error(e: &anyhow::Error) -> bool {
@@ -435,6 +403,11 @@ pub struct ConsumerSettings {
     pub session_timeout: Duration,
     /// Longest time the broker may hold a fetch that has no records for us.
     pub fetch_wait: Duration,
+    /// How long a record waits out transient database trouble (an outage, a failover,
+    /// no free connection, a deadlock) before its bounded retries, and then the DLQ,
+    /// take over. The consumer's `max.poll.interval.ms` is set above it, so waiting
+    /// never costs the group a rebalance.
+    pub transient_budget: Duration,
 }
 
 impl ConsumerSettings {
@@ -447,6 +420,7 @@ impl ConsumerSettings {
             initial_backoff: Duration::from_millis(200),
             session_timeout: Duration::from_secs(10),
             fetch_wait: Duration::from_millis(100),
+            transient_budget: DEFAULT_TRANSIENT_BUDGET,
         }
     }
 }
@@ -517,7 +491,9 @@ pub async fn run_consumer(
         )
         .set(
             "max.poll.interval.ms",
-            MAX_POLL_INTERVAL.as_millis().to_string(),
+            (settings.transient_budget + POLL_INTERVAL_MARGIN)
+                .as_millis()
+                .to_string(),
         )
         .set("statistics.interval.ms", "2000")
         .set("topic.metadata.refresh.interval.ms", "5000")
@@ -587,6 +563,8 @@ async fn process(
 ) -> bool {
     let mut delay = settings.initial_backoff;
     let mut attempt = 1;
+    let transient_deadline = tokio::time::Instant::now() + settings.transient_budget;
+    let mut transient_delay = Duration::from_millis(250);
     let (class, message) = loop {
         match handler.handle(record).await {
             Ok(()) => {
@@ -597,6 +575,20 @@ async fn process(
                 return true;
             }
             Err(HandlerError::Poison { class, message }) => break (class, message),
+            // The database's trouble, not the record's: wait it out, by time, without
+            // spending the record's attempts.
+            Err(HandlerError::Retryable(e))
+                if caused_by_transient_db_error(&e)
+                    && tokio::time::Instant::now() < transient_deadline =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), retryInMs = transient_delay.as_millis() as u64,
+                    "transient failure; the record waits and is tried again");
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(transient_delay) => {}
+                }
+                transient_delay = (transient_delay * 2).min(Duration::from_secs(5));
+            }
             Err(HandlerError::Retryable(e)) if attempt >= settings.max_attempts => {
                 break ("RetriesExhausted".to_owned(), format!("{e:#}"));
             }
@@ -667,51 +659,20 @@ async fn process(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn transient() -> HandlerError {
-        db_error("test_db")(sqlx::Error::PoolTimedOut)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_record_waits_out_transient_database_trouble_but_not_other_failures() {
-        let calls = AtomicU32::new(0);
-        let result = ride_out_transient(TRANSIENT_BUDGET, caused_by_transient_db_error, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 5 {
-                Err(transient())
-            } else {
-                Ok(())
-            }
-        })
-        .await;
-        assert!(result.is_ok());
-        assert_eq!(calls.load(Ordering::SeqCst), 6);
-
-        let calls = AtomicU32::new(0);
-        let result = ride_out_transient(TRANSIENT_BUDGET, caused_by_transient_db_error, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(db_error("test_db")(sqlx::Error::RowNotFound))
-        })
-        .await;
-        assert!(matches!(result, Err(HandlerError::Retryable(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "not transient: no waiting");
-
-        let started = tokio::time::Instant::now();
-        let result = ride_out_transient(
-            Duration::from_secs(30),
-            caused_by_transient_db_error,
-            || async { Err(transient()) },
-        )
-        .await;
-        assert!(matches!(result, Err(HandlerError::Retryable(_))));
-        assert!(
-            started.elapsed() >= Duration::from_secs(30),
-            "gives up after the budget"
-        );
-        assert!(
-            TRANSIENT_BUDGET < MAX_POLL_INTERVAL,
-            "waiting never costs a rebalance"
-        );
+    #[test]
+    fn only_database_trouble_is_transient() {
+        assert!(caused_by_transient_db_error(&anyhow::Error::new(
+            sqlx::Error::PoolTimedOut
+        )));
+        let wrapped = anyhow::Error::new(sqlx::Error::PoolClosed).context("order_db");
+        assert!(caused_by_transient_db_error(&wrapped));
+        assert!(!caused_by_transient_db_error(&anyhow::Error::new(
+            sqlx::Error::RowNotFound
+        )));
+        assert!(!caused_by_transient_db_error(&anyhow::anyhow!(
+            "payment gateway said no"
+        )));
     }
 
     #[test]

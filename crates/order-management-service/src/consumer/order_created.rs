@@ -26,7 +26,7 @@ pub struct OrderCreatedHandler {
 
 impl Handler for OrderCreatedHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(super::ride_out(|| self.handle_record(record)))
+        Box::pin(self.handle_record(record))
     }
 }
 

@@ -22,7 +22,7 @@ pub struct PaymentCompletedHandler {
 
 impl Handler for PaymentCompletedHandler {
     fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(super::ride_out(|| self.handle_record(record)))
+        Box::pin(self.handle_record(record))
     }
 }
 

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Records what it saw; payloads "poison" are undecodable, "flaky" fails twice first.
+/// Records what it saw; payloads "poison" are undecodable, "flaky" fails twice first,
+/// "failover" meets an unreachable database four times (more than its attempts) first.
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<(String, Option<String>)>>,
     flaky_failures: Mutex<u32>,
+    failover_failures: Mutex<u32>,
 }
 
 impl Handler for Recorder {
@@ -29,6 +31,15 @@ impl Handler for Recorder {
                 if *failures < 2 {
                     *failures += 1;
                     return Err(HandlerError::Retryable(anyhow::anyhow!("database blip")));
+                }
+            }
+            if payload == "failover" {
+                let mut failures = self.failover_failures.lock().unwrap();
+                if *failures < 4 {
+                    *failures += 1;
+                    return Err(HandlerError::Retryable(
+                        anyhow::Error::new(sqlx::Error::PoolTimedOut).context("test_db"),
+                    ));
                 }
             }
             if payload == "always-failing" {
@@ -67,7 +78,8 @@ async fn topics_are_created_once_and_creating_them_again_is_harmless() {
 }
 
 #[tokio::test]
-async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq() {
+async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq_but_database_trouble_is_waited_out(
+) {
     let bootstrap = platform::testing::kafka_bootstrap();
     let topic = platform::testing::unique_name("events");
     ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
@@ -98,7 +110,14 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
     let mut ctx = platform::context::RequestContext::new_root();
     ctx.correlation_id = "corr-1".into();
     platform::context::scope(ctx, async {
-        for payload in ["first", "poison", "flaky", "always-failing", "last"] {
+        for payload in [
+            "first",
+            "poison",
+            "flaky",
+            "failover",
+            "always-failing",
+            "last",
+        ] {
             producer
                 .send(
                     &topic,
@@ -113,7 +132,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
     .await;
 
     eventually("the good records to be handled", || {
-        recorder.seen.lock().unwrap().len() == 3
+        recorder.seen.lock().unwrap().len() == 4
     })
     .await;
     let seen = recorder.seen.lock().unwrap().clone();
@@ -122,6 +141,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
         vec![
             ("first".to_owned(), Some("corr-1".to_owned())),
             ("flaky".to_owned(), Some("corr-1".to_owned())),
+            ("failover".to_owned(), Some("corr-1".to_owned())),
             ("last".to_owned(), Some("corr-1".to_owned())),
         ]
     );
