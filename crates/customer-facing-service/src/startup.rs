@@ -64,36 +64,6 @@ impl HasJwtKeys for AppState {
     }
 }
 
-/// Runs a consumer until shutdown, recreating it if the client cannot be built.
-async fn consume(
-    settings: ConsumerSettings,
-    handler: Arc<dyn Handler>,
-    producer: Producer,
-    metrics: ConsumerMetrics,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let result = kafka::run_consumer(
-            settings.clone(),
-            handler.clone(),
-            producer.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )
-        .await;
-        match result {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, topics = ?settings.topics, "consumer failed; restarting")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
 /// The built service, listening but not yet serving.
 pub struct Application {
     port: u16,
@@ -208,7 +178,7 @@ impl Application {
                 cache: cache.clone(),
                 metrics: app_metrics,
             });
-            tasks.spawn(consume(
+            tasks.spawn(kafka::consume_until_shutdown(
                 consumer,
                 handler,
                 producer.clone(),

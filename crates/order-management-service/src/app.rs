@@ -165,7 +165,7 @@ impl Application {
                 (consumer(&topics.orders_created_topic), orders),
                 (consumer(&topics.payments_completed_topic), completions),
             ] {
-                tasks.spawn(consume(
+                tasks.spawn(kafka::consume_until_shutdown(
                     settings,
                     handler,
                     producer.clone(),
@@ -231,36 +231,6 @@ impl Application {
         self.producer.flush(Duration::from_secs(5));
         tracing::info!("order management service stopped");
         served.context("HTTP server failed")
-    }
-}
-
-/// Runs a consumer until shutdown, recreating it if the client cannot be built.
-async fn consume(
-    settings: ConsumerSettings,
-    handler: Arc<dyn Handler>,
-    producer: Producer,
-    metrics: ConsumerMetrics,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let result = kafka::run_consumer(
-            settings.clone(),
-            handler.clone(),
-            producer.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )
-        .await;
-        match result {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, topics = ?settings.topics, "consumer failed; restarting")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
     }
 }
 

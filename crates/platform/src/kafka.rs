@@ -300,6 +300,37 @@ impl Record {
     }
 }
 
+/// Runs [`run_consumer`] until shutdown, building the client again a second after it
+/// fails (a broker not reachable at start-up, say).
+pub async fn consume_until_shutdown(
+    settings: ConsumerSettings,
+    handler: Arc<dyn Handler>,
+    producer: Producer,
+    metrics: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let result = run_consumer(
+            settings.clone(),
+            handler.clone(),
+            producer.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, topics = ?settings.topics, "consumer failed; restarting")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// Default of [`ConsumerSettings::transient_budget`].
 pub const DEFAULT_TRANSIENT_BUDGET: Duration = Duration::from_secs(240);
 /// What `max.poll.interval.ms` allows beyond the transient budget: the bounded retries
