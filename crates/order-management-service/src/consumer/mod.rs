@@ -9,14 +9,11 @@
 pub mod order_created;
 pub mod payment_completed;
 
-use platform::kafka::{HandlerError, Record};
+use platform::kafka::HandlerError;
 
 /// Maps a database error: data errors can never succeed, the rest may.
 pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     platform::kafka::db_error("order_db")(e)
 }
 
-/// Decodes a JSON record value, or says why it is poison.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(record: &Record) -> Result<T, HandlerError> {
-    platform::kafka::decode(record)
-}
+pub(crate) use platform::kafka::decode;
