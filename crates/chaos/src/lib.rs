@@ -83,6 +83,14 @@ impl Process {
         self
     }
 
+    /// Sets `--flag value` for the next start, replacing the flag's value if it has one.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.args.len() => self.args[i + 1] = value.to_owned(),
+            _ => self.args.extend([flag.to_owned(), value.to_owned()]),
+        }
+    }
+
     pub fn start(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -323,6 +331,7 @@ impl Platform {
             port: gateway_port,
         };
         let customer_port = platform::testing::free_port()?;
+        let order_port = platform::testing::free_port()?;
         let customer = Service {
             process: Process::new(
                 "customer-facing-service",
@@ -342,13 +351,14 @@ impl Platform {
                     redis_port.to_string(),
                     "--outbox-max-age-secs".into(),
                     setting("outbox-max-age-secs", "21600".into()),
+                    "--order-service-url".into(),
+                    format!("http://127.0.0.1:{order_port}"),
                 ],
                 vec![],
                 &dir,
             ),
             port: customer_port,
         };
-        let order_port = platform::testing::free_port()?;
         let order = Service {
             process: Process::new(
                 "order-management-service",
@@ -382,6 +392,8 @@ impl Platform {
                     // that needs payments to expire passes a few seconds.
                     "--payment-deadline-secs".into(),
                     setting("payment-deadline-secs", "900".into()),
+                    "--customer-service-url".into(),
+                    format!("http://127.0.0.1:{customer_port}"),
                 ],
                 vec![],
                 &dir,

@@ -34,6 +34,9 @@ pub enum Error {
     /// 503 with `Retry-After`: the service sheds this request to stay within its memory.
     #[error("{0}")]
     Busy(String),
+    /// 503 with `Retry-After`: a service this answer needs is not answering.
+    #[error("{0}")]
+    Unavailable(String),
     /// 429 with `Retry-After`: this caller has spent its attempts for now.
     #[error("{detail}")]
     TooManyRequests {
@@ -84,7 +87,7 @@ impl Error {
                 problem.field_errors = Some(lines);
                 problem
             }
-            Self::Busy(detail) => Problem::service_unavailable(detail),
+            Self::Busy(detail) | Self::Unavailable(detail) => Problem::service_unavailable(detail),
             Self::TooManyRequests { detail, .. } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
@@ -135,7 +138,7 @@ fn database_problem(e: &sqlx::Error) -> Problem {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let retry_after = match &self {
-            Self::Busy(_) => Some(std::time::Duration::from_secs(1)),
+            Self::Busy(_) | Self::Unavailable(_) => Some(std::time::Duration::from_secs(1)),
             Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         };

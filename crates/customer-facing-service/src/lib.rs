@@ -7,6 +7,8 @@
 //! - [`catalog`], [`carts`], [`checkout`]: the domain with its SQL.
 //! - [`cache`]: Redis in front of the catalogue and carts (optional at run time), and
 //!   [`near_cache`], serialized catalogue answers in this process in front of Redis.
+//! - [`orders`]: the order lookup, which answers PENDING until the order service has
+//!   the order.
 //! - [`outbox`]: the `order_created_outbox` store behind the platform relay.
 //! - [`stock_returns`]: the `orders.released` consumer and its `stock_returns` table.
 //! - [`managers`]: who may log in.
@@ -23,6 +25,7 @@ pub mod managers;
 pub mod metrics;
 pub mod near_cache;
 pub mod openapi;
+pub mod orders;
 pub mod outbox;
 pub mod routes;
 pub mod settings;

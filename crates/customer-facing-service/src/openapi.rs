@@ -31,6 +31,7 @@ use utoipa::OpenApi;
         crate::routes::carts::update_item,
         crate::routes::carts::remove_item,
         crate::routes::checkout::checkout,
+        crate::routes::orders::get_order,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -39,6 +40,7 @@ use utoipa::OpenApi;
         (name = "products", description = "The catalogue"),
         (name = "carts", description = "Guest carts keyed by session id"),
         (name = "checkout", description = "Turning a cart into an order"),
+        (name = "orders", description = "The order lookup, PENDING until the order service has the order"),
     )
 )]
 pub struct ApiDoc;

@@ -57,6 +57,23 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(0..=30 * 24 * 3600)
     )]
     pub outbox_max_age_secs: u64,
+    /// Base URL of the order service, whose order lookup this service's
+    /// `GET /api/v1/orders/{orderNumber}` passes on.
+    #[arg(
+        long = "order-service-url",
+        env = "ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub order_service_url: String,
+    /// Milliseconds the order lookup waits for the order service before it answers
+    /// from what the checkout recorded.
+    #[arg(
+        long = "order-service-timeout-ms",
+        env = "ORDER_SERVICE_TIMEOUT_MS",
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(u64).range(50..=60_000)
+    )]
+    pub order_service_timeout_ms: u64,
 }
 
 /// What the service consumes (`orders.released`, to give stock back), and how. The

@@ -49,6 +49,7 @@ pub struct StateInner {
     pub relay: Relay,
     pub orders_created_topic: String,
     pub logins: crate::managers::LoginGuard,
+    pub orders: crate::orders::OrderLookup,
 }
 
 impl std::ops::Deref for AppState {
@@ -142,6 +143,10 @@ impl Application {
                 relay: relay.clone(),
                 orders_created_topic: settings.orders_created_topic.clone(),
                 logins: crate::managers::LoginGuard::default(),
+                orders: crate::orders::OrderLookup::new(
+                    &settings.order_service_url,
+                    Duration::from_millis(settings.order_service_timeout_ms),
+                )?,
             }),
         };
         let router = platform::app::router(

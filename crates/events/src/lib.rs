@@ -6,6 +6,11 @@
 //! `timestamp` goes on the wire as a JSON number (epoch seconds with a nanosecond
 //! fraction), as Spring Kafka writes it; consumers also accept an ISO-8601 string.
 //! Amounts are JSON numbers. Nulls are written explicitly.
+//!
+//! [`order_view`] is the other contract between the two services: the order as both
+//! services' lookups answer it.
+
+pub mod order_view;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -193,6 +193,10 @@ impl Application {
             jwt,
             relay,
             orders_released_topic: topics.orders_released_topic.clone(),
+            checkouts: platform::forward::Forwarder::new(
+                &settings.customer_service_url,
+                Duration::from_millis(settings.customer_service_timeout_ms),
+            )?,
         })
         .merge(crate::openapi::router());
         let router = platform::app::router(api, &actuator, http_metrics);

@@ -24,6 +24,16 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     #[command(flatten)]
     pub payment: PaymentSettings,
+    /// Base URL of the customer-facing service: an order this service does not have
+    /// (yet) is looked up in what its checkout recorded there, so the lookup never
+    /// answers 404 for a checked-out order.
+    #[arg(long = "customer-service-url", env = "CUSTOMER_SERVICE_URL",
+          default_value = "http://127.0.0.1:8080", value_parser = parse_url)]
+    pub customer_service_url: String,
+    /// Milliseconds that lookup waits for the customer-facing service.
+    #[arg(long = "customer-service-timeout-ms", env = "CUSTOMER_SERVICE_TIMEOUT_MS",
+          default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub customer_service_timeout_ms: u64,
 }
 
 /// What the service consumes, and how.

@@ -4,6 +4,7 @@
 //!   (`ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS`) and the original's plain fallbacks.
 //! - [`telemetry`]: one JSON object per log line, carrying the request's correlation and
 //!   W3C trace ids; [`context`] holds those ids for the task that serves a request.
+//! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
 //! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod forward;
 pub mod http;
 pub mod kafka;
 pub mod limit;

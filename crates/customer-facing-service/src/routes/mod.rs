@@ -8,6 +8,7 @@ pub mod auth;
 pub mod carts;
 pub mod categories;
 pub mod checkout;
+pub mod orders;
 pub mod products;
 
 use crate::error::Error;
@@ -25,6 +26,7 @@ pub fn api(state: AppState) -> Router {
         .merge(products::router())
         .merge(carts::router())
         .merge(checkout::router())
+        .merge(orders::router())
         .merge(crate::openapi::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

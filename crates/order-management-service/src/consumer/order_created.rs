@@ -1,8 +1,12 @@
-//! `orders.created`: one transaction creates the order (PENDING), its items and its
-//! PENDING payment; after commit the payment is handed to the payment processor.
+//! `orders.created`: one statement records the event and creates the order, its items
+//! and its payment; with a payment slot free, the order is created already claimed
+//! (PROCESSING) and paid at once in that slot, otherwise it waits PENDING for the retry
+//! worker.
 
 use super::{db_error, decode};
 use crate::db;
+use crate::db::events::{Created, NewPayment};
+use crate::db::payments::Claim;
 use crate::metrics::OrderMetrics;
 use crate::payment::PaymentProcessor;
 use events::OrderCreated;
@@ -11,6 +15,7 @@ use platform::db::Db;
 use platform::kafka::{Handler, HandlerError, Record};
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 /// Largest amount `DECIMAL(10, 2)` holds.
 const MAX_AMOUNT: Decimal = Decimal::from_parts(1_410_065_407, 2, 0, false, 2);
@@ -35,36 +40,56 @@ impl OrderCreatedHandler {
         let started = Instant::now();
         let event: OrderCreated = decode(record)?;
         validate(&event).map_err(|message| HandlerError::poison("ValidationException", message))?;
-        let mut tx = self.db.begin().await.map_err(db_error)?;
-        if !db::events::claim_event(&mut tx, event.event_id, &event.event_type)
-            .await
-            .map_err(db_error)?
-        {
-            tracing::info!(eventId = %event.event_id, orderNumber = %event.order_number,
-                "OrderCreated already processed; skipped");
-            return Ok(());
-        }
-        let order_id = db::events::insert_order(&mut tx, &event, self.hand_off_grace.as_secs_f64())
-            .await
-            .map_err(db_error)?;
-        let Some(order_id) = order_id else {
-            tx.commit().await.map_err(db_error)?;
-            tracing::warn!(eventId = %event.event_id, sourceOrderId = %event.order_id,
-                orderNumber = %event.order_number,
-                "an order for this checkout exists already; event recorded, nothing created");
-            return Ok(());
+        // A slot first, so the order can be created already claimed for it: the
+        // payment then starts without another transaction.
+        let slot = self.payments.reserve().await;
+        let payment = NewPayment {
+            id: Uuid::new_v4(),
+            grace_secs: self.hand_off_grace.as_secs_f64(),
+            claimed_for_secs: slot.as_ref().map(|_| self.payments.claim_lease_secs()),
         };
-        db::events::link_event(&mut tx, event.event_id, order_id)
+        let mut conn = self.db.acquire().await.map_err(db_error)?;
+        let created = db::events::create_order(&mut conn, &event, payment)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        drop(conn);
+        match created {
+            Created::Duplicate => {
+                tracing::info!(eventId = %event.event_id, orderNumber = %event.order_number,
+                    "OrderCreated already processed; skipped");
+                return Ok(());
+            }
+            Created::OrderExists => {
+                tracing::warn!(eventId = %event.event_id, sourceOrderId = %event.order_id,
+                    orderNumber = %event.order_number,
+                    "an order for this checkout exists already; event recorded, nothing created");
+                return Ok(());
+            }
+            Created::Order => {}
+        }
         self.metrics.orders_created.inc();
         self.metrics
             .order_processing
             .observe(started.elapsed().as_secs_f64());
-        tracing::info!(orderId = %order_id, orderNumber = %event.order_number,
+        tracing::info!(orderId = %event.order_id, orderNumber = %event.order_number,
             eventId = %event.event_id, "order created");
-        self.payments.submit(order_id).await;
+        match slot {
+            Some(slot) => self.payments.pay_claimed(
+                slot,
+                Claim {
+                    order_id: event.order_id,
+                    source_order_id: event.order_id,
+                    order_number: event.order_number,
+                    customer_email: event.customer.email,
+                    correlation_id: event.correlation_id,
+                    amount: event.subtotal,
+                    payment_id: payment.id,
+                    attempt_count: 0,
+                },
+            ),
+            None => tracing::info!(orderId = %event.order_id,
+                "every payment slot is busy; the retry worker will pay this order"),
+        }
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use platform::db::Db;
 use platform::outbox::Relay;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// How long the consumer waits for a free payment slot before it leaves the order to
@@ -98,22 +98,38 @@ impl PaymentProcessor {
         &self.inner.client
     }
 
-    /// Pays `order_id` in the background, in the current request context. The caller
-    /// (the consumer) waits up to [`HAND_OFF_WAIT`] for one of the `concurrency`
-    /// payment slots: that wait is the backpressure that keeps a backlog in the broker
-    /// rather than in memory. With no slot by then the order is left to the retry
+    /// One of the `concurrency` payment slots, waiting up to [`HAND_OFF_WAIT`] for it:
+    /// that wait is the backpressure that keeps a backlog in the broker rather than in
+    /// memory. `None` when every slot stayed busy; the order is then left to the retry
     /// worker, which takes it up once its hand-off grace has passed.
-    pub async fn submit(&self, order_id: Uuid) {
-        let Ok(Ok(slot)) =
-            tokio::time::timeout(HAND_OFF_WAIT, self.inner.in_flight.clone().acquire_owned()).await
-        else {
-            tracing::info!(orderId = %order_id, "every payment slot is busy; the retry worker will pay this order");
-            return;
-        };
+    pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        match tokio::time::timeout(HAND_OFF_WAIT, self.inner.in_flight.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(slot)) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// How long a claim's lease lasts, in seconds: what the consumer leases a payment
+    /// it creates claimed for.
+    pub fn claim_lease_secs(&self) -> f64 {
+        self.inner.settings.claim_lease.as_secs_f64()
+    }
+
+    /// Pays an order the caller created already claimed (PROCESSING, payment leased),
+    /// in the background, in the current request context, in `slot`.
+    pub fn pay_claimed(&self, slot: OwnedSemaphorePermit, claim: db::payments::Claim) {
         let processor = self.clone();
         let ctx = context::current();
         tokio::spawn(async move {
-            let work = processor.process_in_slot(order_id);
+            let order_id = claim.order_id;
+            let work = async {
+                if let Err(e) = processor.pay(claim).await {
+                    tracing::error!(orderId = %order_id, error = %format!("{e:#}"),
+                        "payment processing failed; the retry worker will resume it");
+                }
+            };
             match ctx {
                 Some(ctx) => context::scope(ctx, work).await,
                 None => work.await,
@@ -160,9 +176,16 @@ impl PaymentProcessor {
             tx.commit().await?;
             claim
         };
-        let Some(claim) = claim else {
-            return Ok(());
-        };
+        match claim {
+            Some(claim) => self.pay(claim).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Calls the gateway for a claimed payment and records the answer. The caller holds
+    /// a slot.
+    async fn pay(&self, claim: db::payments::Claim) -> anyhow::Result<()> {
+        let inner = &self.inner;
         let order = ChargeOrder {
             order_id: claim.source_order_id,
             order_number: claim.order_number.clone(),

@@ -15,6 +15,8 @@ pub struct AppState {
     /// Publishes the outbox rows a request wrote as soon as it commits.
     pub relay: Relay,
     pub orders_released_topic: String,
+    /// The customer-facing service, asked for orders this service does not have yet.
+    pub checkouts: platform::forward::Forwarder,
 }
 
 impl HasJwtKeys for AppState {

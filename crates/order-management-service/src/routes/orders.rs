@@ -4,10 +4,11 @@
 use super::AppState;
 use crate::db;
 use crate::db::orders::{ItemRow, OrderFilter, OrderRow};
-use crate::domain::{OrderStatus, PaymentStatus};
+use crate::domain::OrderStatus;
 use crate::error::Error;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
 use axum::Router;
@@ -15,7 +16,6 @@ use chrono::{DateTime, NaiveDateTime};
 use platform::auth::{Manager, Principal};
 use platform::http::{Json, Query};
 use platform::FieldErrors;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -36,69 +36,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A shipping address.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ShippingAddress {
-    pub street: Option<String>,
-    pub city: Option<String>,
-    pub state: Option<String>,
-    pub postal_code: Option<String>,
-    pub country: Option<String>,
-}
-
-/// The customer of an order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerInfo {
-    pub name: String,
-    pub email: String,
-    pub phone: String,
-    pub shipping_address: ShippingAddress,
-}
-
-/// One line of an order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderItem {
-    pub id: Uuid,
-    pub product_id: Uuid,
-    pub product_sku: String,
-    pub product_name: String,
-    pub quantity: i32,
-    #[schema(value_type = f64, example = 149.99)]
-    #[serde(with = "rust_decimal::serde::float")]
-    pub price_snapshot: Decimal,
-    #[schema(value_type = f64, example = 299.98)]
-    #[serde(with = "rust_decimal::serde::float")]
-    pub subtotal: Decimal,
-}
-
-/// An order as the API returns it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    pub id: Uuid,
-    pub order_number: String,
-    pub customer_info: CustomerInfo,
-    pub items: Vec<OrderItem>,
-    #[schema(value_type = f64, example = 299.98)]
-    #[serde(with = "rust_decimal::serde::float")]
-    pub subtotal: Decimal,
-    pub status: OrderStatus,
-    /// PENDING, SUCCESS, FAILED, or REFUNDED once the gateway gave a cancelled paid
-    /// order's money back; null when the order has no payment transaction.
-    pub payment_status: Option<PaymentStatus>,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    #[serde(serialize_with = "platform::time::serialize")]
-    pub created_at: NaiveDateTime,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    #[serde(serialize_with = "platform::time::serialize")]
-    pub updated_at: NaiveDateTime,
-    #[schema(value_type = Option<String>, example = "2025-10-06T15:00:00")]
-    #[serde(serialize_with = "platform::time::serialize_option")]
-    pub completed_at: Option<NaiveDateTime>,
-}
+pub use events::order_view::{
+    CustomerInfo, Order, OrderItem, ShippingAddress, CUSTOMER_EMAIL_HEADER, RECORDED_ONLY_HEADER,
+};
 
 /// A page of orders; `totalElements` is exact.
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,50 +100,9 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
     Ok(to_order(row, items))
 }
 
-/// Header with which a customer proves an order is theirs: the order's email.
-pub const CUSTOMER_EMAIL_HEADER: &str = "X-Customer-Email";
-
-impl Order {
-    /// The order as a stranger may see it: status, items, totals and times as they
-    /// are; who bought it and where it goes masked. Order numbers count up from 1
-    /// each day, so anyone can guess them.
-    fn masked(mut self) -> Self {
-        let initial = |text: &str| {
-            let first: String = text.chars().take(1).collect();
-            format!("{first}***")
-        };
-        let info = &mut self.customer_info;
-        info.name = initial(&info.name);
-        info.email = match info.email.split_once('@') {
-            Some((local, domain)) => format!("{}@{domain}", initial(local)),
-            None => "***".into(),
-        };
-        let digits: Vec<char> = info.phone.chars().filter(char::is_ascii_digit).collect();
-        let last: String = digits[digits.len().saturating_sub(2)..].iter().collect();
-        info.phone = format!("***{last}");
-        let address = &mut info.shipping_address;
-        for field in [
-            &mut address.street,
-            &mut address.city,
-            &mut address.postal_code,
-        ] {
-            if field.is_some() {
-                *field = Some("***".into());
-            }
-        }
-        self
-    }
-}
-
-/// Whether `claimed` is the order's email (case-insensitive, in constant time).
-fn proves_ownership(claimed: &str, email: &str) -> bool {
-    platform::auth::constant_time_eq(
-        claimed.trim().to_lowercase().as_bytes(),
-        email.trim().to_lowercase().as_bytes(),
-    )
-}
-
-/// An order by its number: the customer's lookup. Anonymous callers get the name,
+/// An order by its number: the customer's lookup. An order checked out but not consumed
+/// here yet is answered PENDING from what its checkout recorded (asked of the
+/// customer-facing service), never 404. Anonymous callers get the name,
 /// email, phone and address masked; a manager's token, or the order's email in
 /// `X-Customer-Email`, shows them.
 #[utoipa::path(
@@ -222,18 +121,53 @@ pub async fn get_order(
     principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     Path(order_number): Path<String>,
-) -> Result<Json<Order>, Error> {
-    let order = load(&state, &order_number).await?;
+) -> Result<Response, Error> {
+    let order = match load(&state, &order_number).await {
+        Ok(order) => order,
+        Err(Error::OrderNotFound(number)) => {
+            return Ok(match recorded_checkout(&state, &number, &headers).await {
+                Some(answer) => answer.into_response(),
+                None => Error::OrderNotFound(number).into_response(),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
-    let owner = headers
+    let claimed = headers
         .get(CUSTOMER_EMAIL_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|claimed| proves_ownership(claimed, &order.customer_info.email));
-    Ok(Json(if manager || owner {
-        order
-    } else {
-        order.masked()
-    }))
+        .and_then(|v| v.to_str().ok());
+    Ok(Json(order.as_seen_by(manager, claimed)).into_response())
+}
+
+/// An order not consumed yet, as the checkout that took it recorded it (PENDING): the
+/// customer-facing service's answer when it has one, `None` otherwise (a number no
+/// checkout took, or that service not answering).
+async fn recorded_checkout(
+    state: &AppState,
+    number: &str,
+    headers: &HeaderMap,
+) -> Option<platform::forward::Answer> {
+    let answer = state
+        .checkouts
+        .get(
+            &["api", "v1", "orders", number],
+            headers,
+            &[
+                axum::http::header::AUTHORIZATION.as_str(),
+                CUSTOMER_EMAIL_HEADER,
+            ],
+            &[(RECORDED_ONLY_HEADER, "true")],
+        )
+        .await;
+    match answer {
+        Ok(answer) if answer.status == axum::http::StatusCode::OK => Some(answer),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, orderNumber = %number,
+                "customer-facing service did not answer for an order not consumed yet");
+            None
+        }
+    }
 }
 
 /// Query parameters of the list; parsed by hand so a bad value names its parameter.
