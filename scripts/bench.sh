@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The benchmark: brings the platform up in release mode and measures, each scenario with
-# a warm-up and a fixed duration, against the physical limits of this machine measured in
-# the same run. Prints one table and writes it to docs/performance.md.
+# The benchmark: brings the platform up in release mode, on the configuration up.sh
+# starts (no benchmark-only tuning), and measures each scenario after a warm-up for a
+# fixed time, against the physical limits of this machine measured in the same run.
+# Prints one table and writes it to docs/performance.md.
 #   - start-up: each service's time from exec to a ready readiness probe, and idle RSS;
 #   - ceiling: the trivial handler (loadgen trivial-server) under the same load tool;
 #   - catalogue browsing at 64 connections, as a ratio to the trivial handler;
 #   - checkout (cart add + checkout) at 8 and 32 customers, as a ratio to pgbench running
 #     the same SQL a checkout executes (scripts/bench/checkout.sql); like pgbench, with
-#     the order service stopped, which then drains the backlog they leave;
-#   - end to end: checkout response to order PAID, at half the platform's checkout
-#     capacity (checkout and order service together on the same cores);
-#   - each service's peak RSS under all that load.
+#     the order service stopped, which then drains the backlog they leave (its rate as a
+#     ratio to checkout's: the back must keep up with the front);
+#   - completion keeps pace: checkout capacity with the order service running beside
+#     it, then checkouts at 80 % of that for PACE_SECONDS (60): every order PAID, and how
+#     long after the load the consumer lag and the unfinished orders are back to 0;
+#   - end to end: checkout response to order PAID at 20 checkouts/s, and at half the
+#     platform's capacity (checkout and order service together on the same cores);
+#   - each service's peak RSS under all that load, and `opsctl reconcile` at the end.
 # Durations: BENCH_SECONDS (default 15) measured after BENCH_WARMUP (default 5).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -18,6 +23,7 @@ cd "$ROOT"
 
 SECONDS_MEASURED=${BENCH_SECONDS:-15}
 WARMUP=${BENCH_WARMUP:-5}
+PACE_SECONDS=${PACE_SECONDS:-60}
 apt_install postgresql-contrib jq curl
 "$ROOT/scripts/up.sh" >/dev/null
 use_shared_target_dir
@@ -99,13 +105,6 @@ pg8=$(pg_tps 8)
 pg32=$(pg_tps 32)
 psql -d "$pgbench_db" -qf scripts/bench/checkout-teardown.sql
 
-# Half the platform's checkout capacity. Each order costs the customer service a
-# checkout and the order service a payment on the same two cores, so together they
-# take 1/checkout + 1/drain seconds of the machine per order.
-rate=$(jq -r --argjson drain "$drain_rate" 'if .per_second > 0 and $drain > 0 then 0.5 / (1 / .per_second + 1 / $drain) else 1 end | if . < 1 then 1 else (. * 10 | floor / 10) end' <<<"$checkout8")
-# The development broker holds a consumer's fetch for its whole wait, so for the latency
-# runs the order service asks for short waits (it costs the broker CPU; see --help).
-FETCH_WAIT_MS=${BENCH_FETCH_WAIT_MS:-10}
 declare -A peak_rss=([payment-gateway]=0 [customer-facing-service]=0 [order-management-service]=0)
 note_peaks() {
   local name kb
@@ -118,41 +117,38 @@ note_peaks
 if [ "$oms_peak_before_checkout" -gt "${peak_rss[order-management-service]}" ]; then
   peak_rss[order-management-service]=$oms_peak_before_checkout
 fi
-e2e_on() { # bootstrap label -> JSON line
-  local bootstrap=$1
-  log "order-management-service on $bootstrap with a $FETCH_WAIT_MS ms fetch wait"
-  start_oms ORDER_SERVICE_KAFKA_FETCH_WAIT_MS="$FETCH_WAIT_MS" ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
-  # Its consumers rejoin the group first: wait for the group to hold just them, then
-  # one order through the whole journey.
-  for _ in $(seq 120); do
-    members=$(OPSCTL_KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$OPSCTL" --json kafka group describe order-service-group | jq '[.members[]?] | length')
-    [ "$members" = 2 ] && break
-    sleep 0.5
-  done
-  "$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
-  run "end to end at $rate checkouts/s, $2" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate "$rate"
-}
-e2e=$(e2e_on "127.0.0.1:$BROKER_PORT" "development broker (SQLite storage)")
+
+# Completion keeps pace: the checkout capacity with the order service running beside it
+# on the same cores, then an open loop at 80 % of it. Every order must end PAID, and the
+# back must be idle again (no lag, nothing unfinished) soon after the load stops.
+beside=$(run "checkout, 8 customers, order service running" checkout --base http://127.0.0.1:8080 --connections 8)
+while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+pace_rate=$(jq -r '.per_second * 0.8 * 10 | floor / 10' <<<"$beside")
+pace_from=$(psql -d order_db -Atqc "SELECT now() AT TIME ZONE 'UTC'")
+orders_before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
+log "completion: checkouts at $pace_rate/s for $PACE_SECONDS s, order service running"
+pace=$("$LOADGEN" pace --rate "$pace_rate" --warmup 0 --duration "$PACE_SECONDS")
+pace_end=$(date +%s%N)
+while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do
+  [ "$(ms_since "$pace_end")" -lt 120000 ] || break
+  sleep 0.1
+done
+catch_up_ms=$(ms_since "$pace_end")
+pace_orders=$(( $(psql -d order_db -Atqc "SELECT count(*) FROM orders") - orders_before ))
+pace_paid=$(psql -d order_db -Atqc "SELECT count(*) FROM orders WHERE created_at >= '$pace_from' AND status = 'PAID'")
 note_peaks
 
-# The same run against a throwaway nisshi keeping its log in memory: what the platform
-# itself adds, without the development broker's SQLite work on every fetch and produce.
-mem_port=$(free_port)
-mem_dir=$(mktemp -d)
-(cd "$mem_dir" && exec "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$mem_port" \
-  --advertised-listener-url "tcp://127.0.0.1:$mem_port" --storage-engine memory://nisshi/ \
-  --group-initial-rebalance-delay 100ms >"$mem_dir/broker.log" 2>&1) &
-mem_pid=$!
-trap 'kill $mem_pid 2>/dev/null || true; rm -rf "$mem_dir"' EXIT
-wait_for_port "$mem_port" 30 "the in-memory broker"
-start_cfs CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$mem_port"
-e2e_mem=$(e2e_on "127.0.0.1:$mem_port" "in-memory broker")
+# Latency, on the default configuration: at 20 checkouts/s, and at half the platform's
+# checkout capacity. Each order costs the customer service a checkout and the order
+# service a payment on the same two cores, so together they take 1/checkout + 1/drain
+# seconds of the machine per order.
+rate=$(jq -r --argjson drain "$drain_rate" 'if .per_second > 0 and $drain > 0 then 0.5 / (1 / .per_second + 1 / $drain) else 1 end | if . < 1 then 1 else (. * 10 | floor / 10) end' <<<"$checkout8")
+"$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
+e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate 20)
+e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-base http://127.0.0.1:8081 --rate "$rate")
 note_peaks
-
-log "back on the development broker"
-start_cfs
-start_oms
-kill $mem_pid 2>/dev/null || true
+while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+if "$OPSCTL" reconcile >/dev/null 2>&1; then books=clean; else books="NOT CLEAN (opsctl reconcile)"; fi
 
 f() { jq -r "$2" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
@@ -165,8 +161,12 @@ table=$(cat <<TABLE
 | checkout, 8 customers (order service stopped) | $(f "$checkout8" '.per_second|floor') /s | $(f "$checkout8" '.p50_ms*100|round/100') ms | $(f "$checkout8" '.p99_ms*100|round/100') ms | $(f "$checkout8" '.p999_ms*100|round/100') ms | $pg8 tps pgbench | $(ratio "$(f "$checkout8" .per_second)" "$pg8") | ≥ 70 % |
 | checkout, 32 customers (order service stopped) | $(f "$checkout32" '.per_second|floor') /s | $(f "$checkout32" '.p50_ms*100|round/100') ms | $(f "$checkout32" '.p99_ms*100|round/100') ms | $(f "$checkout32" '.p999_ms*100|round/100') ms | $pg32 tps pgbench | $(ratio "$(f "$checkout32" .per_second)" "$pg32") | ≥ 70 % |
 | order service draining a backlog of $backlog_start records | $drained orders in $((drain_ms / 1000)) s = $drain_rate orders/s | | | | | | |
-| checkout → PAID at $rate/s, development broker (SQLite) | $(f "$e2e" '.operations') orders, $(f "$e2e" '.errors') errors | $(f "$e2e" '.p50_ms*100|round/100') ms | $(f "$e2e" '.p99_ms*100|round/100') ms | $(f "$e2e" '.p999_ms*100|round/100') ms | | | p99 < 100 ms |
-| checkout → PAID at $rate/s, in-memory broker | $(f "$e2e_mem" '.operations') orders, $(f "$e2e_mem" '.errors') errors | $(f "$e2e_mem" '.p50_ms*100|round/100') ms | $(f "$e2e_mem" '.p99_ms*100|round/100') ms | $(f "$e2e_mem" '.p999_ms*100|round/100') ms | | | p99 < 100 ms |
+| order service draining, as a ratio to checkout at 8 customers | | | | | $(f "$checkout8" '.per_second|floor') /s checkout | $(ratio "$drain_rate" "$(f "$checkout8" .per_second)") | ≥ 100 % |
+| checkout, 8 customers, order service running (capacity beside it) | $(f "$beside" '.per_second|floor') /s | $(f "$beside" '.p50_ms*100|round/100') ms | $(f "$beside" '.p99_ms*100|round/100') ms | $(f "$beside" '.p999_ms*100|round/100') ms | | | |
+| checkouts at $pace_rate/s (80 % of that) for $PACE_SECONDS s, order service running | $pace_orders orders, $pace_paid PAID, $(f "$pace" '.errors') errors; lag and unfinished back to 0 $((catch_up_ms / 1000)).$(( (catch_up_ms % 1000) / 100 )) s after the load | $(f "$pace" '.p50_ms*100|round/100') ms | $(f "$pace" '.p99_ms*100|round/100') ms | $(f "$pace" '.p999_ms*100|round/100') ms | | | all PAID, back to 0 within 5 s |
+| checkout → PAID at 20/s | $(f "$e2e20" '.operations') orders, $(f "$e2e20" '.errors') errors | $(f "$e2e20" '.p50_ms*100|round/100') ms | $(f "$e2e20" '.p99_ms*100|round/100') ms | $(f "$e2e20" '.p999_ms*100|round/100') ms | | | p50 < 40 ms |
+| checkout → PAID at $rate/s (half the platform's capacity) | $(f "$e2e" '.operations') orders, $(f "$e2e" '.errors') errors | $(f "$e2e" '.p50_ms*100|round/100') ms | $(f "$e2e" '.p99_ms*100|round/100') ms | $(f "$e2e" '.p999_ms*100|round/100') ms | | | p99 < 100 ms, 0 errors |
+| books after the run | opsctl reconcile: $books | | | | | | clean |
 | customer-facing-service | ready in ${startup[customer-facing-service]} ms | idle $((idle_rss[customer-facing-service] / 1024)) MB | peak $((peak_rss[customer-facing-service] / 1024)) MB | | | | < 1 s, < 50 MB |
 | order-management-service | ready in ${startup[order-management-service]} ms | idle $((idle_rss[order-management-service] / 1024)) MB | peak $((peak_rss[order-management-service] / 1024)) MB | | | | < 1 s, < 50 MB |
 | payment-gateway | ready in ${startup[payment-gateway]} ms | idle $((idle_rss[payment-gateway] / 1024)) MB | peak $((peak_rss[payment-gateway] / 1024)) MB | | | | < 1 s, < 50 MB |

@@ -85,13 +85,13 @@ impl OutboxStore for OrderCreatedOutbox {
         })
     }
 
-    fn mark_published(&self, id: Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    fn mark_published(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
             sqlx::query!(
                 "UPDATE order_created_outbox
                  SET status = 'PUBLISHED', published_at = $2, locked_until = NULL
-                 WHERE id = $1",
-                id,
+                 WHERE id = ANY($1)",
+                &ids,
                 now()
             )
             .execute(self.db.pool())

@@ -35,6 +35,10 @@ enum Scenario {
     Checkout(Closed),
     /// Checkout-to-PAID latency at a fixed rate.
     E2e(Open),
+    /// Checkouts (cart add + checkout) started at a fixed rate, whatever the answers'
+    /// pace; measures the checkouts. Whether the order service keeps up is for the
+    /// caller to watch (consumer lag, unfinished orders).
+    Pace(Open),
     /// `GET /` against a trivial server at a fixed concurrency.
     Trivial(Closed),
     /// Serves `GET /` with a constant body, the ceiling for `trivial`.
@@ -183,6 +187,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             .await?
         }
         Scenario::E2e(o) => e2e(&o).await?,
+        Scenario::Pace(o) => pace(&o).await?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -387,6 +392,58 @@ const FIRST_POLL: Duration = Duration::from_millis(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const FINE_POLLING_FOR: Duration = Duration::from_millis(250);
 const POLL_INTERVAL_SLOW: Duration = Duration::from_millis(50);
+
+/// Checkouts started at a fixed rate (an open loop: a slow answer does not slow the
+/// arrivals); each measures its cart add + checkout.
+async fn pace(o: &Open) -> anyhow::Result<Report> {
+    let base = o.common.base.clone();
+    let fixture = Arc::new(Fixture::create(&base, 50, 100_000_000).await?);
+    let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.1));
+    let started = Instant::now();
+    let warmup_end = started + Duration::from_secs(o.common.warmup);
+    let end = warmup_end + Duration::from_secs(o.common.duration);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("http client")?;
+    let mut checkouts = Vec::new();
+    let mut i = 0usize;
+    while Instant::now() < end {
+        ticker.tick().await;
+        let measured = Instant::now() >= warmup_end;
+        let (fixture, base, http) = (fixture.clone(), base.clone(), http.clone());
+        i += 1;
+        checkouts.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            checkout(&http, &base, &fixture, i).await?;
+            Ok::<_, anyhow::Error>((measured, t0.elapsed()))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for checkout in checkouts {
+        match checkout.await? {
+            Ok((true, latency)) => latencies.push(latency),
+            Ok((false, _)) => {}
+            Err(e) => {
+                if errors == 0 {
+                    eprintln!("first checkout error: {e:#}");
+                }
+                errors += 1;
+            }
+        }
+    }
+    Ok(Report::new(
+        "pace",
+        0,
+        Duration::from_secs(o.common.duration),
+        latencies,
+        errors,
+    ))
+}
 
 /// Checkouts at a fixed rate; each measures checkout response → order PAID.
 async fn e2e(o: &Open) -> anyhow::Result<Report> {

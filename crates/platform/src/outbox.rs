@@ -46,8 +46,8 @@ pub trait OutboxStore: Send + Sync + 'static {
         limit: i64,
         lease: Duration,
     ) -> BoxFuture<'_, Result<Vec<OutboxMessage>, sqlx::Error>>;
-    /// Marks a row `PUBLISHED`.
-    fn mark_published(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    /// Marks rows `PUBLISHED`, in one statement.
+    fn mark_published(&self, ids: Vec<uuid::Uuid>) -> BoxFuture<'_, Result<(), sqlx::Error>>;
     /// Records a failed attempt of a `PENDING` row: due again after `retry_in`, or
     /// `FAILED` when the row is older than `give_up_after`.
     fn mark_failed(
@@ -129,6 +129,14 @@ struct Inner {
     settings: RelaySettings,
     metrics: RelayMetrics,
     wake: Notify,
+    /// Published rows waiting to be marked, and whether a task is marking them.
+    marks: std::sync::Mutex<Marks>,
+}
+
+#[derive(Default)]
+struct Marks {
+    waiting: Vec<uuid::Uuid>,
+    marking: bool,
 }
 
 impl Relay {
@@ -171,6 +179,7 @@ impl Relay {
                 settings,
                 metrics,
                 wake: Notify::new(),
+                marks: std::sync::Mutex::new(Marks::default()),
             }),
         })
     }
@@ -213,7 +222,7 @@ impl Relay {
         let update = match result {
             Ok(_) => {
                 inner.metrics.published.inc();
-                inner.store.mark_published(message.id).await
+                self.mark_published(message.id).await
             }
             Err(e) => {
                 inner.metrics.publish_failures.inc();
@@ -232,6 +241,40 @@ impl Relay {
         if let Err(e) = update {
             // The lease expires and the row is published again; consumers dedupe by eventId.
             tracing::error!(outbox = %inner.settings.name, id = %message.id, error = %e, "outbox row update failed");
+        }
+    }
+
+    /// Marks `id` published, together with the rows other publishes marked meanwhile:
+    /// the first to find no one marking marks everything waiting, in one statement per
+    /// round, until nothing waits; the others only leave their id. Under load this is
+    /// one statement for many events instead of one each.
+    async fn mark_published(&self, id: uuid::Uuid) -> Result<(), sqlx::Error> {
+        let inner = &self.inner;
+        {
+            let mut marks = inner.marks.lock().unwrap_or_else(|p| p.into_inner());
+            marks.waiting.push(id);
+            if marks.marking {
+                return Ok(());
+            }
+            marks.marking = true;
+        }
+        loop {
+            let ids = {
+                let mut marks = inner.marks.lock().unwrap_or_else(|p| p.into_inner());
+                if marks.waiting.is_empty() {
+                    marks.marking = false;
+                    return Ok(());
+                }
+                std::mem::take(&mut marks.waiting)
+            };
+            if let Err(e) = inner.store.mark_published(ids).await {
+                inner
+                    .marks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .marking = false;
+                return Err(e);
+            }
         }
     }
 

@@ -107,14 +107,14 @@ impl OutboxStore for PaymentOutboxStore {
         })
     }
 
-    fn mark_published(&self, id: Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    fn mark_published(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
             sqlx::query!(
                 "UPDATE payment_completed_outbox \
                  SET status = 'PUBLISHED', published_at = (now() AT TIME ZONE 'UTC'), \
                      locked_until = NULL \
-                 WHERE id = $1",
-                id
+                 WHERE id = ANY($1)",
+                &ids
             )
             .execute(&self.pool)
             .await?;

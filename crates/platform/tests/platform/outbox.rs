@@ -50,10 +50,10 @@ impl OutboxStore for TestStore {
                 .collect())
         })
     }
-    fn mark_published(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    fn mark_published(&self, ids: Vec<uuid::Uuid>) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
-            sqlx::query("UPDATE test_outbox SET status='PUBLISHED', published_at=now(), locked_until=NULL WHERE id=$1")
-                .bind(id)
+            sqlx::query("UPDATE test_outbox SET status='PUBLISHED', published_at=now(), locked_until=NULL WHERE id = ANY($1)")
+                .bind(ids)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())
