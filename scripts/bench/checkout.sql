@@ -9,35 +9,38 @@ BEGIN;
 DELETE FROM carts WHERE session_id = 'pgbench-:s-:client_id' AND expires_at <= now();
 INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
   VALUES (gen_random_uuid(), 'pgbench-:s-:client_id', 0, now(), now(), now() + interval '30 minutes')
-  ON CONFLICT (session_id) DO NOTHING;
-SELECT id AS cart_id FROM carts WHERE session_id = 'pgbench-:s-:client_id' FOR UPDATE \gset
-SELECT price, inventory_quantity AS available, is_active FROM products WHERE id = md5('pgbench-product-:n')::uuid;
-SELECT id, quantity, price_snapshot FROM cart_items WHERE cart_id = ':cart_id' AND product_id = md5('pgbench-product-:n')::uuid;
+  ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
+  RETURNING id AS cart_id \gset
+SELECT p.price, p.inventory_quantity, p.is_active, i.id, i.quantity
+  FROM products p LEFT JOIN cart_items i ON i.cart_id = ':cart_id' AND i.product_id = p.id
+  WHERE p.id = md5('pgbench-product-:n')::uuid;
 INSERT INTO cart_items (id, cart_id, product_id, quantity, price_snapshot, subtotal, created_at, updated_at, item_index)
   VALUES (gen_random_uuid(), ':cart_id', md5('pgbench-product-:n')::uuid, 1, 9.99, 9.99, now(), now(),
           (SELECT COALESCE(MAX(item_index) + 1, 0) FROM cart_items WHERE cart_id = ':cart_id'));
 UPDATE carts SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = ':cart_id'),
-  updated_at = now(), expires_at = now() + interval '30 minutes' WHERE id = ':cart_id';
-COMMIT;
-SELECT id, session_id, subtotal, created_at, updated_at, expires_at FROM carts WHERE id = ':cart_id';
+  updated_at = now(), expires_at = now() + interval '30 minutes' WHERE id = ':cart_id'
+  RETURNING id, session_id, subtotal, created_at, updated_at, expires_at;
 SELECT id, product_id, quantity, price_snapshot, subtotal FROM cart_items WHERE cart_id = ':cart_id' ORDER BY item_index, created_at;
+COMMIT;
 SELECT id, sku, name FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]);
 -- check out
 BEGIN;
-SELECT set_config('lock_timeout', '500ms', true);
+WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', '500ms', true))
 INSERT INTO checkout_idempotency (idempotency_key, request_fingerprint, status, created_at, expires_at)
-  VALUES ('pgbench-:s-:client_id', md5(':s'), 'IN_PROGRESS', now(), now() + interval '24 hours')
+  SELECT 'pgbench-:s-:client_id', md5(':s'), 'IN_PROGRESS', now(), now() + interval '24 hours' FROM wait
   ON CONFLICT (idempotency_key) DO UPDATE SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
     response_status = NULL, response_body = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
   WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
   RETURNING idempotency_key;
-SELECT set_config('lock_timeout', '0', true);
-SELECT id, subtotal FROM carts WHERE session_id = 'pgbench-:s-:client_id' AND expires_at > now() FOR UPDATE;
-SELECT product_id, quantity, price_snapshot, subtotal FROM cart_items WHERE cart_id = ':cart_id' ORDER BY item_index, created_at;
-SELECT id, sku, name, inventory_quantity FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]) ORDER BY id FOR UPDATE;
+WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', '0', true))
+SELECT c.id, c.subtotal, i.product_id, i.quantity, i.price_snapshot, i.subtotal
+  FROM wait, carts c LEFT JOIN cart_items i ON i.cart_id = c.id
+  WHERE c.session_id = 'pgbench-:s-:client_id' AND c.expires_at > now()
+  ORDER BY i.item_index, i.created_at FOR UPDATE OF c;
+SELECT id, sku, name, inventory_quantity, price, is_active FROM products WHERE id = ANY(ARRAY[md5('pgbench-product-:n')::uuid]) ORDER BY id FOR UPDATE;
+WITH gone AS (DELETE FROM carts WHERE id = ':cart_id')
 UPDATE products p SET inventory_quantity = p.inventory_quantity - u.quantity, version = p.version + 1, updated_at = now()
   FROM UNNEST(ARRAY[md5('pgbench-product-:n')::uuid], ARRAY[1]) AS u(id, quantity) WHERE p.id = u.id;
-DELETE FROM carts WHERE id = ':cart_id';
 WITH numbered AS (
     INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
     VALUES ('19700101', 1, now(), now())

@@ -130,47 +130,52 @@ pub async fn lock_or_create(tx: &mut PgConnection, session_id: &str) -> Result<U
     )
     .execute(&mut *tx)
     .await?;
-    // A checkout may delete the cart between the insert and the lock: then insert again.
-    for _ in 0..3 {
-        sqlx::query!(
-            "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
-             VALUES ($1, $2, 0, $3, $3, $4)
-             ON CONFLICT (session_id) DO NOTHING",
-            Uuid::new_v4(),
-            session_id,
-            at,
-            at + Duration::minutes(CART_LIFETIME_MINUTES)
-        )
-        .execute(&mut *tx)
-        .await?;
-        let id = sqlx::query_scalar!(
-            "SELECT id FROM carts WHERE session_id = $1 FOR UPDATE",
-            session_id
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = id {
-            return Ok(id);
-        }
-    }
-    Err(Error::Conflict(crate::error::LOST_UPDATE.into()))
+    // Inserted, or the live one locked, in one statement: the no-op update takes the
+    // row lock as SELECT ... FOR UPDATE would, and a checkout deleting the cart at the
+    // same moment only makes the insert go ahead.
+    let id = sqlx::query_scalar!(
+        "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
+         VALUES ($1, $2, 0, $3, $3, $4)
+         ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
+         RETURNING id",
+        Uuid::new_v4(),
+        session_id,
+        at,
+        at + Duration::minutes(CART_LIFETIME_MINUTES)
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(id)
 }
 
-/// Recomputes the subtotal of cart `id` and extends its life.
-pub async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<()> {
+/// Recomputes the subtotal of cart `id`, extends its life, and reads it back with its
+/// lines in insertion order (two statements: the update returns the cart).
+pub async fn touch_and_load(tx: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
     let at = now();
-    sqlx::query!(
-        "UPDATE carts
-         SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = $1),
-             updated_at = $2, expires_at = $3
-         WHERE id = $1",
+    let cart = sqlx::query!(
+        r#"UPDATE carts
+           SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = $1),
+               updated_at = $2, expires_at = $3
+           WHERE id = $1
+           RETURNING id, session_id, subtotal,
+                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime",
+                     expires_at AS "expires_at: LocalTime""#,
         id,
         at,
         at + Duration::minutes(CART_LIFETIME_MINUTES)
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(())
+    Ok(StoredCart {
+        id: cart.id,
+        session_id: cart.session_id,
+        items: items_of(tx, id).await?,
+        subtotal: cart.subtotal,
+        created_at: cart.created_at,
+        updated_at: cart.updated_at,
+        expires_at: cart.expires_at,
+        version: version_of(cart.updated_at.0),
+    })
 }
 
 /// The stored cart `id` with its lines in insertion order.
@@ -184,24 +189,28 @@ pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
     )
     .fetch_one(&mut *conn)
     .await?;
-    let items = sqlx::query_as!(
-        StoredItem,
-        "SELECT id, product_id, quantity, price_snapshot, subtotal
-         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
-        id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
     Ok(StoredCart {
         id: cart.id,
         session_id: cart.session_id,
-        items,
+        items: items_of(conn, id).await?,
         subtotal: cart.subtotal,
         created_at: cart.created_at,
         updated_at: cart.updated_at,
         expires_at: cart.expires_at,
         version: version_of(cart.updated_at.0),
     })
+}
+
+/// The lines of cart `id` in insertion order.
+async fn items_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<StoredItem>> {
+    Ok(sqlx::query_as!(
+        StoredItem,
+        "SELECT id, product_id, quantity, price_snapshot, subtotal
+         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
+        id
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Puts a just-changed cart in the cache until it expires; always attempted, since the
@@ -319,6 +328,44 @@ pub async fn stock(conn: &mut PgConnection, product_id: Uuid) -> Result<Stock> {
     .fetch_optional(conn)
     .await?
     .ok_or_else(|| Error::not_found("Product", product_id))
+}
+
+/// A line of a cart: its id and quantity.
+pub struct Line {
+    pub id: Uuid,
+    pub quantity: i32,
+}
+
+/// [`stock`] of `product_id`, and the line of cart `cart_id` holding it, in one read.
+pub async fn stock_and_line(
+    conn: &mut PgConnection,
+    cart_id: Uuid,
+    product_id: Uuid,
+) -> Result<(Stock, Option<Line>)> {
+    let row = sqlx::query!(
+        r#"SELECT p.price, p.inventory_quantity, p.is_active,
+                  i.id AS "line_id?", i.quantity AS "line_quantity?"
+           FROM products p
+           LEFT JOIN cart_items i ON i.cart_id = $1 AND i.product_id = p.id
+           WHERE p.id = $2"#,
+        cart_id,
+        product_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| Error::not_found("Product", product_id))?;
+    let line = match (row.line_id, row.line_quantity) {
+        (Some(id), Some(quantity)) => Some(Line { id, quantity }),
+        _ => None,
+    };
+    Ok((
+        Stock {
+            price: row.price,
+            available: row.inventory_quantity,
+            is_active: row.is_active,
+        },
+        line,
+    ))
 }
 
 /// The 409 of a cart operation asking for more than is in stock.

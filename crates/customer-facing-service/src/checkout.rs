@@ -91,16 +91,13 @@ fn is_lock_timeout(e: &sqlx::Error) -> bool {
 
 async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim> {
     let at = now();
-    sqlx::query_scalar!(
-        "SELECT set_config('lock_timeout', $1, true)",
-        IN_FLIGHT_WAIT
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // The key's row lock is waited for only IN_FLIGHT_WAIT (then 409), set in the same
+    // statement: the materialized CTE runs before the insert can wait on the row.
     let claimed = sqlx::query_scalar!(
-        "INSERT INTO checkout_idempotency
+        "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $5, true))
+         INSERT INTO checkout_idempotency
              (idempotency_key, request_fingerprint, status, created_at, expires_at)
-         VALUES ($1, $2, 'IN_PROGRESS', $3, $4)
+         SELECT $1, $2, 'IN_PROGRESS', $3, $4 FROM wait
          ON CONFLICT (idempotency_key) DO UPDATE
          SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
              response_status = NULL, response_body = NULL,
@@ -110,7 +107,8 @@ async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Cl
         key,
         fingerprint,
         at,
-        at + chrono::Duration::hours(KEY_LIFETIME_HOURS)
+        at + chrono::Duration::hours(KEY_LIFETIME_HOURS),
+        IN_FLIGHT_WAIT
     )
     .fetch_optional(&mut *tx)
     .await;
@@ -118,10 +116,8 @@ async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Cl
         Err(e) if is_lock_timeout(&e) => return Ok(Claim::InFlight),
         other => other?,
     };
-    sqlx::query_scalar!("SELECT set_config('lock_timeout', '0', true)")
-        .fetch_one(&mut *tx)
-        .await?;
     if claimed.is_some() {
+        // The lock timeout goes back to none with the cart's read (place_order).
         return Ok(Claim::Claimed);
     }
     let row = sqlx::query!(
@@ -319,11 +315,24 @@ async fn reprice_cart(
     )
     .execute(&mut *tx)
     .await?;
-    carts::touch(&mut tx, cart).await?;
-    let stored = carts::load(&mut tx, cart).await?;
+    let stored = carts::touch_and_load(&mut tx, cart).await?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &stored).await;
     Ok(())
+}
+
+/// The locked cart a checkout turns into an order.
+struct CartRow {
+    id: Uuid,
+    subtotal: Decimal,
+}
+
+/// One line of that cart.
+struct Line {
+    product_id: Uuid,
+    quantity: i32,
+    price_snapshot: Decimal,
+    subtotal: Decimal,
 }
 
 async fn place_order(
@@ -334,21 +343,38 @@ async fn place_order(
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
     let empty = || Failure::Error(Error::BadRequest("Cannot checkout with empty cart".into()));
-    let cart = sqlx::query!(
-        "SELECT id, subtotal FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
+    // The cart and its lines in one read; it also lifts the key's lock timeout (see
+    // claim) before this statement waits for the cart's lock.
+    let rows = sqlx::query!(
+        r#"WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', '0', true))
+           SELECT c.id, c.subtotal,
+                  i.product_id AS "product_id?", i.quantity AS "quantity?",
+                  i.price_snapshot AS "price_snapshot?", i.subtotal AS "line_subtotal?"
+           FROM wait, carts c LEFT JOIN cart_items i ON i.cart_id = c.id
+           WHERE c.session_id = $1 AND c.expires_at > $2
+           ORDER BY i.item_index, i.created_at
+           FOR UPDATE OF c"#,
         input.session_id,
         at
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(empty)?;
-    let lines = sqlx::query!(
-        "SELECT product_id, quantity, price_snapshot, subtotal
-         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
-        cart.id
-    )
     .fetch_all(&mut *tx)
     .await?;
+    let cart = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
+    let cart = CartRow {
+        id: cart.0,
+        subtotal: cart.1,
+    };
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Line {
+                product_id: r.product_id?,
+                quantity: r.quantity?,
+                price_snapshot: r.price_snapshot?,
+                subtotal: r.line_subtotal?,
+            })
+        })
+        .collect();
     if lines.is_empty() {
         return Err(empty());
     }
@@ -407,21 +433,21 @@ async fn place_order(
     }
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    // The stock taken and the cart gone, in one statement.
     sqlx::query!(
-        "UPDATE products p
+        "WITH gone AS (DELETE FROM carts WHERE id = $4)
+         UPDATE products p
          SET inventory_quantity = p.inventory_quantity - u.quantity,
              version = p.version + 1, updated_at = $3
          FROM UNNEST($1::uuid[], $2::int[]) AS u(id, quantity)
          WHERE p.id = u.id",
         &ids,
         &quantities,
-        at
+        at,
+        cart.id
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!("DELETE FROM carts WHERE id = $1", cart.id)
-        .execute(&mut *tx)
-        .await?;
     let order_id = Uuid::new_v4();
     let subtotal: Decimal = cart.subtotal;
     let ctx = platform::context::current();

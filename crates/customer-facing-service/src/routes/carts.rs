@@ -58,8 +58,7 @@ async fn committed(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     cart_id: Uuid,
 ) -> Result<Cart> {
-    carts::touch(&mut tx, cart_id).await?;
-    let cart = carts::load(&mut tx, cart_id).await?;
+    let cart = carts::touch_and_load(&mut tx, cart_id).await?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &cart).await;
     carts::view(&state.db, &state.cache, cart).await
@@ -122,19 +121,12 @@ pub async fn add_item(
     };
     let mut tx = state.db.begin().await?;
     let cart_id = carts::lock_or_create(&mut tx, &session_id).await?;
-    let stock = carts::stock(&mut tx, product_id).await?;
+    let (stock, existing) = carts::stock_and_line(&mut tx, cart_id, product_id).await?;
     if !stock.is_active {
         return Err(Error::BadRequest(format!(
             "Product is not active: {product_id}"
         )));
     }
-    let existing = sqlx::query!(
-        "SELECT id, quantity, price_snapshot FROM cart_items WHERE cart_id = $1 AND product_id = $2",
-        cart_id,
-        product_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
     let total = quantity + existing.as_ref().map_or(0, |line| i64::from(line.quantity));
     if total > i64::from(stock.available) {
         return Err(carts::insufficient(product_id, total, stock.available));
