@@ -24,6 +24,15 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     #[command(flatten)]
     pub payment: PaymentSettings,
+    /// Comma-separated origins whose pages may call this API from a browser (GET, POST):
+    /// the customer service's storefront and back office read and manage orders here.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080,http://127.0.0.1:8080"
+    )]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// What the service consumes, and how.
