@@ -57,6 +57,15 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(0..=30 * 24 * 3600)
     )]
     pub outbox_max_age_secs: u64,
+    /// Base URL of the order API that the storefront's order tracking and the back
+    /// office call from the browser; empty means this service's own origin. The order
+    /// service must allow the storefront's origin (ORDER_SERVICE_CORS_ALLOWED_ORIGINS).
+    #[arg(
+        long = "order-service-url",
+        env = "ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub order_service_url: String,
 }
 
 /// What the service consumes (`orders.released`, to give stock back), and how. The

@@ -145,7 +145,7 @@ impl Application {
             }),
         };
         let router = platform::app::router(
-            crate::routes::api(state),
+            crate::routes::api(state, &settings.order_service_url),
             &actuator,
             HttpMetrics::new(&metrics)?,
         );
