@@ -219,7 +219,8 @@ function renderCart(cart) {
       el("td", { class: "opt" }, money.format(item.priceSnapshot)),
       el("td", {}, el("label", { for: id, class: "visually-hidden" }, `Quantity of ${item.productName}`),
         el("input", { id, class: "quantity", type: "number", min: 1, value: item.quantity, inputmode: "numeric",
-          onchange: (e) => change(item, parseInt(e.target.value, 10) || 0) })),
+          // A blank box is a customer still typing, not a removal.
+          onchange: (e) => { const q = parseInt(e.target.value, 10); if (!Number.isNaN(q)) change(item, q); } })),
       el("td", {}, money.format(item.subtotal)),
       el("td", {}, el("button", { type: "button", class: "secondary remove", "aria-label": `Remove ${item.productName}`, onclick: () => change(item, 0) }, "Remove")));
   });
