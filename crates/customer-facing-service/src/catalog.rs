@@ -124,7 +124,7 @@ pub struct ProductQuery {
     pub sort: SortField,
     pub descending: bool,
     /// Only products whose name or description has every word of the search, each as a
-    /// word prefix: a PostgreSQL `to_tsquery` (`lap:* & bag:*`) built by [`search_terms`]
+    /// word prefix: a PostgreSQL `to_tsquery` (`'lap':* & 'bag':*`) built by [`search_terms`]
     /// from letters and digits only. Empty: nothing matches.
     pub search: Option<String>,
 }
@@ -140,7 +140,8 @@ pub fn search_terms(typed: &str) -> String {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .take(16)
-        .map(|w| format!("{}:*", w.to_lowercase()))
+        // Quoted, so whatever PostgreSQL's parser makes of a word is a lexeme, never syntax.
+        .map(|w| format!("'{}':*", w.to_lowercase()))
         .collect::<Vec<_>>()
         .join(" & ")
 }
@@ -479,4 +480,16 @@ pub async fn category_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool> 
     )
     .fetch_one(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::search_terms;
+
+    #[test]
+    fn a_search_becomes_quoted_word_prefixes_and_drops_query_syntax() {
+        assert_eq!(search_terms("Laptop  bags"), "'laptop':* & 'bags':*");
+        assert_eq!(search_terms("a:*|b & !c"), "'a':* & 'b':* & 'c':*");
+        assert_eq!(search_terms("'); --"), "");
+    }
 }

@@ -385,6 +385,16 @@ async fn search_finds_products_by_words_of_their_name_or_description() {
         .get_json("/api/v1/products?search=%21%26%7C%3A%2A")
         .await;
     assert_eq!(page["totalElements"], 0);
+    // Odd text is words or nothing, never an error.
+    for odd in ["x²y", "ǅ ٣", "'a'", "\\", "a:*|b", "the", "ß", "🦀"] {
+        let response = app
+            .request(Method::GET, "/api/v1/products")
+            .query(&[("search", odd)])
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "{odd}");
+    }
     // Blank is no filter.
     let page = app.get_json("/api/v1/products?search=%20").await;
     assert_eq!(page["totalElements"], 4);
