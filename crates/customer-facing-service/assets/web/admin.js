@@ -108,8 +108,7 @@ function viewLogin() {
     const reply = await api("POST", "/api/v1/auth/login", { username: form.elements.username.value, password: form.elements.password.value });
     if (reply.status === 200 && reply.body.accessToken) {
       sessionStorage.setItem("token", reply.body.accessToken);
-      location.hash = "#/products";
-      route();
+      go("#/products");
     } else {
       showErrors(form, reply);
     }
@@ -305,7 +304,8 @@ async function viewOperations() {
     api("GET", "/actuator/prometheus", undefined, orderApi),
   ]);
   const stat = (label, value, id) => el("li", { id }, el("b", {}, value == null ? "–" : value), label);
-  const metric = (reply, name) => (reply.status === 200 ? metricSum(reply.body, name) : null);
+  // A counter with no series yet (no record was ever dead-lettered) is zero.
+  const metric = (reply, name) => (reply.status === 200 ? metricSum(reply.body, name) ?? 0 : null);
   const recent = await api("GET", "/api/v1/orders?size=10", undefined, orderApi);
   show("Operations",
     el("h2", {}, "Orders by status"),
@@ -341,6 +341,13 @@ async function route() {
   else await viewProducts(params);
 }
 
-$("#logout").addEventListener("click", () => { sessionStorage.removeItem("token"); location.hash = "#/"; route(); });
+/** Shows `hash`: through the hashchange handler when it changes, else at once (one
+ * render either way, so no element a user or a test holds is replaced twice). */
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+$("#logout").addEventListener("click", () => { sessionStorage.removeItem("token"); go("#/"); });
 window.addEventListener("hashchange", () => { route(); main.focus({ preventScroll: true }); });
 route();

@@ -393,6 +393,7 @@ async function route() {
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   const parts = (path || "/").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts.length) $("#search").value = "";
   if (parts[0] === "product" && parts[1]) await viewProduct(parts[1]);
   else if (parts[0] === "cart") await viewCart();
   else if (parts[0] === "checkout") await viewCheckout();
