@@ -22,7 +22,17 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function show(title, ...children) {
+// Each route() is a new ticket; a view that was still loading when the customer moved
+// on (an older ticket) must not paint over the newer one.
+let routeTicket = 0;
+
+/** `render`, for a view started now: does nothing once another route has started. */
+function current() {
+  const mine = routeTicket;
+  return (...args) => { if (mine === routeTicket) render(...args); };
+}
+
+function render(title, ...children) {
   document.title = `${title} · Back office`;
   main.replaceChildren(el("h1", {}, title), ...children);
 }
@@ -97,6 +107,7 @@ function field(prefix, name, label, input) {
 
 // ---------------------------------------------------------------- login
 function viewLogin() {
+  const show = current();
   $("#admin-nav").hidden = true;
   const form = el("form", { class: "stack", id: "login-form" },
     el("p", { class: "error form-error", role: "alert" }),
@@ -154,6 +165,7 @@ function productForm(categories, product, done) {
 }
 
 async function viewProducts(params) {
+  const show = current();
   const active = params.get("active") !== "false";
   const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
   const [categories, reply] = await Promise.all([
@@ -225,6 +237,7 @@ function categoryForm(category, done) {
 }
 
 async function viewCategories() {
+  const show = current();
   const categories = await categoriesById();
   const editor = el("div", { id: "editor" });
   const reload = () => viewCategories();
@@ -239,6 +252,7 @@ async function viewCategories() {
 
 // ---------------------------------------------------------------- orders
 async function viewOrders(params) {
+  const show = current();
   const status = ORDER_STATUSES.includes(params.get("status")) ? params.get("status") : "";
   const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
   const query = new URLSearchParams({ page, size: 20 });
@@ -298,6 +312,7 @@ function metricSum(text, name) {
 }
 
 async function viewOperations() {
+  const show = current();
   const [counts, customerMetrics, orderMetrics] = await Promise.all([
     Promise.all(ORDER_STATUSES.map((s) => api("GET", `/api/v1/orders?status=${s}&size=1`, undefined, orderApi))),
     api("GET", "/actuator/prometheus"),
@@ -327,6 +342,7 @@ async function viewOperations() {
 
 // ---------------------------------------------------------------- router
 async function route() {
+  routeTicket += 1;
   if (!token()) return viewLogin();
   $("#admin-nav").hidden = false;
   const [path, query] = location.hash.replace(/^#/, "").split("?");

@@ -24,7 +24,17 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function show(title, ...children) {
+// Each route() is a new ticket; a view that was still loading when the customer moved
+// on (an older ticket) must not paint over the newer one.
+let routeTicket = 0;
+
+/** `render`, for a view started now: does nothing once another route has started. */
+function current() {
+  const mine = routeTicket;
+  return (...args) => { if (mine === routeTicket) render(...args); };
+}
+
+function render(title, ...children) {
   document.title = title ? `${title} · Shop` : "Shop";
   main.replaceChildren(...children);
 }
@@ -135,6 +145,7 @@ function listHash(params) {
 }
 
 async function viewList(params) {
+  const show = current();
   const category = params.get("category") || "";
   const search = params.get("q") || "";
   const sort = SORTS[params.get("sort")] ? params.get("sort") : "name-asc";
@@ -173,6 +184,7 @@ async function viewList(params) {
 }
 
 async function viewProduct(id) {
+  const show = current();
   renderCategoryNav("");
   const reply = await api("GET", `/api/v1/products/${encodeURIComponent(id)}`);
   if (reply.status !== 200) return show("Product", el("p", { class: "notice bad" }, problemText(reply)));
@@ -193,13 +205,16 @@ async function viewProduct(id) {
 
 // ---------------------------------------------------------------- cart page
 async function viewCart() {
+  const show = current();
   renderCategoryNav("");
+  const mine = routeTicket;
   const reply = await api("GET", `/api/v1/carts/${sessionId()}`);
   if (reply.status !== 200) return show("Cart", el("p", { class: "notice bad" }, problemText(reply)));
-  renderCart(reply.body);
+  if (mine === routeTicket) renderCart(reply.body);
 }
 
 function renderCart(cart) {
+  const show = current();
   refreshCartCount(cart);
   if (!cart.items.length) {
     return show("Cart", el("h1", {}, "Your cart"), el("p", {}, "Your cart is empty. ", el("a", { href: "#/" }, "Browse products")));
@@ -247,6 +262,7 @@ const CHECKOUT_FIELDS = [
 const fieldId = (name) => name.replace(/\./g, "-");
 
 async function viewCheckout() {
+  const show = current();
   renderCategoryNav("");
   const reply = await api("GET", `/api/v1/carts/${sessionId()}`);
   if (reply.status === 200 && !reply.body.items.length) {
@@ -330,6 +346,7 @@ function orderEmail(number) {
 }
 
 async function viewOrder(number, params) {
+  const show = current();
   renderCategoryNav("");
   const email = params.get("email") || orderEmail(number);
   const status = el("span", { id: "order-status", class: "status PENDING" }, "PENDING");
@@ -372,6 +389,7 @@ async function viewOrder(number, params) {
 }
 
 function viewTrack() {
+  const show = current();
   renderCategoryNav("");
   const form = el("form", { class: "stack", id: "track-form" },
     el("h1", {}, "Track an order"),
@@ -390,6 +408,7 @@ function viewTrack() {
 
 // ---------------------------------------------------------------- router
 async function route() {
+  routeTicket += 1;
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   const parts = (path || "/").split("/").filter(Boolean).map(decodeURIComponent);
