@@ -218,7 +218,8 @@ async fn a_declined_payment_is_shown_as_failed() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Result<()> {
+async fn a_manager_logs_in_changes_stock_cancels_one_order_and_fulfils_another(
+) -> anyhow::Result<()> {
     let shop = Shop::start().await?;
     let garden = shop.category("Garden").await?;
     let hose = shop
@@ -232,8 +233,11 @@ async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Resul
         )
         .await?;
     let number = shop.order(&hose, 2, "grace@example.com").await?;
-    // A paid order: cancelling it refunds the payment.
+    let shipped = shop.order(&hose, 1, "alan@example.com").await?;
+    // Paid orders: cancelling one refunds its payment, the other is shipped.
     shop.wait_for_order(&number, "grace@example.com", "PAID")
+        .await?;
+    shop.wait_for_order(&shipped, "alan@example.com", "PAID")
         .await?;
     let browser = Browser::start(DESKTOP.0, DESKTOP.1).await?;
 
@@ -247,9 +251,9 @@ async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Resul
     browser.fill("#login-password", "manager123").await?;
     browser.click("#login-form button[type=submit]").await?;
 
-    // Stock: 8 left after the order; the manager counts 42 on the shelf.
+    // Stock: 7 left after the orders; the manager counts 42 on the shelf.
     browser
-        .wait_for_property("#stock-HOSE-25", "value", &json!("8"))
+        .wait_for_property("#stock-HOSE-25", "value", &json!("7"))
         .await?;
     browser
         .screenshot(&screenshot_path("admin-products"))
@@ -263,7 +267,7 @@ async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Resul
         .await?;
     assert_eq!(shop.stock(&hose).await?, 42);
 
-    // Orders: find the paid one, cancel it.
+    // Orders: cancel one paid order, fulfil the other.
     browser.click(r##"#admin-nav a[href="#/orders"]"##).await?;
     let row = format!(r#"tr[data-order="{number}"]"#);
     browser
@@ -276,6 +280,13 @@ async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Resul
         .await?;
     shop.wait_for_order(&number, "grace@example.com", "CANCELLED")
         .await?;
+    let row = format!(r#"tr[data-order="{shipped}"]"#);
+    browser.click(&format!("{row} button.fulfil")).await?;
+    browser
+        .wait_for_text(&format!("{row} .status"), |t| t == "FULFILLED")
+        .await?;
+    shop.wait_for_order(&shipped, "alan@example.com", "FULFILLED")
+        .await?;
 
     // The operational view counts it.
     browser
@@ -283,6 +294,9 @@ async fn a_manager_logs_in_changes_stock_and_cancels_an_order() -> anyhow::Resul
         .await?;
     browser
         .wait_for_text("#count-CANCELLED b", |t| t == "1")
+        .await?;
+    browser
+        .wait_for_text("#count-FULFILLED b", |t| t == "1")
         .await?;
     for count in [
         "#order-outbox-failed b",
