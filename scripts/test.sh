@@ -3,13 +3,15 @@
 # provisions PostgreSQL, Redis and the nisshi broker as scripts/up.sh does, then runs
 # cargo fmt --check, clippy with warnings denied, the operator-asset checks (alert rules
 # with promtool, dashboards, manifests), and the whole Rust test suite (unit and
-# integration). Ends with one summary line, "N passed, N failed"; exits non-zero on any
+# integration, and the browser journeys in Chromium). Ends with one summary line, "N passed, N failed"; exits non-zero on any
 # failure.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
 
 ensure_build_packages
+# The browser tests (crates/browser-tests) drive Debian's Chromium through chromedriver.
+apt_install chromium chromium-driver
 ensure_postgres
 ensure_redis
 ensure_broker

@@ -37,5 +37,9 @@ The platform is up:
   payment-gateway           http://127.0.0.1:9090
   broker                    127.0.0.1:$BROKER_PORT  (nisshi; data in $STATE_DIR)
   logs and pids             $RUN_DIR
+API documentation: /swagger-ui.html on each service.
 Stop it with: scripts/down.sh
+
+  Storefront:   http://localhost:8080/
+  Back office:  http://localhost:8080/admin   (local login: manager / manager123)
 MSG

@@ -123,20 +123,44 @@ pub struct ProductQuery {
     pub size: i64,
     pub sort: SortField,
     pub descending: bool,
+    /// Only products whose name or description has every word of the search, each as a
+    /// word prefix: a PostgreSQL `to_tsquery` (`'lap':* & 'bag':*`) built by [`search_terms`]
+    /// from letters and digits only. Empty: nothing matches.
+    pub search: Option<String>,
+}
+
+/// Longest search a listing accepts, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The `to_tsquery` text of what a customer typed: its words (runs of letters and
+/// digits, so no query syntax gets through), each matched as a prefix, all required.
+/// Empty when there is no word in it.
+pub fn search_terms(typed: &str) -> String {
+    typed
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        // Quoted, so whatever PostgreSQL's parser makes of a word is a lexeme, never syntax.
+        .map(|w| format!("'{}':*", w.to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(" & ")
 }
 
 impl ProductQuery {
     /// What identifies the listing, whatever the generation.
     fn shape(&self) -> String {
         format!(
-            "{}:{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}:{}",
             self.category_id
                 .map_or_else(|| "all".to_owned(), |id| id.to_string()),
             self.is_active,
             self.page,
             self.size,
             self.sort.column(),
-            if self.descending { "desc" } else { "asc" }
+            if self.descending { "desc" } else { "asc" },
+            self.search
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |s| format!("q={s}"))
         )
     }
 
@@ -341,9 +365,13 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
     let mut conn = db.acquire().await?;
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM products
-           WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2"#,
+           WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2
+             AND ($3::text IS NULL OR ($3 <> '' AND (
+                   to_tsvector('english', name) @@ to_tsquery('english', $3)
+                   OR to_tsvector('english', coalesce(description, '')) @@ to_tsquery('english', $3))))"#,
         query.category_id,
-        query.is_active
+        query.is_active,
+        query.search
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -357,6 +385,9 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
                       created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
                FROM products
                WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2
+                 AND ($7::text IS NULL OR ($7 <> '' AND (
+                       to_tsvector('english', name) @@ to_tsquery('english', $7)
+                       OR to_tsvector('english', coalesce(description, '')) @@ to_tsquery('english', $7))))
                ORDER BY
                  CASE WHEN $3::text = 'sku' AND NOT $4::bool THEN sku END ASC,
                  CASE WHEN $3::text = 'sku' AND $4::bool THEN sku END DESC,
@@ -384,7 +415,8 @@ async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Resul
             query.sort.column(),
             query.descending,
             query.size,
-            offset
+            offset,
+            query.search
         )
         .fetch_all(&mut *conn)
         .await?
@@ -448,4 +480,16 @@ pub async fn category_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool> 
     )
     .fetch_one(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::search_terms;
+
+    #[test]
+    fn a_search_becomes_quoted_word_prefixes_and_drops_query_syntax() {
+        assert_eq!(search_terms("Laptop  bags"), "'laptop':* & 'bags':*");
+        assert_eq!(search_terms("a:*|b & !c"), "'a':* & 'b':* & 'c':*");
+        assert_eq!(search_terms("'); --"), "");
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`outbox`]: the `order_created_outbox` store behind the platform relay.
 //! - [`stock_returns`]: the `orders.released` consumer and its `stock_returns` table.
 //! - [`managers`]: who may log in.
+//! - [`storefront`]: the storefront (`/`) and back office (`/admin`) pages.
 //! - [`jobs`]: cleanup of expired idempotency keys and carts.
 //! - [`error`], [`validate`], [`time`], [`metrics`], [`openapi`], [`settings`].
 
@@ -31,6 +32,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod stock_returns;
+pub mod storefront;
 pub mod validate;
 
 pub use settings::Settings;

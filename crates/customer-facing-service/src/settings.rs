@@ -74,6 +74,15 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(50..=60_000)
     )]
     pub order_service_timeout_ms: u64,
+    /// Base URL of the order service as browsers reach it: the back office calls it to
+    /// list, cancel and fulfil orders (empty: `--order-service-url`). The order service
+    /// must allow this service's origin (ORDER_SERVICE_CORS_ALLOWED_ORIGINS).
+    #[arg(
+        long = "order-service-public-url",
+        env = "ORDER_SERVICE_PUBLIC_URL",
+        default_value = ""
+    )]
+    pub order_service_public_url: String,
 }
 
 /// What the service consumes (`orders.released`, to give stock back), and how. The

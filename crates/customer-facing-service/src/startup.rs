@@ -150,7 +150,14 @@ impl Application {
             }),
         };
         let router = platform::app::router(
-            crate::routes::api(state),
+            crate::routes::api(
+                state,
+                if settings.order_service_public_url.is_empty() {
+                    &settings.order_service_url
+                } else {
+                    &settings.order_service_public_url
+                },
+            ),
             &actuator,
             HttpMetrics::new(&metrics)?,
         );

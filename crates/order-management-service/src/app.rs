@@ -199,7 +199,10 @@ impl Application {
             )?,
         })
         .merge(crate::openapi::router());
-        let router = platform::app::router(api, &actuator, http_metrics);
+        let origins = platform::cors::AllowedOrigins::new(&settings.cors_allowed_origins)?;
+        let router = platform::app::router(api, &actuator, http_metrics).layer(
+            axum::middleware::from_fn_with_state(origins, platform::cors::cors),
+        );
         let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
         let listener =
             platform::http::bind(SocketAddr::new(settings.common.server_host, port)).await?;

@@ -34,6 +34,15 @@ pub struct Settings {
     #[arg(long = "customer-service-timeout-ms", env = "CUSTOMER_SERVICE_TIMEOUT_MS",
           default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub customer_service_timeout_ms: u64,
+    /// Comma-separated origins whose pages may call this API from a browser (GET, POST):
+    /// the customer service's storefront and back office read and manage orders here.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080,http://127.0.0.1:8080"
+    )]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// What the service consumes, and how.

@@ -7,9 +7,12 @@
 //! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
 //! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
+//! - [`cors`]: which other origins' pages may call a service from a browser.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
-//! - [`openapi`]: the problem-details schema and bearer scheme of every API document.
+//! - [`openapi`]: the problem-details schema and bearer scheme of every API document,
+//!   served with [`swagger_ui`] next to it.
+//! - [`web`]: files built into the binary, served with `ETag` and cache headers.
 //! - [`metrics`]: the Prometheus registry and the process and pool collectors.
 //! - [`auth`]: HS256 JWTs with key ids, so secrets rotate without logging anyone out.
 //! - [`db`]: the PostgreSQL pool and the append-only migration runner.
@@ -25,6 +28,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod db;
 pub mod forward;
 pub mod http;
@@ -35,8 +39,10 @@ pub mod openapi;
 pub mod outbox;
 pub mod problem;
 pub mod shutdown;
+pub mod swagger_ui;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod web;
 
 pub use problem::{FieldErrors, Problem};

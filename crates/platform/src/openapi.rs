@@ -10,16 +10,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 
 /// `GET /v3/api-docs` serving `document` (JSON), rendered once at start-up rather than
-/// on every request.
+/// on every request, and the Swagger UI that reads it at `/swagger-ui.html`.
 pub fn router<S: Clone + Send + Sync + 'static>(document: String) -> Router<S> {
     let document = Bytes::from(document);
-    Router::new().route(
-        "/v3/api-docs",
-        get(move || {
-            let document = document.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], document) }
-        }),
-    )
+    Router::new()
+        .route(
+            "/v3/api-docs",
+            get(move || {
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document) }
+            }),
+        )
+        .merge(crate::swagger_ui::router())
 }
 
 /// Adds the `bearer` (JWT) security scheme that manager routes require.

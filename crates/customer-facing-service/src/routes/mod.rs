@@ -18,9 +18,10 @@ use axum::http::request::Parts;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
-/// The API routes with their state.
-pub fn api(state: AppState) -> Router {
+/// The API routes with their state, and the pages built on them.
+pub fn api(state: AppState, order_api: &str) -> Router {
     Router::new()
+        .merge(crate::storefront::router(order_api))
         .merge(auth::router())
         .merge(categories::router())
         .merge(products::router())

@@ -50,6 +50,10 @@ pub struct ListParams {
     pub sort_by: Option<String>,
     /// `asc` (default) or `desc`.
     pub sort_dir: Option<String>,
+    /// Words to find in the name or description (each as a word prefix, all required,
+    /// English stemming: `lap` finds "Laptop", `bags` finds "bag"); at most 200
+    /// characters. Blank: no filter.
+    pub search: Option<String>,
 }
 
 fn invalid(value: &str, parameter: &str) -> Error {
@@ -106,6 +110,16 @@ impl ListParams {
             .sort_dir
             .as_deref()
             .is_some_and(|d| d.trim().eq_ignore_ascii_case("desc"));
+        let search = match self.search.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) if raw.chars().count() > catalog::MAX_SEARCH_CHARS => {
+                return Err(Error::BadRequest(format!(
+                    "Search must not exceed {} characters",
+                    catalog::MAX_SEARCH_CHARS
+                )))
+            }
+            Some(raw) => Some(catalog::search_terms(raw)),
+        };
         Ok(ProductQuery {
             category_id,
             is_active,
@@ -113,6 +127,7 @@ impl ListParams {
             size,
             sort,
             descending,
+            search,
         })
     }
 }

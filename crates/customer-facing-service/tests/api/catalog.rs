@@ -339,3 +339,75 @@ async fn with_redis_unreachable_the_catalogue_is_served_from_postgres() {
         Some(1)
     );
 }
+
+#[tokio::test]
+async fn search_finds_products_by_words_of_their_name_or_description() {
+    let app = spawn_app().await;
+    let category = app.create_category("Computers").await;
+    for (sku, name, description) in [
+        ("LAPTOP-1", "Travel Laptop", "Light and fast"),
+        ("BAG-1", "Laptop Bag", "Padded, fits 15 inch"),
+        (
+            "MOUSE-1",
+            "Wireless Mouse",
+            "Quiet clicks for a laptop user",
+        ),
+        ("DESK-1", "Standing Desk", "Oak top"),
+    ] {
+        let response = app
+            .as_manager(
+                Method::POST,
+                "/api/v1/products",
+                Some(json!({"sku": sku, "name": name, "description": description,
+                    "price": 10.0, "inventoryQuantity": 1, "categoryId": category["id"]})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let skus = |page: Value| -> Vec<String> {
+        page["content"]
+            .as_array()
+            .expect("content")
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // A word prefix, in any case, in the name or the description; sorted as asked.
+    let page = app.get_json("/api/v1/products?search=LAP&sortBy=sku").await;
+    assert_eq!(skus(page.clone()), ["BAG-1", "LAPTOP-1", "MOUSE-1"]);
+    assert_eq!(page["totalElements"], 3);
+    // Every word must match; stemming finds plurals.
+    let page = app.get_json("/api/v1/products?search=laptop%20bags").await;
+    assert_eq!(skus(page), ["BAG-1"]);
+    // Query syntax is only text: nothing to match, not an error.
+    let page = app
+        .get_json("/api/v1/products?search=%21%26%7C%3A%2A")
+        .await;
+    assert_eq!(page["totalElements"], 0);
+    // Odd text is words or nothing, never an error.
+    for odd in ["x²y", "ǅ ٣", "'a'", "\\", "a:*|b", "the", "ß", "🦀"] {
+        let response = app
+            .request(Method::GET, "/api/v1/products")
+            .query(&[("search", odd)])
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "{odd}");
+    }
+    // Blank is no filter.
+    let page = app.get_json("/api/v1/products?search=%20").await;
+    assert_eq!(page["totalElements"], 4);
+    // Paging counts the matches only.
+    let page = app
+        .get_json("/api/v1/products?search=laptop&size=2&page=1&sortBy=sku")
+        .await;
+    assert_eq!(skus(page.clone()), ["MOUSE-1"]);
+    assert_eq!(page["totalPages"], 2);
+
+    let too_long = app
+        .get(&format!("/api/v1/products?search={}", "a".repeat(201)))
+        .await;
+    let problem = assert_problem(too_long, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["detail"], "Search must not exceed 200 characters");
+}

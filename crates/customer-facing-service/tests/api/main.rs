@@ -13,4 +13,5 @@ mod health;
 mod helpers;
 mod hung_redis;
 mod openapi;
+mod pages;
 mod stock_returns;

@@ -306,3 +306,52 @@ async fn the_instance_is_unready_while_the_broker_is_unreachable() {
     let (status, _) = get(&app, "/actuator/health/liveness", None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_storefronts_origin_may_read_orders_from_the_browser_and_swagger_ui_is_served() {
+    let shop = "http://shop.example.com:8080";
+    let app = spawn_app_with(&[("cors-allowed-origins", shop)]).await;
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/orders/ORD-1", app.address),
+        )
+        .header("Origin", shop)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-customer-email")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], shop);
+    // The answer itself, a 404 problem here, carries the header too.
+    let lookup = app
+        .client
+        .get(format!("{}/api/v1/orders/ORD-1", app.address))
+        .header("Origin", shop)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(lookup.status(), 404);
+    assert_eq!(lookup.headers()["access-control-allow-origin"], shop);
+    let elsewhere = app
+        .client
+        .get(format!("{}/api/v1/orders/ORD-1", app.address))
+        .header("Origin", "http://127.0.0.1:8080")
+        .send()
+        .await
+        .expect("sent");
+    assert!(elsewhere
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    let page = app
+        .client
+        .get(format!("{}/swagger-ui.html", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), 200);
+}

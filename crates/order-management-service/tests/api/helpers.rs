@@ -60,6 +60,7 @@ pub struct Fixture {
     pub group: String,
     pub gateway_address: String,
     pub gateway_shutdown: CancellationToken,
+    pub no_customer_service: String,
 }
 
 impl Fixture {
@@ -93,6 +94,10 @@ impl Fixture {
             group: platform::testing::unique_name("oms_group"),
             gateway_address,
             gateway_shutdown,
+            no_customer_service: format!(
+                "http://127.0.0.1:{}",
+                platform::testing::free_port().expect("a free port")
+            ),
         }
     }
 
@@ -116,6 +121,9 @@ impl Fixture {
             ("payment-breaker-open-ms", "1500".into()),
             ("payment-retry-interval-ms", "200".into()),
             ("payment-retry-max-delay-ms", "1000".into()),
+            // No customer-facing service here: a port nothing listens on, so an unknown
+            // order number is a plain 404 and never another platform's order.
+            ("customer-service-url", self.no_customer_service.clone()),
         ]
     }
 }

@@ -31,3 +31,17 @@ async fn the_served_openapi_document_matches_the_committed_contract() {
         "the OpenAPI contract drifted; run UPDATE_CONTRACTS=1 cargo test -p payment-gateway and commit it"
     );
 }
+
+#[tokio::test]
+async fn swagger_ui_is_served_for_trying_the_api() {
+    let gw = spawn_gateway().await;
+    let page = gw
+        .client
+        .get(format!("{}/swagger-ui.html", gw.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("text");
+    assert!(html.contains("swagger-ui-bundle.js"), "{html}");
+}

@@ -1,0 +1,81 @@
+//! The pages people use: the storefront at `/` and the back office at `/admin`. Each is
+//! a small HTML shell with one stylesheet and one script (vanilla JavaScript over the
+//! public API, no build step), all under `assets/web/` and built into the binary.
+//!
+//! The shells are rendered once at start-up: they get the fingerprinted URLs of their
+//! assets (`/assets/shop.<hash>.js`, cached for a year; a new build is a new URL) and
+//! the back office also gets the base URL of the order service in
+//! `<meta name="order-api">`, which it calls from the browser to manage orders. The
+//! storefront follows orders through this service's own lookup. Serving a page costs
+//! no more than serving any other constant.
+
+use crate::startup::AppState;
+use axum::response::Redirect;
+use axum::routing::get;
+use axum::Router;
+use platform::web::{get_file, Caching, StaticFile};
+
+const CSS: &str = include_str!("../assets/web/app.css");
+const SHOP_HTML: &str = include_str!("../assets/web/shop.html");
+const SHOP_JS: &str = include_str!("../assets/web/shop.js");
+const ADMIN_HTML: &str = include_str!("../assets/web/admin.html");
+const ADMIN_JS: &str = include_str!("../assets/web/admin.js");
+
+/// The routes of both pages and their assets. `order_api` is the base URL of the
+/// order service as the back office's browser should call it; empty means this origin.
+pub fn router(order_api: &str) -> Router<AppState> {
+    let css = StaticFile::new(CSS, "text/css; charset=utf-8", Caching::Immutable);
+    let shop_js = StaticFile::new(
+        SHOP_JS,
+        "text/javascript; charset=utf-8",
+        Caching::Immutable,
+    );
+    let admin_js = StaticFile::new(
+        ADMIN_JS,
+        "text/javascript; charset=utf-8",
+        Caching::Immutable,
+    );
+    let css_path = format!("/assets/app.{}.css", css.fingerprint());
+    let shop_js_path = format!("/assets/shop.{}.js", shop_js.fingerprint());
+    let admin_js_path = format!("/assets/admin.{}.js", admin_js.fingerprint());
+    let order_api = escape_attribute(order_api.trim_end_matches('/'));
+    let page = |shell: &str, js: &str| {
+        StaticFile::new(
+            shell
+                .replace("__CSS__", &css_path)
+                .replace("__JS__", js)
+                .replace("__ORDER_API__", &order_api),
+            "text/html; charset=utf-8",
+            Caching::Revalidate,
+        )
+    };
+    Router::new()
+        .route("/", get_file(page(SHOP_HTML, &shop_js_path)))
+        .route("/admin", get_file(page(ADMIN_HTML, &admin_js_path)))
+        .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+        .route(&css_path, get_file(css))
+        .route(&shop_js_path, get_file(shop_js))
+        .route(&admin_js_path, get_file(admin_js))
+}
+
+/// `value` safe inside a double-quoted HTML attribute.
+fn escape_attribute(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_url_cannot_break_out_of_its_attribute() {
+        assert_eq!(
+            escape_attribute(r#"http://x/"><script>"#),
+            "http://x/&quot;&gt;&lt;script&gt;"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! The storefront, back office and Swagger UI pages: built into the binary, cached by
+//! the browser (revalidated with an ETag, or immutable under a fingerprinted URL).
+
+use crate::helpers::{spawn_app, spawn_app_with};
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::StatusCode;
+
+/// The `src` or `href` values in `html` that start with `prefix`.
+fn links(html: &str, prefix: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|part| part.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_storefront_page_and_its_assets_are_served_with_cache_headers() {
+    let app = spawn_app().await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()[CACHE_CONTROL], "no-cache");
+    assert!(page.headers()[CONTENT_TYPE]
+        .to_str()
+        .is_ok_and(|t| t.starts_with("text/html")));
+    let etag = page.headers()[ETAG].clone();
+    let html = page.text().await.expect("the page");
+    assert!(html.contains(r#"<meta name="order-api" content="http://127.0.0.1:8081">"#));
+
+    let again = app
+        .request(reqwest::Method::GET, "/")
+        .header(IF_NONE_MATCH, etag)
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.expect("a body").is_empty());
+
+    let assets = links(&html, "/assets/");
+    assert_eq!(assets.len(), 2, "{assets:?}");
+    let mut total = html.len();
+    for asset in assets {
+        let response = app.get(&asset).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert_eq!(
+            response.headers()[CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        total += response.bytes().await.expect("the asset").len();
+    }
+    // The first visit stays small, even uncompressed.
+    assert!(total < 100 * 1024, "first load is {total} bytes");
+}
+
+#[tokio::test]
+async fn the_back_office_page_takes_the_order_api_from_the_settings() {
+    let app = spawn_app_with(|s| s.order_service_url = "https://orders.example.com/".into()).await;
+    let html = app.get("/admin").await.text().await.expect("the page");
+    assert!(html.contains(r#"<meta name="order-api" content="https://orders.example.com">"#));
+    assert_eq!(links(&html, "/assets/admin.").len(), 1);
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary_and_reads_the_services_document() {
+    let app = spawn_app().await;
+    let html = app
+        .get("/swagger-ui.html")
+        .await
+        .text()
+        .await
+        .expect("the page");
+    let assets = links(&html, "/swagger-ui/");
+    assert_eq!(assets.len(), 4, "{assets:?}");
+    for asset in assets {
+        let response = app.get(&asset).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let body = response.text().await.unwrap_or_default();
+        if asset.ends_with("swagger-initializer.js") {
+            assert!(body.contains(r#"url: "/v3/api-docs""#));
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Files built into the binary and served over HTTP: the Swagger UI of every service
+//! and the customer service's storefront and back office.
+//!
+//! Each [`StaticFile`] is hashed once at start-up; the hash is its strong `ETag` (a
+//! revalidation that still matches is a bodyless 304) and its fingerprint, which pages
+//! put into the URLs of their scripts and styles so those can be cached for a year: a
+//! new build changes the fingerprint, hence the URL. Serving one costs a header
+//! comparison and a reference-counted clone, nothing per byte.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// How long browsers may keep a file before asking again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// Revalidate on every use (with `If-None-Match`): pages whose URL never changes.
+    Revalidate,
+    /// Keep for a year without asking: files whose URL carries their fingerprint or
+    /// their version.
+    Immutable,
+}
+
+impl Caching {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Revalidate => "no-cache",
+            Self::Immutable => "public, max-age=31536000, immutable",
+        })
+    }
+}
+
+/// A file served from memory with its content type, `ETag` and cache policy.
+#[derive(Debug, Clone)]
+pub struct StaticFile {
+    body: Bytes,
+    content_type: HeaderValue,
+    etag: HeaderValue,
+    fingerprint: String,
+    caching: Caching,
+}
+
+impl StaticFile {
+    /// `body` served as `content_type` (a static MIME type, e.g. `text/css`).
+    pub fn new(body: impl Into<Bytes>, content_type: &'static str, caching: Caching) -> Self {
+        let body = body.into();
+        let digest = Sha256::digest(&body);
+        let fingerprint: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let etag = HeaderValue::from_str(&format!("\"{fingerprint}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Self {
+            body,
+            content_type: HeaderValue::from_static(content_type),
+            etag,
+            fingerprint,
+            caching,
+        }
+    }
+
+    /// 16 hex digits of the content's SHA-256: changes whenever the content does.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The body, or a bodyless 304 when the request's `If-None-Match` names this
+    /// version already.
+    pub fn respond(&self, request: &HeaderMap) -> Response {
+        let matches = request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|tag| tag.trim().trim_start_matches("W/"))
+            .any(|tag| tag == "*" || tag.as_bytes() == self.etag.as_bytes());
+        let headers = [
+            (header::ETAG, self.etag.clone()),
+            (header::CACHE_CONTROL, self.caching.header()),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ];
+        if matches {
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+        (
+            headers,
+            [(header::CONTENT_TYPE, self.content_type.clone())],
+            self.body.clone(),
+        )
+            .into_response()
+    }
+}
+
+/// A `GET` route answering with `file`.
+pub fn get_file<S: Clone + Send + Sync + 'static>(
+    file: StaticFile,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::get(move |headers: HeaderMap| {
+        let file = file.clone();
+        async move { file.respond(&headers) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_matching_if_none_match_is_answered_with_304_and_no_body() {
+        let file = StaticFile::new("body{}", "text/css", Caching::Immutable);
+        let mut headers = HeaderMap::new();
+        let tag = format!("\"{}\"", file.fingerprint());
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&tag).expect("a header value"),
+        );
+        assert_eq!(file.respond(&headers).status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(file.respond(&HeaderMap::new()).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_different_content_has_a_different_fingerprint() {
+        let a = StaticFile::new("a", "text/plain", Caching::Revalidate);
+        let b = StaticFile::new("b", "text/plain", Caching::Revalidate);
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+}
