@@ -111,12 +111,13 @@ pub struct ConsumerSettings {
         value_parser = clap::value_parser!(u64).range(1000..=300_000)
     )]
     pub session_timeout_ms: u64,
-    /// Longest time the broker may hold a fetch with no new records (lower it on the
-    /// development broker for latency, at the price of the broker's CPU).
+    /// Longest time the broker may hold a fetch with no new records. A stock return may
+    /// wait this long; the development broker answers a fetch only when this wait ends
+    /// and spends CPU on every round of it, so a short wait costs the machine.
     #[arg(
         long = "kafka-fetch-wait-ms",
         env = "KAFKA_FETCH_WAIT_MS",
-        default_value_t = 100,
+        default_value_t = 1_000,
         value_parser = clap::value_parser!(u64).range(1..=5_000)
     )]
     pub fetch_wait_ms: u64,

@@ -145,12 +145,12 @@ impl Application {
         ));
         if topics.consumers_enabled {
             let consumer_metrics = ConsumerMetrics::new(&metrics).context("consumer metrics")?;
-            let consumer = |topic: &str| {
+            let consumer = |topic: &str, fetch_wait_ms: u64| {
                 let mut c = ConsumerSettings::new(&bootstrap, &topics.group_id, &[topic]);
                 c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
                 c.max_attempts = topics.record_max_attempts;
                 c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
-                c.fetch_wait = Duration::from_millis(topics.fetch_wait_ms);
+                c.fetch_wait = Duration::from_millis(fetch_wait_ms);
                 c
             };
             let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {
@@ -162,8 +162,17 @@ impl Application {
             let completions: Arc<dyn Handler> =
                 Arc::new(PaymentCompletedHandler { db: db.clone() });
             for (settings, handler) in [
-                (consumer(&topics.orders_created_topic), orders),
-                (consumer(&topics.payments_completed_topic), completions),
+                (
+                    consumer(&topics.orders_created_topic, topics.fetch_wait_ms),
+                    orders,
+                ),
+                (
+                    consumer(
+                        &topics.payments_completed_topic,
+                        topics.payments_completed_fetch_wait_ms,
+                    ),
+                    completions,
+                ),
             ] {
                 tasks.spawn(kafka::consume_until_shutdown(
                     settings,

@@ -69,13 +69,20 @@ pub struct ConsumerSettings {
     #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS",
           default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=300_000))]
     pub session_timeout_ms: u64,
-    /// Longest time the broker may hold a fetch with no new records. On a broker that
-    /// answers a fetch as soon as records arrive (Kafka, Redpanda) this adds no latency;
-    /// the development broker holds it for the whole time, so lower it there for
-    /// latency, at the price of the broker's CPU.
+    /// Longest time the broker may hold a fetch of `orders.created` with no new records:
+    /// the wait a new order may spend in the broker. On a broker that answers a fetch
+    /// as soon as records arrive (Kafka, Redpanda) it adds no latency; the development
+    /// broker answers only when the wait ends, polling its storage meanwhile, so a
+    /// shorter wait is faster orders for more of the broker's CPU (docs/performance.md).
     #[arg(long = "kafka-fetch-wait-ms", env = "KAFKA_FETCH_WAIT_MS",
-          default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+          default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=5_000))]
     pub fetch_wait_ms: u64,
+    /// The same for `payments.completed`, whose records are only checked: nothing waits
+    /// for them, so the broker is spared the short polls.
+    #[arg(long = "kafka-payments-completed-fetch-wait-ms",
+          env = "KAFKA_PAYMENTS_COMPLETED_FETCH_WAIT_MS",
+          default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    pub payments_completed_fetch_wait_ms: u64,
     /// Attempts for a record that fails with a retryable error before it is dead-lettered.
     #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
           default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]

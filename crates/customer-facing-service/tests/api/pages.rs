@@ -27,7 +27,12 @@ async fn the_storefront_page_and_its_assets_are_served_with_cache_headers() {
     // The storefront follows orders through this service's own lookup; only the back
     // office calls the order service from the browser.
     assert!(!html.contains("order-api"));
-    let admin = app.get("/admin").await.text().await.expect("the back office");
+    let admin = app
+        .get("/admin")
+        .await
+        .text()
+        .await
+        .expect("the back office");
     assert!(admin.contains(r#"<meta name="order-api" content="http://127.0.0.1:8081">"#));
 
     let again = app
