@@ -8,7 +8,9 @@
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
-//! - [`openapi`]: the problem-details schema and bearer scheme of every API document.
+//! - [`openapi`]: the problem-details schema, bearer scheme, standard responses and links
+//!   of every API document.
+//! - [`rules`]: request constraints that validators check and schemas document.
 //! - [`metrics`]: the Prometheus registry and the process and pool collectors.
 //! - [`auth`]: HS256 JWTs with key ids, so secrets rotate without logging anyone out.
 //! - [`db`]: the PostgreSQL pool and the append-only migration runner.
@@ -26,12 +28,14 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod http;
+mod json_body;
 pub mod kafka;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod problem;
+pub mod rules;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
