@@ -221,7 +221,7 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
             response,
         } => {
             if stored != fingerprint {
-                return Err(Error::BadRequest(KEY_REUSED.into()));
+                return Err(Error::Conflict(KEY_REUSED.into()));
             }
             let (status, body) = response.ok_or_else(in_flight)?;
             tracing::info!(idempotencyKey = %key, "checkout replayed");
@@ -333,7 +333,7 @@ async fn place_order(
     input: &CheckoutInput,
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
-    let empty = || Failure::Error(Error::BadRequest("Cannot checkout with empty cart".into()));
+    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
     let cart = sqlx::query!(
         "SELECT id, subtotal FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
         input.session_id,

@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 use platform::http::Json;
+use platform::rules::{count_from, Int};
 use platform::time::now;
 use serde::Deserialize;
+use utoipa::openapi::Object;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -25,18 +27,32 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// How many of a product a line may hold (an `INTEGER` column).
+pub const QUANTITY: Int = count_from(1);
+
 /// A product and how many of it to add.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddItemRequest {
+    #[schema(required = true, schema_with = product_id_schema)]
     pub product_id: Option<Uuid>,
+    #[schema(required = true, schema_with = quantity_schema)]
     pub quantity: Option<i64>,
 }
 
 /// The new quantity of a line.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateItemRequest {
+    #[schema(required = true, schema_with = quantity_schema)]
     pub quantity: Option<i64>,
+}
+
+fn product_id_schema() -> Object {
+    platform::rules::uuid_schema(false)
+}
+
+fn quantity_schema() -> Object {
+    QUANTITY.schema()
 }
 
 const QUANTITY_MIN: &str = "Quantity must be at least 1";
@@ -45,9 +61,9 @@ const QUANTITY_MAX: &str = "Quantity must not exceed 2147483647";
 fn check_quantity(v: &mut Validator, quantity: Option<i64>) {
     v.check("quantity", quantity.is_some(), "Quantity is required");
     if let Some(q) = quantity {
-        v.check("quantity", q >= 1, QUANTITY_MIN).check(
+        v.check("quantity", q >= QUANTITY.min, QUANTITY_MIN).check(
             "quantity",
-            q <= i64::from(i32::MAX),
+            q <= QUANTITY.max,
             QUANTITY_MAX,
         );
     }
@@ -66,8 +82,8 @@ async fn committed(
 }
 
 /// The session's cart; a new empty one when it has none.
-#[utoipa::path(get, path = "/api/v1/carts/{sessionId}", tag = "carts",
-    params(("sessionId" = String, Path, description = "Client-chosen session id, 1-100 characters")),
+#[utoipa::path(get, path = "/api/v1/carts/{sessionId}", tag = "carts", operation_id = "getCart",
+    params(("sessionId" = String, Path, description = "Client-chosen session id")),
     responses((status = 200, body = Cart)))]
 pub async fn read(
     State(state): State<AppState>,
@@ -79,7 +95,7 @@ pub async fn read(
 }
 
 /// Empties the session's cart.
-#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}", tag = "carts",
+#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}", tag = "carts", operation_id = "clearCart",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     responses((status = 204, description = "Emptied")))]
 pub async fn clear(
@@ -97,12 +113,12 @@ pub async fn clear(
 }
 
 /// Adds a product; a product already in the cart gets the quantities added together.
-#[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts",
+#[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts", operation_id = "addCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     request_body = AddItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid or product not active", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid body or session id", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Product not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn add_item(
     State(state): State<AppState>,
     PathParams(session_id): PathParams<String>,
@@ -124,7 +140,7 @@ pub async fn add_item(
     let cart_id = carts::lock_or_create(&mut tx, &session_id).await?;
     let stock = carts::stock(&mut tx, product_id).await?;
     if !stock.is_active {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Conflict(format!(
             "Product is not active: {product_id}"
         )));
     }
@@ -176,9 +192,9 @@ pub async fn add_item(
 }
 
 /// Sets the quantity of a line.
-#[utoipa::path(put, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts",
+#[utoipa::path(put, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts", operation_id = "updateCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
-        ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
+        ("cartItemId" = String, Path, description = "Cart line id")),
     request_body = UpdateItemRequest,
     responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
@@ -228,9 +244,9 @@ pub async fn update_item(
 }
 
 /// Removes a line.
-#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts",
+#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts", operation_id = "removeCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
-        ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
+        ("cartItemId" = String, Path, description = "Cart line id")),
     responses((status = 200, body = Cart), (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove_item(
     State(state): State<AppState>,

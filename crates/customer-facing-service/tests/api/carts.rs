@@ -99,7 +99,7 @@ async fn unknown_and_discontinued_products_cannot_be_added() {
         .await;
     let sid = session();
     let inactive = app.add_to_cart(&sid, &product["id"], 1).await;
-    let body = assert_problem(inactive, StatusCode::BAD_REQUEST).await;
+    let body = assert_problem(inactive, StatusCode::CONFLICT).await;
     assert_eq!(body["detail"], format!("Product is not active: {id}"));
     let unknown = app.add_to_cart(&sid, &json!(uuid::Uuid::new_v4()), 1).await;
     assert_problem(unknown, StatusCode::NOT_FOUND).await;
