@@ -67,7 +67,7 @@ async fn cancelling_a_paid_order_releases_its_items_and_refunds_it_once() {
 
     // A second cancel is refused and refunds nothing more.
     let (status, _) = app.cancel(&event.order_number, "again").await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
 }
 
 #[tokio::test]
