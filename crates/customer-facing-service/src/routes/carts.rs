@@ -69,12 +69,29 @@ fn check_quantity(v: &mut Validator, quantity: Option<i64>) {
     }
 }
 
+/// Told when a line's or the cart's total would not fit the amount columns.
+const CART_LIMIT: &str = "The cart's total would exceed 99999999.99";
+
+/// A line or cart total beyond what its `DECIMAL(10, 2)` column holds: the cart, with
+/// the prices it has, cannot take this quantity (a conflict with what is stored, not a
+/// malformed request).
+fn beyond_cart_limit(e: Error) -> Error {
+    match &e {
+        Error::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22003") => {
+            Error::Conflict(CART_LIMIT.into())
+        }
+        _ => e,
+    }
+}
+
 async fn committed(
     state: &AppState,
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     cart_id: Uuid,
 ) -> Result<Cart> {
-    carts::touch(&mut tx, cart_id).await?;
+    carts::touch(&mut tx, cart_id)
+        .await
+        .map_err(beyond_cart_limit)?;
     let cart = carts::load(&mut tx, cart_id).await?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &cart).await;
@@ -118,7 +135,7 @@ pub async fn clear(
     request_body = AddItemRequest,
     responses((status = 200, body = Cart), (status = 400, description = "Invalid body or session id", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Product not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn add_item(
     State(state): State<AppState>,
     PathParams(session_id): PathParams<String>,
@@ -167,7 +184,8 @@ pub async fn add_item(
                 at
             )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
         }
         None => {
             sqlx::query!(
@@ -183,7 +201,8 @@ pub async fn add_item(
                 at
             )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
         }
     }
     let cart = committed(&state, tx, cart_id).await?;
@@ -198,7 +217,7 @@ pub async fn add_item(
     request_body = UpdateItemRequest,
     responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,
@@ -239,7 +258,8 @@ pub async fn update_item(
         now()
     )
     .execute(&mut *tx)
-    .await?;
+    .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
     Ok(Json(committed(&state, tx, cart_id).await?))
 }
 
