@@ -97,12 +97,18 @@ impl utoipa::Modify for Contract {
             "listProducts",
             &[("categoryId", "$response.body#/id")],
         );
+        // A product in stock at an everyday price, so that the cart and checkout links
+        // after it get past the stock and cart-total checks.
         link_body(
             doc,
             "createCategory",
             "201",
             "createProduct",
-            serde_json::json!({"categoryId": "$response.body#/id"}),
+            serde_json::json!({
+                "categoryId": "$response.body#/id",
+                "price": 9.99,
+                "inventoryQuantity": 1000
+            }),
         );
         for target in ["getProduct", "updateProduct", "deleteProduct"] {
             link(doc, "createProduct", "201", target, target, &id);
