@@ -6,7 +6,8 @@
 # down 20 s, also during refunds; gateway erroring and hanging; kill -9 of the gateway or
 # either service; the whole platform restarted; Redis stopped; PostgreSQL restarted;
 # database connections cut; a login flood; a price change), heals it, and checks the books
-# (orders, ledger net charges, stock returned exactly once); then schemathesis against each service's OpenAPI document, forged
+# (orders, ledger net charges, stock returned exactly once); then schemathesis against each service's OpenAPI document
+# (the fuzz run, and the contract test of scripts/test.sh with CONTRACT_MAX_EXAMPLES=100), forged
 # JWTs, and SQL-injection strings. Provisions dependencies like scripts/test.sh. Pass test-name filters
 # to run a subset: scripts/chaos.sh broker
 set -euo pipefail
@@ -22,16 +23,12 @@ export SQLX_OFFLINE=true
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
-if [ ! -x "$STATE_DIR/venv/bin/schemathesis" ]; then
-  log "installing schemathesis into $STATE_DIR/venv"
-  command -v python3 >/dev/null || apt_install python3
-  python3 -m venv "$STATE_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$STATE_DIR/venv"; }
-  "$STATE_DIR/venv/bin/pip" install -q "schemathesis==4.32.5"
-fi
-export SCHEMATHESIS="$STATE_DIR/venv/bin/schemathesis"
+ensure_schemathesis
+# The contract test of scripts/test.sh, with more generated examples per operation.
+export CONTRACT_MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-100}
 
 log "building the service binaries"
 cargo build --locked --quiet --bins
 export CHAOS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running the fault suite"
-cargo test --locked -p chaos --test faults --test fuzz -- --ignored --test-threads 1 "$@"
+cargo test --locked -p chaos --test faults --test fuzz --test contract -- --ignored --test-threads 1 "$@"

@@ -102,6 +102,20 @@ ensure_nisshi_installed() {
     --no-default-features --features libsql
 }
 
+# Installs schemathesis (pinned) into $STATE_DIR/venv once, and points SCHEMATHESIS at
+# it: the contract test (scripts/test.sh) and the fuzz suite (scripts/chaos.sh) run it.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  if ! "$STATE_DIR/venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $STATE_DIR/venv"
+    command -v python3 >/dev/null || apt_install python3
+    mkdir -p "$STATE_DIR"
+    python3 -m venv "$STATE_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$STATE_DIR/venv"; }
+    "$STATE_DIR/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export SCHEMATHESIS="$STATE_DIR/venv/bin/schemathesis"
+}
+
 # Starts the broker on 127.0.0.1:$BROKER_PORT with durable SQLite storage, unless one
 # already listens there.
 ensure_broker() {

@@ -820,8 +820,8 @@ pub struct CancelTally {
     pub before_payment: Vec<String>,
     /// Orders cancelled after they were paid: a refund was requested.
     pub after_payment: Vec<String>,
-    /// Refusals by status: 400 (already ended), 404 (not arrived yet), 409 (a payment
-    /// call in flight). All expected under load.
+    /// Refusals by status: 404 (not arrived yet), 409 (already ended, or a payment call
+    /// in flight). All expected under load.
     pub refused: BTreeMap<u16, usize>,
     /// Requests that got no answer: the order service was down.
     pub unanswered: usize,

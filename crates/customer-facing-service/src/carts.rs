@@ -24,6 +24,9 @@ use uuid::Uuid;
 pub const CART_LIFETIME_MINUTES: i64 = 30;
 /// Longest session id (the column's length).
 pub const MAX_SESSION_ID_CHARS: usize = 100;
+/// Session ids: client-chosen, not blank, at most the column's length.
+pub const SESSION_ID: platform::rules::Text =
+    platform::rules::Text::non_blank(1, MAX_SESSION_ID_CHARS);
 const CART_CACHE: &str = "cart";
 
 fn cart_key(session_id: &str) -> String {
@@ -110,8 +113,7 @@ pub struct CartItem {
 
 /// Checks a session id from the path.
 pub fn check_session_id(session_id: &str) -> Result<()> {
-    let len = session_id.chars().count();
-    if len == 0 || len > MAX_SESSION_ID_CHARS || session_id.trim().is_empty() {
+    if SESSION_ID.check(session_id).is_err() {
         return Err(Error::BadRequest(format!(
             "Session ID must be between 1 and {MAX_SESSION_ID_CHARS} characters"
         )));

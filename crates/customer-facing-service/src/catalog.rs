@@ -81,6 +81,20 @@ pub enum SortField {
 }
 
 impl SortField {
+    /// Every property name [`parse`](Self::parse) accepts, as the API spells them.
+    pub const NAMES: [&'static str; 10] = [
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "inventoryQuantity",
+        "categoryId",
+        "isActive",
+        "createdAt",
+        "updatedAt",
+    ];
+
     /// The property named `name`, as the API spells it.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {

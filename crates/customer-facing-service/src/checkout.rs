@@ -217,7 +217,7 @@ pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Res
             response,
         } => {
             if stored != fingerprint {
-                return Err(Error::BadRequest(KEY_REUSED.into()));
+                return Err(Error::Conflict(KEY_REUSED.into()));
             }
             let (status, body) = response.ok_or_else(in_flight)?;
             tracing::info!(idempotencyKey = %key, "checkout replayed");
@@ -342,7 +342,7 @@ async fn place_order(
     input: &CheckoutInput,
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
-    let empty = || Failure::Error(Error::BadRequest("Cannot checkout with empty cart".into()));
+    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
     // The cart and its lines in one read; it also lifts the key's lock timeout (see
     // claim) before this statement waits for the cart's lock.
     let rows = sqlx::query!(

@@ -33,7 +33,7 @@ use utoipa::OpenApi;
         crate::routes::checkout::checkout,
         crate::routes::orders::get_order,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags(
         (name = "auth", description = "Log in"),
         (name = "categories", description = "Product categories"),
@@ -47,7 +47,109 @@ pub struct ApiDoc;
 
 pub use platform::Problem as ProblemDetails;
 
-use platform::openapi::BearerAuth;
+use platform::openapi::{
+    empty_means_default, link, link_body, parameter_schema, BearerAuth, StandardResponses,
+};
+use utoipa::openapi::OpenApi as Document;
+
+/// What the handlers' attributes cannot say: the answers every route can give (a bad
+/// bearer token is refused on every route, public ones too), the rules of the path
+/// parameters, and the links between operations that let a client (and schemathesis's
+/// stateful phase) follow a category to its products, a product into a cart, and a
+/// cart to its checkout.
+struct Contract;
+
+impl utoipa::Modify for Contract {
+    fn modify(&self, doc: &mut Document) {
+        StandardResponses {
+            bad_token_anywhere: true,
+        }
+        .modify(doc);
+        parameter_schema(doc, "sessionId", crate::carts::SESSION_ID.schema());
+        parameter_schema(
+            doc,
+            crate::routes::checkout::IDEMPOTENCY_KEY,
+            platform::rules::IDEMPOTENCY_KEY.schema(),
+        );
+        // Malformed ids are 404s, as in the original; well-formed ones are what exists.
+        for id in ["id", "cartItemId"] {
+            parameter_schema(doc, id, platform::rules::uuid_schema(false));
+        }
+        empty_means_default(
+            doc,
+            "listProducts",
+            &[
+                "categoryId",
+                "isActive",
+                "page",
+                "size",
+                "sortBy",
+                "sortDir",
+            ],
+        );
+        let id = [("id", "$response.body#/id")];
+        for target in ["getCategory", "updateCategory", "deleteCategory"] {
+            link(doc, "createCategory", "201", target, target, &id);
+        }
+        link(
+            doc,
+            "createCategory",
+            "201",
+            "listProducts",
+            "listProducts",
+            &[("categoryId", "$response.body#/id")],
+        );
+        // A product in stock at an everyday price, so that the cart and checkout links
+        // after it get past the stock and cart-total checks.
+        link_body(
+            doc,
+            "createCategory",
+            "201",
+            "createProduct",
+            serde_json::json!({
+                "categoryId": "$response.body#/id",
+                "price": 9.99,
+                "inventoryQuantity": 1000
+            }),
+        );
+        for target in ["getProduct", "updateProduct", "deleteProduct"] {
+            link(doc, "createProduct", "201", target, target, &id);
+        }
+        link_body(
+            doc,
+            "createProduct",
+            "201",
+            "addCartItem",
+            serde_json::json!({"productId": "$response.body#/id", "quantity": 1}),
+        );
+        let session = ("sessionId", "$request.path.sessionId");
+        let line = ("cartItemId", "$response.body#/items/0/id");
+        link(doc, "addCartItem", "200", "getCart", "getCart", &[session]);
+        link(
+            doc,
+            "addCartItem",
+            "200",
+            "updateCartItem",
+            "updateCartItem",
+            &[session, line],
+        );
+        link(
+            doc,
+            "addCartItem",
+            "200",
+            "removeCartItem",
+            "removeCartItem",
+            &[session, line],
+        );
+        link_body(
+            doc,
+            "addCartItem",
+            "200",
+            "checkout",
+            serde_json::json!({"sessionId": "$request.path.sessionId"}),
+        );
+    }
+}
 
 /// The document as pretty JSON, as committed.
 pub fn document_json() -> String {

@@ -1,7 +1,12 @@
 //! Field validation of request bodies: one message per field, the original's wording.
+//! The limits come from [`platform::rules`], which the OpenAPI schemas are built from too.
 
 use crate::error::Error;
+use platform::rules::{Text, TextViolation};
 use platform::FieldErrors;
+
+/// Told about a NUL in a field whose rule has no pattern of its own.
+const NUL_MESSAGE: &str = "must not contain NUL (\\u0000) characters";
 
 /// Collects field errors; the first message of a field wins.
 #[derive(Debug, Default)]
@@ -24,39 +29,51 @@ impl Validator {
         self
     }
 
-    /// A required text: present and not blank (`required`), at most `max` characters
-    /// and at least `min` (`length`).
+    /// A text that must be present: absent or blank is `required`, a length out of the
+    /// rule is `length`, and a pattern mismatch is the pattern's message.
     pub fn required_text(
         &mut self,
         field: &str,
         value: Option<&str>,
-        (min, max): (usize, usize),
+        rule: &Text,
         required: &str,
         length: &str,
     ) -> &mut Self {
         match value {
             None => self.check(field, false, required),
-            Some(v) if v.trim().is_empty() => self.check(field, false, required),
-            Some(v) => {
-                let len = v.chars().count();
-                self.check(field, (min..=max).contains(&len), length)
-            }
+            Some(v) => self.text(field, v, rule, required, length),
         }
     }
 
-    /// An optional text of at most `max` characters (and at least `min` when given).
+    /// A text that may be absent; present, it follows `rule` (blank counts as `length`).
     pub fn optional_text(
         &mut self,
         field: &str,
         value: Option<&str>,
-        (min, max): (usize, usize),
+        rule: &Text,
         length: &str,
     ) -> &mut Self {
         match value {
             None => self,
-            Some(v) => {
-                let len = v.chars().count();
-                self.check(field, (min..=max).contains(&len), length)
+            Some(v) => self.text(field, v, rule, length, length),
+        }
+    }
+
+    fn text(
+        &mut self,
+        field: &str,
+        value: &str,
+        rule: &Text,
+        blank: &str,
+        length: &str,
+    ) -> &mut Self {
+        match rule.check(value) {
+            Ok(()) => self,
+            Err(TextViolation::Blank) => self.check(field, false, blank),
+            Err(TextViolation::Length) => self.check(field, false, length),
+            Err(TextViolation::Pattern) => {
+                let message = rule.pattern.map_or(NUL_MESSAGE, |p| p.message);
+                self.check(field, false, message)
             }
         }
     }
@@ -83,10 +100,11 @@ mod tests {
 
     #[test]
     fn the_first_message_of_a_field_wins_and_lengths_count_characters() {
+        let rule = Text::non_blank(1, 3);
         let mut v = Validator::new();
-        v.required_text("name", Some("  "), (1, 3), "Name is required", "Too long")
-            .required_text("name", Some("abcd"), (1, 3), "Name is required", "Too long")
-            .required_text("city", Some("äöü"), (1, 3), "City is required", "Too long");
+        v.required_text("name", Some("  "), &rule, "Name is required", "Too long")
+            .required_text("name", Some("abcd"), &rule, "Name is required", "Too long")
+            .required_text("city", Some("äöü"), &rule, "City is required", "Too long");
         let Err(Error::Validation(errors)) = v.finish() else {
             panic!("validation error expected")
         };

@@ -36,8 +36,10 @@ impl Error {
     fn problem(&self) -> Problem {
         match self {
             Self::OrderNotFound(_) => Problem::not_found(self.to_string()),
+            // A conflict with the order's current state: 409, where the original
+            // answered 400.
             Self::NotCancellable { .. } | Self::NotFulfillable { .. } => Problem::new(
-                StatusCode::BAD_REQUEST,
+                StatusCode::CONFLICT,
                 "invalid-order-state",
                 "Invalid Order State",
                 self.to_string(),

@@ -65,14 +65,15 @@ impl Error {
             Self::MissingIdempotencyKey | Self::InvalidIdempotencyKey => {
                 Problem::bad_request(self.to_string())
             }
+            // Both conflict with what the ledger already holds: 409.
             Self::KeyReused(detail) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::CONFLICT,
                 "idempotency-key-reused",
                 "Idempotency Key Reused",
                 detail.clone(),
             ),
             Self::RefundExceedsCharge(detail) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::CONFLICT,
                 "refund-exceeds-charge",
                 "Refund Exceeds Charge",
                 detail.clone(),

@@ -3,8 +3,11 @@
 //! The knobs live in a `watch` channel so a hanging request wakes the moment an
 //! operator clears `hang`, and every request reads one consistent set of knobs.
 
+use platform::rules::Int;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::Object;
 use utoipa::ToSchema;
 
 /// The current fault knobs.
@@ -32,16 +35,47 @@ impl Default for Faults {
     }
 }
 
+/// Longest added latency, in milliseconds.
+const LATENCY_MS: Int = Int {
+    min: 0,
+    max: 600_000,
+};
+/// Statuses the `errorStatus` knob can answer with: HTTP errors.
+const ERROR_STATUS: Int = Int { min: 400, max: 599 };
+
 /// A change to the knobs: absent fields keep their value; `errorStatus: null` clears it.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultsUpdate {
+    #[schema(schema_with = success_rate_schema)]
     pub success_rate: Option<f64>,
+    #[schema(schema_with = latency_schema)]
     pub latency_ms: Option<u64>,
     #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(schema_with = error_status_schema)]
     pub error_status: Option<Option<u16>>,
+    #[schema(schema_with = hang_schema)]
     pub hang: Option<bool>,
+}
+
+fn success_rate_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(1))
+        .build()
+}
+
+fn latency_schema() -> Object {
+    LATENCY_MS.nullable_schema()
+}
+
+fn error_status_schema() -> Object {
+    ERROR_STATUS.nullable_schema()
+}
+
+fn hang_schema() -> Object {
+    platform::rules::boolean_schema(true)
 }
 
 /// Tells "absent" (`None`) from "explicitly null" (`Some(None)`).
@@ -60,13 +94,16 @@ impl FaultsUpdate {
             next.success_rate = rate;
         }
         if let Some(latency) = self.latency_ms {
-            if latency > 600_000 {
-                return Err(("latencyMs".into(), "must be at most 600000".into()));
+            if i64::try_from(latency).map_or(true, |l| !LATENCY_MS.contains(l)) {
+                return Err((
+                    "latencyMs".into(),
+                    format!("must be at most {}", LATENCY_MS.max),
+                ));
             }
             next.latency_ms = latency;
         }
         if let Some(status) = self.error_status {
-            if status.is_some_and(|s| !(400..=599).contains(&s)) {
+            if status.is_some_and(|s| !ERROR_STATUS.contains(i64::from(s))) {
                 return Err((
                     "errorStatus".into(),
                     "must be an HTTP error status (400-599)".into(),

@@ -56,13 +56,16 @@ impl ChargeStatus {
 pub struct ChargeRequest {
     /// The merchant's order id.
     pub order_id: Uuid,
+    #[schema(schema_with = crate::routes::schema::order_number)]
     pub order_number: Option<String>,
     /// Amount to charge, greater than zero, at most two decimals.
-    #[schema(value_type = f64, example = 299.98)]
+    #[schema(schema_with = crate::routes::schema::amount)]
     #[serde(with = "rust_decimal::serde::float")]
     pub amount: Decimal,
     /// ISO currency code; `USD` when absent.
+    #[schema(schema_with = crate::routes::schema::currency)]
     pub currency: Option<String>,
+    #[schema(schema_with = crate::routes::schema::customer_email)]
     pub customer_email: Option<String>,
 }
 

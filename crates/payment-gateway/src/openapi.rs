@@ -2,6 +2,7 @@
 //! A test compares it with `specs/001-e-commerce-platform/contracts/payment-gateway.json`.
 
 use axum::Router;
+use platform::openapi::{link, link_body, parameter_schema, StandardResponses};
 use utoipa::OpenApi;
 
 pub use platform::Problem as ProblemDetails;
@@ -23,9 +24,63 @@ pub use platform::Problem as ProblemDetails;
         crate::routes::get_faults,
         crate::routes::put_faults,
     ),
-    components(schemas(platform::Problem))
+    components(schemas(platform::Problem)),
+    modifiers(&Contract)
 )]
 pub struct ApiDoc;
+
+/// What the handlers' attributes cannot say: the answers every route can give, the
+/// idempotency key's rule, and the links from a charge to its ledger line, its order's
+/// lines and its refund, and from a refund to its line.
+struct Contract;
+
+impl utoipa::Modify for Contract {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        StandardResponses {
+            bad_token_anywhere: false,
+        }
+        .modify(doc);
+        parameter_schema(
+            doc,
+            crate::routes::IDEMPOTENCY_KEY,
+            platform::rules::IDEMPOTENCY_KEY.schema(),
+        );
+        parameter_schema(doc, "id", platform::rules::uuid_schema(false));
+        for status in ["201", "200"] {
+            link(
+                doc,
+                "createPayment",
+                status,
+                "getPayment",
+                "getPayment",
+                &[("id", "$response.body#/id")],
+            );
+            link(
+                doc,
+                "createPayment",
+                status,
+                "listPayments",
+                "listPayments",
+                &[("orderId", "$response.body#/orderId")],
+            );
+            link_body(
+                doc,
+                "createPayment",
+                status,
+                "createRefund",
+                serde_json::json!({"paymentKey": "$request.header.Idempotency-Key"}),
+            );
+            link(
+                doc,
+                "createRefund",
+                status,
+                "getRefund",
+                "getRefund",
+                &[("id", "$response.body#/id")],
+            );
+        }
+    }
+}
 
 /// The document as pretty JSON, as committed.
 pub fn document() -> String {

@@ -12,6 +12,7 @@ use axum::Router;
 use platform::db::Db;
 use platform::http::{Json, Query};
 use platform::metrics::Metrics;
+use platform::rules::{self, Pattern, Text};
 use platform::FieldErrors;
 use prometheus::{IntCounterVec, IntGauge};
 use rand::Rng;
@@ -128,15 +129,66 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Error> {
         .to_str()
         .map_err(|_| Error::InvalidIdempotencyKey)?
         .trim();
-    if key.is_empty() || key.len() > 255 {
-        return Err(Error::InvalidIdempotencyKey);
-    }
+    rules::IDEMPOTENCY_KEY
+        .check(key)
+        .map_err(|_| Error::InvalidIdempotencyKey)?;
     Ok(key.to_owned())
 }
 
 /// Largest amount a ledger column (`NUMERIC(12, 2)`) holds.
 fn max_amount() -> Decimal {
     Decimal::new(999_999_999_999, 2)
+}
+
+/// Order numbers a charge may carry.
+const ORDER_NUMBER: Text = Text::up_to(100);
+/// Why a refund was asked for.
+const REFUND_REASON: Text = Text::up_to(500);
+/// Currency codes: three ASCII letters.
+const CURRENCY: Text = Text::non_blank(3, 3).with_pattern(Pattern {
+    regex: "^[A-Za-z]{3}$",
+    matches: |c| c.bytes().all(|b| b.is_ascii_alphabetic()),
+    message: "Currency must be a 3-letter ISO code",
+});
+
+/// Schemas of the request fields, from the rules the handlers check.
+pub(crate) mod schema {
+    use super::*;
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    use utoipa::openapi::Object;
+
+    fn amount_schema(kind: SchemaType) -> Object {
+        use rust_decimal::prelude::ToPrimitive;
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .exclusive_minimum(Some(0))
+            .maximum(max_amount().to_f64())
+            .multiple_of(Some(0.01))
+            .description(Some("At most two decimals"))
+            .examples([299.98])
+            .build()
+    }
+    pub fn amount() -> Object {
+        amount_schema(SchemaType::new(Type::Number))
+    }
+    pub fn amount_or_null() -> Object {
+        amount_schema(SchemaType::from_iter([Type::Number, Type::Null]))
+    }
+    pub fn order_number() -> Object {
+        ORDER_NUMBER.nullable_schema()
+    }
+    pub fn currency() -> Object {
+        CURRENCY.nullable_schema()
+    }
+    pub fn customer_email() -> Object {
+        Text::any().nullable_schema()
+    }
+    pub fn payment_key() -> Object {
+        rules::IDEMPOTENCY_KEY.schema()
+    }
+    pub fn reason() -> Object {
+        REFUND_REASON.nullable_schema()
+    }
 }
 
 /// Why `amount` cannot be charged or refunded, if it cannot.
@@ -160,7 +212,7 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
     if request
         .currency
         .as_deref()
-        .is_some_and(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .is_some_and(|c| CURRENCY.check(c).is_err())
     {
         fields.insert(
             "currency".into(),
@@ -170,7 +222,7 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
     if request
         .order_number
         .as_deref()
-        .is_some_and(|n| n.len() > 100)
+        .is_some_and(|n| ORDER_NUMBER.check(n).is_err())
     {
         fields.insert(
             "orderNumber".into(),
@@ -186,8 +238,7 @@ fn validate(request: &ChargeRequest) -> Result<(), Error> {
 
 fn validate_refund(request: &RefundRequest) -> Result<(), Error> {
     let mut fields = FieldErrors::new();
-    let key = request.payment_key.trim();
-    if key.is_empty() || key.len() > 255 || key != request.payment_key {
+    if rules::IDEMPOTENCY_KEY.check(&request.payment_key).is_err() {
         fields.insert(
             "paymentKey".into(),
             "Payment key must be the charge's Idempotency-Key (1 to 255 visible characters)".into(),
@@ -196,7 +247,11 @@ fn validate_refund(request: &RefundRequest) -> Result<(), Error> {
     if let Some(message) = request.amount.and_then(amount_error) {
         fields.insert("amount".into(), message);
     }
-    if request.reason.as_deref().is_some_and(|r| r.len() > 500) {
+    if request
+        .reason
+        .as_deref()
+        .is_some_and(|r| REFUND_REASON.check(r).is_err())
+    {
         fields.insert(
             "reason".into(),
             "Reason must be at most 500 characters".into(),
@@ -237,7 +292,7 @@ fn answer<T: serde::Serialize>(body: T, replayed: bool) -> Response {
 
 /// Charges an order once per `Idempotency-Key`.
 #[utoipa::path(
-    post, path = "/api/v1/payments", tag = "payments",
+    post, path = "/api/v1/payments", tag = "payments", operation_id = "createPayment",
     params(("Idempotency-Key" = String, Header, description = "Same key, same charge: never a second one")),
     request_body = ChargeRequest,
     responses(
@@ -245,7 +300,7 @@ fn answer<T: serde::Serialize>(body: T, replayed: bool) -> Response {
         (status = 200, description = "Replay of the charge made earlier with this key (header Idempotent-Replayed: true)", body = Payment),
         (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Key reused for a different request", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Key reused for a different request", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing charged", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -314,7 +369,7 @@ pub async fn create_payment(
 
 /// One ledger line by charge id.
 #[utoipa::path(
-    get, path = "/api/v1/payments/{id}", tag = "payments",
+    get, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "getPayment",
     params(("id" = Uuid, Path, description = "Charge id")),
     responses(
         (status = 200, body = LedgerEntry),
@@ -347,7 +402,7 @@ pub struct LedgerQuery {
 
 /// The ledger: every charge (or those of one order), with request counts and refunds.
 #[utoipa::path(
-    get, path = "/api/v1/payments", tag = "payments",
+    get, path = "/api/v1/payments", tag = "payments", operation_id = "listPayments",
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<LedgerEntry>),
@@ -366,7 +421,7 @@ pub async fn list_payments(
 /// Refunds a charge, named by its `Idempotency-Key`, once per refund `Idempotency-Key`.
 /// A key with no charge is voided: a later charge request with it is declined.
 #[utoipa::path(
-    post, path = "/api/v1/refunds", tag = "refunds",
+    post, path = "/api/v1/refunds", tag = "refunds", operation_id = "createRefund",
     params(("Idempotency-Key" = String, Header, description = "Same key, same refund: never a second one")),
     request_body = RefundRequest,
     responses(
@@ -374,7 +429,7 @@ pub async fn list_payments(
         (status = 200, description = "Replay of the refund made earlier with this key (header Idempotent-Replayed: true)", body = Refund),
         (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "More than what is left to refund, or the key was used for a different refund", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "More than what is left to refund, or the key was used for a different refund", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing refunded", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -408,7 +463,7 @@ pub async fn create_refund(
 
 /// One refund by id.
 #[utoipa::path(
-    get, path = "/api/v1/refunds/{id}", tag = "refunds",
+    get, path = "/api/v1/refunds/{id}", tag = "refunds", operation_id = "getRefund",
     params(("id" = Uuid, Path, description = "Refund id")),
     responses(
         (status = 200, body = RefundLine),
@@ -432,7 +487,7 @@ pub async fn get_refund(
 
 /// Every refund (or those of one order), oldest first. Refunds of nothing carry no order.
 #[utoipa::path(
-    get, path = "/api/v1/refunds", tag = "refunds",
+    get, path = "/api/v1/refunds", tag = "refunds", operation_id = "listRefunds",
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<RefundLine>),
@@ -449,7 +504,7 @@ pub async fn list_refunds(
 }
 
 /// The fault knobs now.
-#[utoipa::path(get, path = "/admin/faults", tag = "admin",
+#[utoipa::path(get, path = "/admin/faults", tag = "admin", operation_id = "getFaults",
     responses((status = 200, body = Faults),
         (status = 401, description = "The gateway has an admin token and the request does not carry it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn get_faults(
@@ -462,7 +517,7 @@ pub async fn get_faults(
 
 /// Changes the fault knobs; absent fields keep their value.
 #[utoipa::path(
-    put, path = "/admin/faults", tag = "admin",
+    put, path = "/admin/faults", tag = "admin", operation_id = "putFaults",
     request_body = FaultsUpdate,
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),

@@ -183,46 +183,23 @@ where
 }
 
 /// Parses a JSON body as [`Json`] does, for callers that hold the bytes themselves.
+///
+/// NUL is refused in the strings `T` reads (PostgreSQL cannot store it), not in the
+/// properties it ignores (see the private `json_body` module).
 pub fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::bad_request("Required request body is missing"));
     }
-    if contains_escaped_nul(bytes) {
-        return Err(Problem::bad_request(
-            "Request body must not contain NUL (\\u0000) characters",
-        ));
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let result = serde_path_to_error::deserialize::<_, T>(&mut deserializer);
-    if result.is_ok() && deserializer.end().is_err() {
-        return Err(Problem::bad_request("Malformed JSON request body"));
-    }
-    result.map_err(|error| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| Problem::bad_request("Malformed JSON request body"))?;
+    serde_path_to_error::deserialize::<_, T>(crate::json_body::Guarded(&value)).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return Problem::bad_request("Malformed JSON request body");
-        }
-        let message = inner.to_string();
-        // serde appends " at line L column C"; clients want the reason only.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
+        let message = error.into_inner().to_string();
         if path == "." || path.is_empty() {
             Problem::bad_request(format!("Request body is invalid: {message}"))
         } else {
             Problem::validation(FieldErrors::from([(path, message)]))
         }
-    })
-}
-
-/// Whether a JSON text holds the escape `\u0000` (a NUL, which PostgreSQL text cannot
-/// store). A literal backslash before it (`\\u0000`) is text, not an escape.
-fn contains_escaped_nul(bytes: &[u8]) -> bool {
-    bytes.windows(6).enumerate().any(|(i, w)| {
-        w == b"\\u0000" && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
     })
 }
 

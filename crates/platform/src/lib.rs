@@ -10,8 +10,9 @@
 //! - [`cors`]: which other origins' pages may call a service from a browser.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
-//! - [`openapi`]: the problem-details schema and bearer scheme of every API document,
-//!   served with [`swagger_ui`] next to it.
+//! - [`openapi`]: the problem-details schema, bearer scheme, standard responses and links
+//!   of every API document, served with [`swagger_ui`] next to it.
+//! - [`rules`]: request constraints that validators check and schemas document.
 //! - [`web`]: files built into the binary, served with `ETag` and cache headers.
 //! - [`metrics`]: the Prometheus registry and the process and pool collectors.
 //! - [`auth`]: HS256 JWTs with key ids, so secrets rotate without logging anyone out.
@@ -32,12 +33,14 @@ pub mod cors;
 pub mod db;
 pub mod forward;
 pub mod http;
+mod json_body;
 pub mod kafka;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod problem;
+pub mod rules;
 pub mod shutdown;
 pub mod swagger_ui;
 pub mod telemetry;

@@ -10,19 +10,36 @@ use axum::routing::post;
 use axum::Extension;
 use axum::Router;
 use platform::http::Json;
+use platform::rules::Text;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use utoipa::openapi::Object;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/auth/login", post(login))
 }
 
+/// User names.
+const USERNAME: Text = Text::non_blank(1, 100);
+/// Passwords.
+const PASSWORD: Text = Text::non_blank(1, 200);
+
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(required = true, schema_with = username_schema)]
     pub username: Option<String>,
+    #[schema(required = true, schema_with = password_schema)]
     pub password: Option<String>,
+}
+
+fn username_schema() -> Object {
+    USERNAME.schema()
+}
+
+fn password_schema() -> Object {
+    PASSWORD.schema()
 }
 
 /// A bearer token, or nulls and 0 when the credentials were wrong (the original's body).
@@ -36,7 +53,7 @@ pub struct LoginResponse {
 }
 
 /// Logs in.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 400, description = "Missing username or password", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 401, body = LoginResponse, description = "Wrong credentials"),
@@ -51,14 +68,14 @@ pub async fn login(
     v.required_text(
         "username",
         body.username.as_deref(),
-        (1, 100),
+        &USERNAME,
         "Username is required",
         "Username must be between 1 and 100 characters",
     )
     .required_text(
         "password",
         body.password.as_deref(),
-        (1, 200),
+        &PASSWORD,
         "Password is required",
         "Password must be between 1 and 200 characters",
     );

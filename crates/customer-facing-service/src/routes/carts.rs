@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 use platform::http::Json;
+use platform::rules::{count_from, Int};
 use platform::time::now;
 use serde::Deserialize;
+use utoipa::openapi::Object;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -25,18 +27,32 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// How many of a product a line may hold (an `INTEGER` column).
+pub const QUANTITY: Int = count_from(1);
+
 /// A product and how many of it to add.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddItemRequest {
+    #[schema(required = true, schema_with = product_id_schema)]
     pub product_id: Option<Uuid>,
+    #[schema(required = true, schema_with = quantity_schema)]
     pub quantity: Option<i64>,
 }
 
 /// The new quantity of a line.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateItemRequest {
+    #[schema(required = true, schema_with = quantity_schema)]
     pub quantity: Option<i64>,
+}
+
+fn product_id_schema() -> Object {
+    platform::rules::uuid_schema(false)
+}
+
+fn quantity_schema() -> Object {
+    QUANTITY.schema()
 }
 
 const QUANTITY_MIN: &str = "Quantity must be at least 1";
@@ -45,11 +61,26 @@ const QUANTITY_MAX: &str = "Quantity must not exceed 2147483647";
 fn check_quantity(v: &mut Validator, quantity: Option<i64>) {
     v.check("quantity", quantity.is_some(), "Quantity is required");
     if let Some(q) = quantity {
-        v.check("quantity", q >= 1, QUANTITY_MIN).check(
+        v.check("quantity", q >= QUANTITY.min, QUANTITY_MIN).check(
             "quantity",
-            q <= i64::from(i32::MAX),
+            q <= QUANTITY.max,
             QUANTITY_MAX,
         );
+    }
+}
+
+/// Told when a line's or the cart's total would not fit the amount columns.
+const CART_LIMIT: &str = "The cart's total would exceed 99999999.99";
+
+/// A line or cart total beyond what its `DECIMAL(10, 2)` column holds: the cart, with
+/// the prices it has, cannot take this quantity (a conflict with what is stored, not a
+/// malformed request).
+fn beyond_cart_limit(e: Error) -> Error {
+    match &e {
+        Error::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22003") => {
+            Error::Conflict(CART_LIMIT.into())
+        }
+        _ => e,
     }
 }
 
@@ -58,15 +89,17 @@ async fn committed(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     cart_id: Uuid,
 ) -> Result<Cart> {
-    let cart = carts::touch_and_load(&mut tx, cart_id).await?;
+    let cart = carts::touch_and_load(&mut tx, cart_id)
+        .await
+        .map_err(beyond_cart_limit)?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &cart).await;
     carts::view(&state.db, &state.cache, cart).await
 }
 
 /// The session's cart; a new empty one when it has none.
-#[utoipa::path(get, path = "/api/v1/carts/{sessionId}", tag = "carts",
-    params(("sessionId" = String, Path, description = "Client-chosen session id, 1-100 characters")),
+#[utoipa::path(get, path = "/api/v1/carts/{sessionId}", tag = "carts", operation_id = "getCart",
+    params(("sessionId" = String, Path, description = "Client-chosen session id")),
     responses((status = 200, body = Cart)))]
 pub async fn read(
     State(state): State<AppState>,
@@ -78,7 +111,7 @@ pub async fn read(
 }
 
 /// Empties the session's cart.
-#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}", tag = "carts",
+#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}", tag = "carts", operation_id = "clearCart",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     responses((status = 204, description = "Emptied")))]
 pub async fn clear(
@@ -96,12 +129,12 @@ pub async fn clear(
 }
 
 /// Adds a product; a product already in the cart gets the quantities added together.
-#[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts",
+#[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts", operation_id = "addCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     request_body = AddItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid or product not active", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid body or session id", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Product not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn add_item(
     State(state): State<AppState>,
     PathParams(session_id): PathParams<String>,
@@ -123,7 +156,7 @@ pub async fn add_item(
     let cart_id = carts::lock_or_create(&mut tx, &session_id).await?;
     let (stock, existing) = carts::stock_and_line(&mut tx, cart_id, product_id).await?;
     if !stock.is_active {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Conflict(format!(
             "Product is not active: {product_id}"
         )));
     }
@@ -143,7 +176,8 @@ pub async fn add_item(
                 at
             )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
         }
         None => {
             sqlx::query!(
@@ -159,7 +193,8 @@ pub async fn add_item(
                 at
             )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
         }
     }
     let cart = committed(&state, tx, cart_id).await?;
@@ -168,13 +203,13 @@ pub async fn add_item(
 }
 
 /// Sets the quantity of a line.
-#[utoipa::path(put, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts",
+#[utoipa::path(put, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts", operation_id = "updateCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
-        ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
+        ("cartItemId" = String, Path, description = "Cart line id")),
     request_body = UpdateItemRequest,
     responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,
@@ -215,14 +250,15 @@ pub async fn update_item(
         now()
     )
     .execute(&mut *tx)
-    .await?;
+    .await
+            .map_err(|e| beyond_cart_limit(e.into()))?;
     Ok(Json(committed(&state, tx, cart_id).await?))
 }
 
 /// Removes a line.
-#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts",
+#[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts", operation_id = "removeCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
-        ("cartItemId" = String, Path, description = "Cart line id (UUID)")),
+        ("cartItemId" = String, Path, description = "Cart line id")),
     responses((status = 200, body = Cart), (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove_item(
     State(state): State<AppState>,

@@ -11,8 +11,10 @@ use axum::routing::get;
 use axum::Router;
 use platform::auth::Manager;
 use platform::http::Json;
+use platform::rules::Text;
 use platform::time::{now, LocalTime};
 use serde::Deserialize;
+use utoipa::openapi::Object;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -24,12 +26,41 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Body of a category create or update; on update absent fields stay as they are.
+/// Category names.
+pub const NAME: Text = Text::non_blank(1, 100);
+/// Category descriptions.
+pub const DESCRIPTION: Text = Text::up_to(1000);
+
+/// Body of a category create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CategoryRequest {
+pub struct NewCategoryRequest {
+    #[schema(required = true, schema_with = name_schema)]
     pub name: Option<String>,
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
+}
+
+/// Body of a category update: absent or null fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryChangesRequest {
+    #[schema(schema_with = name_or_null_schema)]
+    pub name: Option<String>,
+    #[schema(schema_with = description_schema)]
+    pub description: Option<String>,
+}
+
+fn name_schema() -> Object {
+    NAME.schema()
+}
+
+fn name_or_null_schema() -> Object {
+    NAME.nullable_schema()
+}
+
+fn description_schema() -> Object {
+    DESCRIPTION.nullable_schema()
 }
 
 const NAME_REQUIRED: &str = "Category name is required";
@@ -45,7 +76,7 @@ fn duplicate_name(e: sqlx::Error, name: &str) -> Error {
 }
 
 /// Every category, by name.
-#[utoipa::path(get, path = "/api/v1/categories", tag = "categories",
+#[utoipa::path(get, path = "/api/v1/categories", tag = "categories", operation_id = "listCategories",
     responses((status = 200, description = "All categories", body = [Category])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> {
     let categories = sqlx::query_as!(
@@ -60,7 +91,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> 
 }
 
 /// One category.
-#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories",
+#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "getCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
     responses((status = 200, body = Category), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn read(
@@ -76,28 +107,28 @@ pub async fn read(
 }
 
 /// Creates a category (manager).
-#[utoipa::path(post, path = "/api/v1/categories", tag = "categories",
-    request_body = CategoryRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/categories", tag = "categories", operation_id = "createCategory",
+    request_body = NewCategoryRequest, security(("bearer" = [])),
     responses((status = 201, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token"), (status = 403, description = "Not a manager"),
         (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
-    Json(body): Json<CategoryRequest>,
+    Json(body): Json<NewCategoryRequest>,
 ) -> Result<(StatusCode, Json<Category>)> {
     let mut v = Validator::new();
     v.required_text(
         "name",
         body.name.as_deref(),
-        (1, 100),
+        &NAME,
         NAME_REQUIRED,
         NAME_LENGTH,
     )
     .optional_text(
         "description",
         body.description.as_deref(),
-        (0, 1000),
+        &DESCRIPTION,
         DESCRIPTION_LENGTH,
     );
     v.finish()?;
@@ -121,34 +152,26 @@ pub async fn create(
 }
 
 /// Updates a category's name and/or description (manager).
-#[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories",
+#[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "updateCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
-    request_body = CategoryRequest, security(("bearer" = [])),
+    request_body = CategoryChangesRequest, security(("bearer" = [])),
     responses((status = 200, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-    Json(body): Json<CategoryRequest>,
+    Json(body): Json<CategoryChangesRequest>,
 ) -> Result<Json<Category>> {
     let id = path_id(&id)?;
     let mut v = Validator::new();
-    if body.name.is_some() {
-        v.required_text(
-            "name",
-            body.name.as_deref(),
-            (1, 100),
-            NAME_LENGTH,
-            NAME_LENGTH,
+    v.optional_text("name", body.name.as_deref(), &NAME, NAME_LENGTH)
+        .optional_text(
+            "description",
+            body.description.as_deref(),
+            &DESCRIPTION,
+            DESCRIPTION_LENGTH,
         );
-    }
-    v.optional_text(
-        "description",
-        body.description.as_deref(),
-        (0, 1000),
-        DESCRIPTION_LENGTH,
-    );
     v.finish()?;
     let name = body.name.clone().unwrap_or_default();
     let category = sqlx::query_as!(
@@ -171,13 +194,14 @@ pub async fn update(
         .ok_or_else(|| Error::not_found("Category", id))
 }
 
-/// Deletes a category that no product references (manager).
-#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "categories",
+/// Deletes a category that no product references (manager). One still referenced is a
+/// 409, as the original's published contract says (its code answered 400).
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "deleteCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Products still reference it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Products (active or discontinued) still reference it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,
@@ -195,7 +219,7 @@ pub async fn remove(
     .fetch_one(&mut *tx)
     .await?;
     let in_use_error = || {
-        Error::BadRequest(format!(
+        Error::Conflict(format!(
             "Cannot delete category with associated products. Category ID: {id}"
         ))
     };

@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use events::{Customer, ShippingAddress};
 use platform::http::Json;
+use platform::rules::{is_email, Pattern, Text, TextViolation};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -24,11 +25,34 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Longest key (the column's length).
 pub const MAX_KEY_CHARS: usize = 255;
 
+/// Customer names.
+const CUSTOMER_NAME: Text = Text::non_blank(1, 200);
+/// E-mail addresses.
+const EMAIL: Text = Text::non_blank(1, 100).with_pattern(Pattern {
+    regex: platform::rules::EMAIL_REGEX,
+    matches: is_email,
+    message: "Invalid email format",
+});
+const PHONE_FORMAT: &str = "Phone must be 10-20 digits, optionally starting with +";
+/// Phone numbers: 10 to 20 digits, optionally after a `+`.
+const PHONE: Text = Text::non_blank(1, 20).with_pattern(Pattern {
+    regex: "^\\+?[0-9]{10,20}$",
+    matches: is_phone,
+    message: PHONE_FORMAT,
+});
+const STREET: Text = Text::non_blank(1, 200);
+const CITY: Text = Text::non_blank(1, 100);
+const STATE: Text = Text::non_blank(2, 100);
+const POSTAL_CODE: Text = Text::non_blank(1, 20);
+const COUNTRY: Text = Text::non_blank(2, 100);
+
 /// The checkout body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutRequest {
+    #[schema(required = true, schema_with = schema::session_id)]
     pub session_id: Option<String>,
+    #[schema(required = true, nullable = false)]
     pub customer_info: Option<CustomerInfoRequest>,
 }
 
@@ -36,9 +60,13 @@ pub struct CheckoutRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerInfoRequest {
+    #[schema(required = true, schema_with = schema::name)]
     pub name: Option<String>,
+    #[schema(required = true, schema_with = schema::email)]
     pub email: Option<String>,
+    #[schema(required = true, schema_with = schema::phone)]
     pub phone: Option<String>,
+    #[schema(required = true, nullable = false)]
     pub shipping_address: Option<AddressRequest>,
 }
 
@@ -46,22 +74,49 @@ pub struct CustomerInfoRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressRequest {
+    #[schema(required = true, schema_with = schema::street)]
     pub street: Option<String>,
+    #[schema(required = true, schema_with = schema::city)]
     pub city: Option<String>,
+    #[schema(required = true, schema_with = schema::state)]
     pub state: Option<String>,
+    #[schema(required = true, schema_with = schema::postal_code)]
     pub postal_code: Option<String>,
+    #[schema(required = true, schema_with = schema::country)]
     pub country: Option<String>,
 }
 
-fn is_email(value: &str) -> bool {
-    let Some((local, domain)) = value.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !value.chars().any(char::is_whitespace)
+/// Schemas of the checkout fields, from the rules the validation uses.
+mod schema {
+    use utoipa::openapi::Object;
+
+    pub fn session_id() -> Object {
+        crate::carts::SESSION_ID.schema()
+    }
+    pub fn name() -> Object {
+        super::CUSTOMER_NAME.schema()
+    }
+    pub fn email() -> Object {
+        super::EMAIL.schema()
+    }
+    pub fn phone() -> Object {
+        super::PHONE.schema()
+    }
+    pub fn street() -> Object {
+        super::STREET.schema()
+    }
+    pub fn city() -> Object {
+        super::CITY.schema()
+    }
+    pub fn state() -> Object {
+        super::STATE.schema()
+    }
+    pub fn postal_code() -> Object {
+        super::POSTAL_CODE.schema()
+    }
+    pub fn country() -> Object {
+        super::COUNTRY.schema()
+    }
 }
 
 fn is_phone(value: &str) -> bool {
@@ -75,7 +130,7 @@ impl CheckoutRequest {
         v.required_text(
             "sessionId",
             self.session_id.as_deref(),
-            (1, crate::carts::MAX_SESSION_ID_CHARS),
+            &crate::carts::SESSION_ID,
             "Session ID is required",
             "Session ID must be between 1 and 100 characters",
         );
@@ -84,66 +139,52 @@ impl CheckoutRequest {
             self.customer_info.is_some(),
             "Customer information is required",
         );
-        let info = self.customer_info.as_ref();
-        let text =
-            |f: fn(&CustomerInfoRequest) -> &Option<String>| info.and_then(|i| f(i).as_deref());
-        if info.is_some() {
+        if let Some(info) = self.customer_info.as_ref() {
             v.required_text(
                 "customerInfo.name",
-                text(|i| &i.name),
-                (1, 200),
+                info.name.as_deref(),
+                &CUSTOMER_NAME,
                 "Customer name is required",
                 "Customer name must be between 1 and 200 characters",
             )
             .required_text(
                 "customerInfo.email",
-                text(|i| &i.email),
-                (1, 100),
+                info.email.as_deref(),
+                &EMAIL,
                 "Email is required",
                 "Email must not exceed 100 characters",
             )
             .required_text(
                 "customerInfo.phone",
-                text(|i| &i.phone),
-                (1, 20),
+                info.phone.as_deref(),
+                &PHONE,
                 "Phone is required",
-                "Phone must be 10-20 digits, optionally starting with +",
+                PHONE_FORMAT,
             );
-            if let Some(email) = text(|i| &i.email) {
-                v.check(
-                    "customerInfo.email",
-                    is_email(email),
-                    "Invalid email format",
-                );
-            }
-            if let Some(phone) = text(|i| &i.phone) {
-                v.check(
-                    "customerInfo.phone",
-                    is_phone(phone),
-                    "Phone must be 10-20 digits, optionally starting with +",
-                );
-            }
-            let address = info.and_then(|i| i.shipping_address.as_ref());
+            let address = info.shipping_address.as_ref();
             v.check(
                 "customerInfo.shippingAddress",
                 address.is_some(),
                 "Shipping address is required",
             );
             if let Some(a) = address {
-                let fields: [(&str, &Option<String>, usize, usize, &str); 5] = [
-                    ("street", &a.street, 1, 200, "Street"),
-                    ("city", &a.city, 1, 100, "City"),
-                    ("state", &a.state, 2, 100, "State"),
-                    ("postalCode", &a.postal_code, 1, 20, "Postal code"),
-                    ("country", &a.country, 2, 100, "Country"),
+                let fields: [(&str, &Option<String>, &Text, &str); 5] = [
+                    ("street", &a.street, &STREET, "Street"),
+                    ("city", &a.city, &CITY, "City"),
+                    ("state", &a.state, &STATE, "State"),
+                    ("postalCode", &a.postal_code, &POSTAL_CODE, "Postal code"),
+                    ("country", &a.country, &COUNTRY, "Country"),
                 ];
-                for (field, value, min, max, label) in fields {
+                for (field, value, rule, label) in fields {
                     v.required_text(
                         &format!("customerInfo.shippingAddress.{field}"),
                         value.as_deref(),
-                        (min, max),
+                        rule,
                         &format!("{label} is required"),
-                        &format!("{label} must be between {min} and {max} characters"),
+                        &format!(
+                            "{label} must be between {} and {} characters",
+                            rule.min, rule.max
+                        ),
                     );
                 }
             }
@@ -188,35 +229,33 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String> {
     let value = headers
         .get(IDEMPOTENCY_KEY)
         .ok_or_else(|| Error::BadRequest(format!("Missing required header '{IDEMPOTENCY_KEY}'")))?;
-    let key = value
-        .to_str()
-        .map_err(|_| {
-            Error::BadRequest(format!(
-                "Header '{IDEMPOTENCY_KEY}' must be printable ASCII"
-            ))
-        })?
-        .trim();
-    if key.is_empty() {
-        return Err(Error::BadRequest(format!(
+    let printable = || {
+        Error::BadRequest(format!(
+            "Header '{IDEMPOTENCY_KEY}' must be printable ASCII"
+        ))
+    };
+    let key = value.to_str().map_err(|_| printable())?.trim();
+    match platform::rules::IDEMPOTENCY_KEY.check(key) {
+        Ok(()) => Ok(key.to_owned()),
+        Err(TextViolation::Blank) => Err(Error::BadRequest(format!(
             "Header '{IDEMPOTENCY_KEY}' must not be blank"
-        )));
-    }
-    if key.chars().count() > MAX_KEY_CHARS {
-        return Err(Error::BadRequest(format!(
+        ))),
+        Err(TextViolation::Length) => Err(Error::BadRequest(format!(
             "Header '{IDEMPOTENCY_KEY}' must not exceed {MAX_KEY_CHARS} characters"
-        )));
+        ))),
+        Err(TextViolation::Pattern) => Err(printable()),
     }
-    Ok(key.to_owned())
 }
 
 /// Places the order of the session's cart.
-#[utoipa::path(post, path = "/api/v1/checkout", tag = "checkout",
+#[utoipa::path(post, path = "/api/v1/checkout", tag = "checkout", operation_id = "checkout",
     params(("Idempotency-Key" = String, Header, description = "Makes retries safe; at most 255 characters")),
     request_body = CheckoutRequest,
     responses(
         (status = 201, body = CheckoutResponse, description = "Order submitted (a replay returns the stored response)"),
-        (status = 400, description = "Invalid body, missing key, empty cart, or key reused with another body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, body = CheckoutResponse, description = "Insufficient inventory (status FAILED); or, as problem details, the key is in flight, or the cart changed since it was filled (type cart-changed: a price changed or a product is no longer sold; fieldErrors names each line, and the cart now shows today's prices)")))]
+        (status = 400, description = "Invalid body, or a missing or invalid key", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient inventory (a CheckoutResponse with status FAILED); or, as problem details: the cart is empty, the key is in flight or was used with another body, or the cart changed since it was filled (type cart-changed: a price changed or a product is no longer sold; fieldErrors names each line, and the cart now shows today's prices)",
+            content((CheckoutResponse = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json")))))]
 pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -99,7 +99,7 @@ async fn unknown_and_discontinued_products_cannot_be_added() {
         .await;
     let sid = session();
     let inactive = app.add_to_cart(&sid, &product["id"], 1).await;
-    let body = assert_problem(inactive, StatusCode::BAD_REQUEST).await;
+    let body = assert_problem(inactive, StatusCode::CONFLICT).await;
     assert_eq!(body["detail"], format!("Product is not active: {id}"));
     let unknown = app.add_to_cart(&sid, &json!(uuid::Uuid::new_v4()), 1).await;
     assert_problem(unknown, StatusCode::NOT_FOUND).await;
@@ -241,4 +241,16 @@ async fn parallel_adds_to_one_cart_merge_into_one_line_without_errors() {
     assert_eq!(cart["items"][0]["quantity"], 10);
     assert_eq!(cart["subtotal"], 20.0);
     assert_eq!(app.count("carts").await, 1);
+}
+
+#[tokio::test]
+async fn a_quantity_whose_total_the_cart_cannot_hold_is_a_409_conflict() {
+    let app = spawn_app().await;
+    let product = app.create_product("SKU-DEAR", 99_999_999.0, 5).await;
+    let sid = session();
+    let response = app.add_to_cart(&sid, &product["id"], 2).await;
+    let body = assert_problem(response, StatusCode::CONFLICT).await;
+    assert_eq!(body["detail"], "The cart's total would exceed 99999999.99");
+    let one = app.add_to_cart(&sid, &product["id"], 1).await;
+    assert_eq!(one.status(), StatusCode::OK, "one still fits");
 }

@@ -56,7 +56,7 @@ async fn a_duplicate_category_name_is_a_409() {
 }
 
 #[tokio::test]
-async fn a_category_with_products_cannot_be_deleted() {
+async fn deleting_a_category_with_products_is_a_409_conflict() {
     let app = spawn_app().await;
     let product = app.create_product("SKU-1", 10.0, 5).await;
     let category_id = product["categoryId"].as_str().expect("id");
@@ -67,7 +67,7 @@ async fn a_category_with_products_cannot_be_deleted() {
             None,
         )
         .await;
-    let body = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    let body = assert_problem(response, StatusCode::CONFLICT).await;
     assert_eq!(
         body["detail"],
         format!("Cannot delete category with associated products. Category ID: {category_id}")

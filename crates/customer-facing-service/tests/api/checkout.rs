@@ -100,7 +100,7 @@ async fn a_replayed_checkout_returns_a_byte_identical_body_and_changes_nothing()
 }
 
 #[tokio::test]
-async fn the_same_key_with_another_body_is_a_400() {
+async fn the_same_key_with_another_body_is_a_409_conflict() {
     let app = spawn_app().await;
     let (sid, _) = cart_with(&app, 10, 1).await;
     assert_eq!(app.checkout(&sid, "k").await.status(), StatusCode::CREATED);
@@ -113,7 +113,7 @@ async fn the_same_key_with_another_body_is_a_400() {
         .send()
         .await
         .expect("checkout");
-    let body = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    let body = assert_problem(response, StatusCode::CONFLICT).await;
     assert_eq!(
         body["detail"],
         "Idempotency key already used with different request body. Please use a new idempotency key or retry with the same request."
@@ -242,10 +242,10 @@ async fn insufficient_stock_at_checkout_is_the_originals_409_body_and_rolls_back
 }
 
 #[tokio::test]
-async fn an_empty_cart_cannot_be_checked_out() {
+async fn checking_out_an_empty_cart_is_a_409_conflict() {
     let app = spawn_app().await;
     let response = app.checkout(&session(), "k").await;
-    let body = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    let body = assert_problem(response, StatusCode::CONFLICT).await;
     assert_eq!(body["detail"], "Cannot checkout with empty cart");
     assert_eq!(app.metric("checkout_failures_total", &[]).await, 1.0);
 }

@@ -15,6 +15,7 @@ use axum::Router;
 use chrono::{DateTime, NaiveDateTime};
 use platform::auth::{Manager, Principal};
 use platform::http::{Json, Query};
+use platform::rules::{count_from, Int, Text, TextViolation};
 use platform::FieldErrors;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -106,7 +107,7 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
 /// email, phone and address masked; a manager's token, or the order's email in
 /// `X-Customer-Email`, shows them.
 #[utoipa::path(
-    get, path = "/api/v1/orders/{orderNumber}", tag = "orders",
+    get, path = "/api/v1/orders/{orderNumber}", tag = "orders", operation_id = "getOrder",
     params(("orderNumber" = String, Path, description = "e.g. ORD-20251006-7"),
            ("X-Customer-Email" = Option<String>, Header,
             description = "The order's email: proves the order is the caller's and unmasks the customer's details")),
@@ -170,27 +171,94 @@ async fn recorded_checkout(
     }
 }
 
-/// Query parameters of the list; parsed by hand so a bad value names its parameter.
+/// Page indexes of the list.
+const PAGE_INDEX: Int = count_from(0);
+/// Page sizes of the list.
+const PAGE_SIZE: Int = Int { min: 1, max: 1000 };
+/// Order numbers as the lookup reads them; a longer one is never found.
+pub const ORDER_NUMBER: Text = Text::up_to(100);
+/// Why a manager cancels.
+const REASON: Text = Text::non_blank(1, 500);
+const TRACKING_NUMBER: Text = Text::up_to(100);
+const CARRIER: Text = Text::up_to(50);
+const NOTES: Text = Text::up_to(500);
+
+/// Query parameters of the list; parsed by hand so a bad value names its parameter. An
+/// empty value means the parameter is absent, as in the original.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// PENDING, PROCESSING, PAID, FULFILLED, CANCELLED or FAILED.
+    /// Only orders in this status.
+    #[param(schema_with = schema::status)]
     pub status: Option<String>,
     /// Exact, case-sensitive match.
+    #[param(schema_with = schema::any_text)]
     pub customer_email: Option<String>,
     /// Inclusive lower bound on creation, ISO-8601 (e.g. 2025-09-30T00:00:00Z).
+    #[param(schema_with = schema::date_time)]
     pub start_date: Option<String>,
     /// Inclusive upper bound on creation, ISO-8601.
+    #[param(schema_with = schema::date_time)]
     pub end_date: Option<String>,
     /// Page index from 0 (default 0).
+    #[param(schema_with = schema::page)]
     pub page: Option<String>,
-    /// Page size from 1 to 1000 (default 20).
+    /// Page size (default 20).
+    #[param(schema_with = schema::size)]
     pub size: Option<String>,
     /// Accepted and ignored: orders are always newest first.
+    #[param(schema_with = schema::any_text)]
     pub sort_by: Option<String>,
     /// Accepted and ignored.
+    #[param(schema_with = schema::any_text)]
     pub sort_dir: Option<String>,
+}
+
+/// Schemas of the list's parameters and the bodies, from the rules the handlers check.
+mod schema {
+    use super::*;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::Object;
+
+    pub fn status() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(OrderStatus::ALL.iter().map(|s| s.as_str())))
+            .build()
+    }
+    pub fn date_time() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .build()
+    }
+    pub fn any_text() -> Object {
+        Text::any().schema()
+    }
+    pub fn page() -> Object {
+        PAGE_INDEX.schema()
+    }
+    pub fn size() -> Object {
+        PAGE_SIZE.schema()
+    }
+    pub fn reason() -> Object {
+        REASON.schema()
+    }
+    pub fn tracking_number() -> Object {
+        TRACKING_NUMBER.nullable_schema()
+    }
+    pub fn carrier() -> Object {
+        CARRIER.nullable_schema()
+    }
+    pub fn notes() -> Object {
+        NOTES.nullable_schema()
+    }
+}
+
+/// `value`, or `None` when it is empty.
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 fn invalid(name: &str, value: &str) -> Error {
@@ -208,20 +276,23 @@ fn parse_instant(name: &str, value: &str) -> Result<NaiveDateTime, Error> {
 fn parse_number(name: &str, value: Option<&str>, default: i64) -> Result<i64, Error> {
     match value {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| invalid(name, v)),
+        // A Java `int`, as the original binds it.
+        Some(v) => v
+            .trim()
+            .parse::<i32>()
+            .map(i64::from)
+            .map_err(|_| invalid(name, v)),
     }
 }
 
 /// Orders, newest first, filtered and paged (managers only).
 #[utoipa::path(
-    get, path = "/api/v1/orders", tag = "orders",
+    get, path = "/api/v1/orders", tag = "orders", operation_id = "listOrders",
     params(ListQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = OrderPage),
         (status = 400, description = "A bad filter or paging value", body = crate::openapi::ProblemDetails),
-        (status = 401, description = "No or invalid token"),
-        (status = 403, description = "Not a manager"),
     )
 )]
 pub async fn list_orders(
@@ -229,41 +300,36 @@ pub async fn list_orders(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<OrderPage>, Error> {
-    let status = query
-        .status
-        .as_deref()
+    let status = present(&query.status)
         .map(|s| s.parse::<OrderStatus>().map_err(|()| invalid("status", s)))
         .transpose()?;
-    let start = query
-        .start_date
-        .as_deref()
+    let start = present(&query.start_date)
         .map(|v| parse_instant("startDate", v))
         .transpose()?;
-    let end = query
-        .end_date
-        .as_deref()
+    let end = present(&query.end_date)
         .map(|v| parse_instant("endDate", v))
         .transpose()?;
-    let page = parse_number("page", query.page.as_deref(), 0)?;
-    let size = parse_number("size", query.size.as_deref(), 20)?;
-    if page < 0 {
+    let page = parse_number("page", present(&query.page), 0)?;
+    let size = parse_number("size", present(&query.size), 20)?;
+    if !PAGE_INDEX.contains(page) {
         return Err(Error::BadRequest(
             "Page index must not be less than zero".into(),
         ));
     }
-    if size < 1 {
+    if size < PAGE_SIZE.min {
         return Err(Error::BadRequest(
             "Page size must not be less than one".into(),
         ));
     }
-    if size > 1000 {
-        return Err(Error::BadRequest(
-            "Page size must not be greater than 1000".into(),
-        ));
+    if size > PAGE_SIZE.max {
+        return Err(Error::BadRequest(format!(
+            "Page size must not be greater than {}",
+            PAGE_SIZE.max
+        )));
     }
     let filter = OrderFilter {
         status,
-        customer_email: query.customer_email,
+        customer_email: present(&query.customer_email).map(str::to_owned),
         start,
         end,
     };
@@ -294,7 +360,7 @@ pub async fn list_orders(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelRequest {
-    /// Required, 1 to 500 characters.
+    #[schema(required = true, schema_with = schema::reason)]
     pub reason: Option<String>,
 }
 
@@ -306,17 +372,15 @@ pub struct CancelRequest {
 /// way its stock is released (`orders.released`). FULFILLED, CANCELLED and FAILED
 /// orders are refused.
 #[utoipa::path(
-    post, path = "/api/v1/orders/{orderNumber}/cancel", tag = "orders",
+    post, path = "/api/v1/orders/{orderNumber}/cancel", tag = "orders", operation_id = "cancelOrder",
     params(("orderNumber" = String, Path)),
     request_body = CancelRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetails),
-        (status = 401, description = "No or invalid token"),
-        (status = 403, description = "Not a manager"),
+        (status = 400, description = "Invalid body", body = crate::openapi::ProblemDetails),
         (status = 404, body = crate::openapi::ProblemDetails),
-        (status = 409, description = "A payment call for the order is in flight; retry shortly", body = crate::openapi::ProblemDetails),
+        (status = 409, description = "The order's status does not allow it (invalid-order-state), or a payment call for the order is in flight; retry shortly (conflict)", body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn cancel_order(
@@ -326,17 +390,16 @@ pub async fn cancel_order(
     Json(body): Json<CancelRequest>,
 ) -> Result<Json<Order>, Error> {
     let reason = body.reason.unwrap_or_default();
-    if reason.trim().is_empty() {
-        return Err(Error::Validation(FieldErrors::from([(
+    let refused = |message: &str| {
+        Error::Validation(FieldErrors::from([(
             "reason".to_owned(),
-            "Cancellation reason is required".to_owned(),
-        )])));
-    }
-    if reason.chars().count() > 500 {
-        return Err(Error::Validation(FieldErrors::from([(
-            "reason".to_owned(),
-            "Reason must be between 1 and 500 characters".to_owned(),
-        )])));
+            message.to_owned(),
+        )]))
+    };
+    match REASON.check(&reason) {
+        Ok(()) => {}
+        Err(TextViolation::Blank) => return Err(refused("Cancellation reason is required")),
+        Err(_) => return Err(refused("Reason must be between 1 and 500 characters")),
     }
     let mut tx = state.db.begin().await?;
     let order = db::orders::lock_by_number(&mut tx, &order_number)
@@ -377,26 +440,25 @@ pub async fn cancel_order(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillRequest {
-    /// At most 100 characters.
+    #[schema(schema_with = schema::tracking_number)]
     pub tracking_number: Option<String>,
-    /// At most 50 characters.
+    #[schema(schema_with = schema::carrier)]
     pub carrier: Option<String>,
-    /// At most 500 characters.
+    #[schema(schema_with = schema::notes)]
     pub notes: Option<String>,
 }
 
 /// Fulfils a PAID order (managers only).
 #[utoipa::path(
-    post, path = "/api/v1/orders/{orderNumber}/fulfill", tag = "orders",
+    post, path = "/api/v1/orders/{orderNumber}/fulfill", tag = "orders", operation_id = "fulfillOrder",
     params(("orderNumber" = String, Path)),
     request_body = FulfillRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid state or body", body = crate::openapi::ProblemDetails),
-        (status = 401, description = "No or invalid token"),
-        (status = 403, description = "Not a manager"),
+        (status = 400, description = "Invalid body", body = crate::openapi::ProblemDetails),
         (status = 404, body = crate::openapi::ProblemDetails),
+        (status = 409, description = "The order is not PAID (invalid-order-state)", body = crate::openapi::ProblemDetails),
     )
 )]
 pub async fn fulfill_order(
@@ -406,15 +468,15 @@ pub async fn fulfill_order(
     Json(body): Json<FulfillRequest>,
 ) -> Result<Json<Order>, Error> {
     let mut fields = FieldErrors::new();
-    for (name, value, max) in [
-        ("trackingNumber", &body.tracking_number, 100),
-        ("carrier", &body.carrier, 50),
-        ("notes", &body.notes, 500),
+    for (name, value, rule) in [
+        ("trackingNumber", &body.tracking_number, TRACKING_NUMBER),
+        ("carrier", &body.carrier, CARRIER),
+        ("notes", &body.notes, NOTES),
     ] {
-        if value.as_deref().is_some_and(|v| v.chars().count() > max) {
+        if value.as_deref().is_some_and(|v| rule.check(v).is_err()) {
             fields.insert(
                 name.to_owned(),
-                format!("{name} must be at most {max} characters"),
+                format!("{name} must be at most {} characters", rule.max),
             );
         }
     }

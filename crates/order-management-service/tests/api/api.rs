@@ -126,7 +126,7 @@ async fn manager_routes_need_a_manager_token_and_a_bad_token_is_refused_even_on_
 }
 
 #[tokio::test]
-async fn cancel_and_fulfil_follow_the_original_state_rules() {
+async fn cancel_and_fulfil_follow_the_original_state_rules_with_409_for_a_wrong_state() {
     let app = spawn_app().await;
     let token = app.manager_token();
     let paid = order_created("rules@example.com");
@@ -152,7 +152,7 @@ async fn cancel_and_fulfil_follow_the_original_state_rules() {
         json!({}),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
     assert_eq!(problem["detail"], format!("Order can only be fulfilled in PAID status. Current status: FULFILLED, Order number: {number}"));
 
     // A fulfilled order can no longer be cancelled (a PAID one can: see refunds.rs).
@@ -163,7 +163,7 @@ async fn cancel_and_fulfil_follow_the_original_state_rules() {
         json!({"reason": "changed mind"}),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
     assert_eq!(
         problem["type"],
         "https://api.ecommerce.com/problems/invalid-order-state"
@@ -217,7 +217,7 @@ async fn cancel_and_fulfil_follow_the_original_state_rules() {
         .iter()
         .all(|line| line["status"] != "SUCCEEDED"));
     let (status, _) = post(&app, &path, Some(&token), json!({"reason": "again"})).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
 }
 
 #[tokio::test]

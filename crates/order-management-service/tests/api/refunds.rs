@@ -67,7 +67,7 @@ async fn cancelling_a_paid_order_releases_its_items_and_refunds_it_once() {
 
     // A second cancel is refused and refunds nothing more.
     let (status, _) = app.cancel(&event.order_number, "again").await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn a_payment_the_gateway_never_answers_fails_at_the_deadline_releases_its_
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert!(
-        status == 422 || body["status"] == "DECLINED",
+        status == 409 || body["status"] == "DECLINED",
         "a voided key charged: {status} {body}"
     );
     assert!(app

@@ -116,11 +116,11 @@ async fn a_key_reused_for_a_different_order_is_refused() {
         201
     );
     let response = gw.charge("shared-key", &charge_body(Uuid::new_v4())).await;
-    assert_eq!(response.status(), 422);
+    assert_eq!(response.status(), 409);
     let mut other_amount = charge_body(first);
     other_amount["amount"] = serde_json::json!(1.5);
     let response = gw.charge("shared-key", &other_amount).await;
-    assert_eq!(response.status(), 422);
+    assert_eq!(response.status(), 409);
     let problem: Value = response.json().await.expect("json");
     assert!(problem["type"]
         .as_str()

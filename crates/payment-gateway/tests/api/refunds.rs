@@ -63,7 +63,7 @@ async fn a_refund_without_an_amount_gives_back_the_whole_charge() {
 }
 
 #[tokio::test]
-async fn partial_refunds_add_up_and_one_more_than_is_left_is_a_422() {
+async fn partial_refunds_add_up_and_one_more_than_is_left_is_a_409() {
     let gw = spawn_gateway().await;
     let (order_id, _) = charged(&gw).await;
     let key = order_id.to_string();
@@ -74,7 +74,7 @@ async fn partial_refunds_add_up_and_one_more_than_is_left_is_a_422() {
     let too_much = gw
         .refund("r2", &json!({"paymentKey": key, "amount": 200.0}))
         .await;
-    assert_eq!(too_much.status(), 422);
+    assert_eq!(too_much.status(), 409);
     assert_eq!(
         too_much.headers()["content-type"],
         "application/problem+json"
@@ -89,7 +89,7 @@ async fn partial_refunds_add_up_and_one_more_than_is_left_is_a_422() {
     let rest: Value = rest.json().await.expect("json");
     assert_eq!(rest["amount"], 199.98);
     let nothing_left = gw.refund("r4", &json!({"paymentKey": key})).await;
-    assert_eq!(nothing_left.status(), 422);
+    assert_eq!(nothing_left.status(), 409);
 
     let ledger = gw.ledger(order_id).await;
     assert_eq!(ledger[0]["refundedAmount"], 299.98);
@@ -112,7 +112,7 @@ async fn concurrent_refunds_of_one_charge_never_give_back_more_than_was_charged(
         .collect();
     let statuses = futures::future::join_all(requests).await;
     assert_eq!(statuses.iter().filter(|s| s.as_u16() == 201).count(), 2);
-    assert_eq!(statuses.iter().filter(|s| s.as_u16() == 422).count(), 8);
+    assert_eq!(statuses.iter().filter(|s| s.as_u16() == 409).count(), 8);
     let ledger = gw.ledger(order_id).await;
     assert_eq!(ledger[0]["refundedAmount"], 200.0);
     assert_eq!(ledger[0]["netAmount"], 99.98);
@@ -223,9 +223,9 @@ async fn a_refund_key_replays_its_refund_and_is_refused_for_a_different_one() {
     assert_eq!(gw.ledger(order_id).await[0]["refundedAmount"], 50.0);
 
     let other_amount = json!({"paymentKey": order_id.to_string(), "amount": 60.0});
-    assert_eq!(gw.refund("refund-once", &other_amount).await.status(), 422);
+    assert_eq!(gw.refund("refund-once", &other_amount).await.status(), 409);
     let other_payment = json!({"paymentKey": "another-key"});
-    assert_eq!(gw.refund("refund-once", &other_payment).await.status(), 422);
+    assert_eq!(gw.refund("refund-once", &other_payment).await.status(), 409);
     assert!(
         gw.ledger(Uuid::nil()).await.is_empty(),
         "a refused refund voids nothing"
