@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use platform::auth::Manager;
 use platform::http::{Json, JsonBytes, Query};
-use platform::rules::{count_from, Int, Pattern, Text};
+use platform::rules::{count_from, Int, Pattern, Text, TextViolation};
 use platform::time::{now, LocalTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
@@ -57,6 +57,8 @@ pub const SKU: Text = Text::non_blank(1, 50).with_pattern(Pattern {
 pub const NAME: Text = Text::non_blank(1, 200);
 /// Product descriptions.
 pub const DESCRIPTION: Text = Text::up_to(5000);
+/// The `search` parameter: words, at most this many characters, no NUL.
+pub const SEARCH: Text = Text::up_to(catalog::MAX_SEARCH_CHARS);
 /// Stock counts (an `INTEGER` column).
 pub const INVENTORY: Int = count_from(0);
 
@@ -87,6 +89,7 @@ pub struct ListParams {
     /// Words to find in the name or description (each as a word prefix, all required,
     /// English stemming: `lap` finds "Laptop", `bags` finds "bag"); at most 200
     /// characters. Blank: no filter.
+    #[param(schema_with = schema::search)]
     pub search: Option<String>,
 }
 
@@ -144,15 +147,25 @@ impl ListParams {
             .sort_dir
             .as_deref()
             .is_some_and(|d| d.trim().eq_ignore_ascii_case("desc"));
-        let search = match self.search.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) if raw.chars().count() > catalog::MAX_SEARCH_CHARS => {
-                return Err(Error::BadRequest(format!(
-                    "Search must not exceed {} characters",
-                    catalog::MAX_SEARCH_CHARS
-                )))
+        let search = match self.search.as_deref() {
+            None => None,
+            Some(raw) => {
+                SEARCH.check(raw).map_err(|violation| {
+                    Error::BadRequest(match violation {
+                        TextViolation::Pattern => {
+                            "Search must not contain NUL characters".to_owned()
+                        }
+                        _ => format!(
+                            "Search must not exceed {} characters",
+                            catalog::MAX_SEARCH_CHARS
+                        ),
+                    })
+                })?;
+                match raw.trim() {
+                    "" => None,
+                    words => Some(catalog::search_terms(words)),
+                }
             }
-            Some(raw) => Some(catalog::search_terms(raw)),
         };
         Ok(ProductQuery {
             category_id,
@@ -225,6 +238,9 @@ mod schema {
     }
     pub fn description() -> Object {
         DESCRIPTION.nullable_schema()
+    }
+    pub fn search() -> Object {
+        SEARCH.schema()
     }
     fn price_schema(kind: SchemaType) -> Object {
         ObjectBuilder::new()
