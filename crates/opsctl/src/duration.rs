@@ -67,9 +67,7 @@ pub fn ago(duration: Duration) -> chrono::NaiveDateTime {
 
 /// How long ago a UTC wall-clock time was (zero if it is in the future).
 pub fn age(since: chrono::NaiveDateTime) -> Duration {
-    (platform::time::now() - since)
-        .to_std()
-        .unwrap_or_default()
+    (platform::time::now() - since).to_std().unwrap_or_default()
 }
 
 #[cfg(test)]
