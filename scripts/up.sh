@@ -37,6 +37,7 @@ The platform is up:
   payment-gateway           http://127.0.0.1:9090
   broker                    127.0.0.1:$BROKER_PORT  (nisshi; data in $STATE_DIR)
   logs and pids             $RUN_DIR
+  opsctl                    $CARGO_TARGET_DIR/release/opsctl --help
 API documentation: /swagger-ui.html on each service.
 Stop it with: scripts/down.sh
 

@@ -4,7 +4,7 @@
 
 use crate::cache::Cache;
 use crate::metrics::AppMetrics;
-use crate::outbox::{OrderCreatedOutbox, OUTBOX_NAME};
+use crate::outbox::OUTBOX_NAME;
 use crate::settings::Settings;
 use crate::stock_returns::StockReturnHandler;
 use anyhow::Context;
@@ -98,7 +98,7 @@ impl Application {
             &settings.kafka.bootstrap_servers,
             Duration::from_millis(settings.delivery_timeout_ms),
         )?;
-        let store = OrderCreatedOutbox::new(db.clone());
+        let store = crate::outbox::store(&db);
         let mut relay_settings = RelaySettings::new(OUTBOX_NAME);
         relay_settings.max_age = Duration::from_secs(settings.outbox_max_age_secs);
         let relay = Relay::new(
@@ -131,7 +131,7 @@ impl Application {
                 Box::new(db.health_indicator()),
                 Box::new(cache.health_indicator()),
                 Box::new(producer.health_indicator(false)),
-                Box::new(crate::outbox::health_indicator(store)),
+                Box::new(store.health_indicator()),
             ],
         );
         let state = AppState {

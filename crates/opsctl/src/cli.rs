@@ -208,11 +208,45 @@ pub struct ReplayArgs {
     /// Replay only matching records: key=<k>, error=<substring of class or message>,
     /// original-offset=<n>. Repeat to require several. Records a filter skips stay
     /// eligible for later runs.
-    #[arg(long, value_parser = crate::dlq::Filter::parse)]
-    pub filter: Vec<crate::dlq::Filter>,
+    #[arg(long, value_parser = Filter::parse)]
+    pub filter: Vec<Filter>,
     /// Consumer group whose committed offsets record what was already replayed.
-    #[arg(long, default_value = crate::dlq::REPLAY_GROUP)]
+    #[arg(long, default_value = REPLAY_GROUP)]
     pub group: String,
+}
+
+/// The consumer group that records what was replayed.
+pub const REPLAY_GROUP: &str = "opsctl-dlq-replay";
+
+/// Which dead letters a replay takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// The record's key equals this.
+    Key(String),
+    /// The error class or message contains this.
+    Error(String),
+    /// The offset the record had on its original topic.
+    OriginalOffset(i64),
+}
+
+impl Filter {
+    /// Parses `key=<k>`, `error=<substring>` or `original-offset=<n>`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let usage = "use key=<k>, error=<substring> or original-offset=<n>";
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("'{text}': {usage}"))?;
+        match name.trim() {
+            "key" => Ok(Self::Key(value.to_owned())),
+            "error" => Ok(Self::Error(value.to_owned())),
+            "original-offset" => value
+                .trim()
+                .parse()
+                .map(Self::OriginalOffset)
+                .map_err(|_| format!("'{value}' is not an offset")),
+            _ => Err(format!("unknown filter '{name}': {usage}")),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

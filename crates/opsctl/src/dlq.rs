@@ -15,6 +15,8 @@
 //! but the development broker (nisshi) does not keep it. A later run replays neither a
 //! record before the committed offset nor one in the log.
 
+pub use crate::cli::{Filter, REPLAY_GROUP};
+
 use crate::cli::{DlqCommand, ReplayArgs, Settings};
 use crate::kafka::{client, TIMEOUT};
 use crate::output::{self, Output};
@@ -41,8 +43,6 @@ pub const DLQ_TOPICS: [&str; 3] = [
     "orders.released.dlq",
 ];
 
-/// The consumer group that records what was replayed.
-pub const REPLAY_GROUP: &str = "opsctl-dlq-replay";
 /// Prefix of the headers a dead-lettering consumer adds; not re-published.
 pub const DLT_HEADER_PREFIX: &str = "kafka_dlt-";
 /// Where replays made out of order are recorded (see the module documentation).
@@ -124,36 +124,7 @@ impl DeadLetter {
     }
 }
 
-/// Which dead letters a replay takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filter {
-    /// The record's key equals this.
-    Key(String),
-    /// The error class or message contains this.
-    Error(String),
-    /// The offset the record had on its original topic.
-    OriginalOffset(i64),
-}
-
 impl Filter {
-    /// Parses `key=<k>`, `error=<substring>` or `original-offset=<n>`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let usage = "use key=<k>, error=<substring> or original-offset=<n>";
-        let (name, value) = text
-            .split_once('=')
-            .ok_or_else(|| format!("'{text}': {usage}"))?;
-        match name.trim() {
-            "key" => Ok(Self::Key(value.to_owned())),
-            "error" => Ok(Self::Error(value.to_owned())),
-            "original-offset" => value
-                .trim()
-                .parse()
-                .map(Self::OriginalOffset)
-                .map_err(|_| format!("'{value}' is not an offset")),
-            _ => Err(format!("unknown filter '{name}': {usage}")),
-        }
-    }
-
     /// Whether `record` passes the filter.
     pub fn matches(&self, record: &DeadLetter) -> bool {
         match self {

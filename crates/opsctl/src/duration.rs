@@ -58,7 +58,7 @@ pub fn human(duration: Duration) -> String {
 
 /// `now - duration` as a UTC wall-clock time, the form the `TIMESTAMP` columns hold.
 pub fn ago(duration: Duration) -> chrono::NaiveDateTime {
-    let now = chrono::Utc::now().naive_utc();
+    let now = platform::time::now();
     chrono::Duration::from_std(duration)
         .ok()
         .and_then(|d| now.checked_sub_signed(d))
@@ -67,9 +67,7 @@ pub fn ago(duration: Duration) -> chrono::NaiveDateTime {
 
 /// How long ago a UTC wall-clock time was (zero if it is in the future).
 pub fn age(since: chrono::NaiveDateTime) -> Duration {
-    (chrono::Utc::now().naive_utc() - since)
-        .to_std()
-        .unwrap_or_default()
+    (platform::time::now() - since).to_std().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,11 +9,14 @@
 //! [`requeue_order`] re-publishes the rows of one order (also `PUBLISHED` ones); it is
 //! what `opsctl reconcile --repair` uses for a missing order's checkout event and for an
 //! `orders.released` event whose stock never came back.
+//!
+//! The SQL is the services' own, `platform::outbox::PgOutboxStore`.
 
 use crate::cli::{OutboxChoice, OutboxCommand, Settings};
 use crate::duration;
 use crate::output::{self, Output};
 use crate::Outcome;
+use platform::outbox::{OutboxTable, PgOutboxStore, Requeue};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -30,10 +33,7 @@ pub enum Outbox {
 
 impl Outbox {
     pub fn table(self) -> &'static str {
-        match self {
-            Self::OrderCreated => "order_created_outbox",
-            Self::PaymentCompleted => "payment_completed_outbox",
-        }
+        self.store_table().name()
     }
 
     pub fn database(self) -> &'static str {
@@ -41,6 +41,18 @@ impl Outbox {
             Self::OrderCreated => "customer_db",
             Self::PaymentCompleted => "order_db",
         }
+    }
+
+    fn store_table(self) -> OutboxTable {
+        match self {
+            Self::OrderCreated => OutboxTable::OrderCreated,
+            Self::PaymentCompleted => OutboxTable::PaymentCompleted,
+        }
+    }
+
+    /// The services' own store of this table, in `pool`.
+    fn store(self, pool: &PgPool) -> PgOutboxStore {
+        PgOutboxStore::new(pool.clone(), self.store_table())
     }
 
     fn chosen(choice: OutboxChoice) -> Vec<Self> {
@@ -67,84 +79,20 @@ pub struct OutboxStatus {
     pub last_error: Option<String>,
 }
 
-struct Row {
-    status: String,
-    count: i64,
-    oldest: Option<chrono::NaiveDateTime>,
-}
-
 /// Counts the rows of `outbox` by status.
 pub async fn status(pool: &PgPool, outbox: Outbox) -> anyhow::Result<OutboxStatus> {
-    let (rows, last_error) = match outbox {
-        Outbox::OrderCreated => {
-            let rows = sqlx::query_as!(
-                Row,
-                r#"SELECT status AS "status!", count(*) AS "count!", min(created_at) AS oldest
-                   FROM order_created_outbox GROUP BY status"#
-            )
-            .fetch_all(pool)
-            .await?;
-            let error = sqlx::query_scalar!(
-                "SELECT error_message FROM order_created_outbox WHERE status = 'FAILED'
-                 ORDER BY created_at DESC LIMIT 1"
-            )
-            .fetch_optional(pool)
-            .await?
-            .flatten();
-            (rows, error)
-        }
-        Outbox::PaymentCompleted => {
-            let rows = sqlx::query_as!(
-                Row,
-                r#"SELECT status AS "status!", count(*) AS "count!", min(created_at) AS oldest
-                   FROM payment_completed_outbox GROUP BY status"#
-            )
-            .fetch_all(pool)
-            .await?;
-            let error = sqlx::query_scalar!(
-                "SELECT error_message FROM payment_completed_outbox WHERE status = 'FAILED'
-                 ORDER BY created_at DESC LIMIT 1"
-            )
-            .fetch_optional(pool)
-            .await?
-            .flatten();
-            (rows, error)
-        }
-    };
-    let count = |status: &str| {
-        rows.iter()
-            .find(|r| r.status == status)
-            .map_or(0, |r| r.count)
-    };
-    let oldest_pending = rows
-        .iter()
-        .find(|r| r.status == "PENDING")
-        .and_then(|r| r.oldest);
+    let status = outbox.store(pool).status().await?;
     Ok(OutboxStatus {
         outbox,
         database: outbox.database(),
-        pending: count("PENDING"),
-        published: count("PUBLISHED"),
-        failed: count("FAILED"),
-        oldest_pending_age_secs: oldest_pending.map(|t| duration::age(t).as_secs()),
-        last_error,
+        pending: status.pending,
+        published: status.published,
+        failed: status.failed,
+        oldest_pending_age_secs: status
+            .oldest_pending_secs
+            .map(|secs| u64::try_from(secs).unwrap_or(0)),
+        last_error: status.last_error,
     })
-}
-
-/// Which rows a requeue makes due again.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Selection<'a> {
-    /// Only `FAILED` rows (else also `PENDING` rows waiting on a backoff).
-    pub failed_only: bool,
-    /// Only rows created at least this long ago.
-    pub older_than: Option<Duration>,
-    /// Only the rows of this aggregate (an order id); see [`requeue_order`].
-    pub aggregate_id: Option<Uuid>,
-    /// Only rows for this topic (`payment_completed_outbox` carries several).
-    pub topic: Option<&'a str>,
-    /// Also rows already `PUBLISHED`: re-publishing one is how an event that was
-    /// published but never took effect is sent again (consumers deduplicate).
-    pub include_published: bool,
 }
 
 /// Makes rows due now with their backoff reset: `FAILED` rows become `PENDING`, and
@@ -157,70 +105,12 @@ pub async fn requeue(
     failed_only: bool,
     older_than: Option<Duration>,
 ) -> anyhow::Result<u64> {
-    let selection = Selection {
+    let selection = Requeue {
         failed_only,
         older_than,
-        ..Selection::default()
+        ..Requeue::default()
     };
-    requeue_selected(pool, outbox, &selection).await
-}
-
-/// Makes the rows of `selection` due now with their backoff reset (see [`requeue`]).
-/// Returns how many rows changed.
-pub async fn requeue_selected(
-    pool: &PgPool,
-    outbox: Outbox,
-    selection: &Selection<'_>,
-) -> anyhow::Result<u64> {
-    let now = chrono::Utc::now().naive_utc();
-    let cutoff = selection.older_than.map_or(now, duration::ago);
-    let result = match outbox {
-        Outbox::OrderCreated => {
-            sqlx::query!(
-                "UPDATE order_created_outbox
-                 SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
-                     locked_until = NULL, error_message = NULL
-                 WHERE (status = 'FAILED'
-                        OR ($4 AND status = 'PUBLISHED')
-                        OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
-                            AND (locked_until IS NULL OR locked_until < $1)))
-                   AND created_at <= $3
-                   AND ($5::uuid IS NULL OR aggregate_id = $5)
-                   AND ($6::text IS NULL OR topic = $6)",
-                now,
-                selection.failed_only,
-                cutoff,
-                selection.include_published,
-                selection.aggregate_id,
-                selection.topic
-            )
-            .execute(pool)
-            .await?
-        }
-        Outbox::PaymentCompleted => {
-            sqlx::query!(
-                "UPDATE payment_completed_outbox
-                 SET status = 'PENDING', retry_count = 0, next_attempt_at = $1,
-                     locked_until = NULL, error_message = NULL
-                 WHERE (status = 'FAILED'
-                        OR ($4 AND status = 'PUBLISHED')
-                        OR (NOT $2 AND status = 'PENDING' AND next_attempt_at > $1
-                            AND (locked_until IS NULL OR locked_until < $1)))
-                   AND created_at <= $3
-                   AND ($5::uuid IS NULL OR aggregate_id = $5)
-                   AND ($6::text IS NULL OR topic = $6)",
-                now,
-                selection.failed_only,
-                cutoff,
-                selection.include_published,
-                selection.aggregate_id,
-                selection.topic
-            )
-            .execute(pool)
-            .await?
-        }
-    };
-    Ok(result.rows_affected())
+    Ok(outbox.store(pool).requeue(&selection).await?)
 }
 
 /// What [`requeue_order`] found and did.
@@ -244,35 +134,15 @@ pub async fn requeue_order(
     aggregate_id: Uuid,
     topic: Option<&str>,
 ) -> anyhow::Result<OrderRequeue> {
-    let selection = Selection {
+    let store = outbox.store(pool);
+    let selection = Requeue {
         aggregate_id: Some(aggregate_id),
         topic,
         include_published: true,
-        ..Selection::default()
+        ..Requeue::default()
     };
-    let requeued = requeue_selected(pool, outbox, &selection).await?;
-    let rows = match outbox {
-        Outbox::OrderCreated => {
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!" FROM order_created_outbox
-               WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
-                aggregate_id,
-                topic
-            )
-            .fetch_one(pool)
-            .await?
-        }
-        Outbox::PaymentCompleted => {
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!" FROM payment_completed_outbox
-               WHERE aggregate_id = $1 AND ($2::text IS NULL OR topic = $2)"#,
-                aggregate_id,
-                topic
-            )
-            .fetch_one(pool)
-            .await?
-        }
-    };
+    let requeued = store.requeue(&selection).await?;
+    let rows = store.count_of_aggregate(aggregate_id, topic).await?;
     Ok(OrderRequeue { rows, requeued })
 }
 

@@ -776,7 +776,7 @@ async fn check_stock(
 
 /// Makes a stuck `PENDING` payment due now (unless a gateway call holds its lease).
 async fn redrive_payment(order: &PgPool, id: Uuid) -> anyhow::Result<(bool, String)> {
-    let now = chrono::Utc::now().naive_utc();
+    let now = platform::time::now();
     let payment = sqlx::query!(
         r#"SELECT p.status::text AS "status!", p.next_attempt_at, p.locked_until
            FROM payment_transactions p JOIN orders o ON o.id = p.order_id
@@ -837,7 +837,7 @@ async fn redrive_payment(order: &PgPool, id: Uuid) -> anyhow::Result<(bool, Stri
 
 /// Makes a pending refund due now.
 async fn redrive_refund(order: &PgPool, id: Uuid) -> anyhow::Result<(bool, String)> {
-    let now = chrono::Utc::now().naive_utc();
+    let now = platform::time::now();
     // Runtime-checked: the refund columns of order_db's migration 0002 (ADR 0007).
     // A worker holding the refund also keeps refund_next_attempt_at ahead, so this may
     // let a second worker ask too: harmless, the gateway refunds once per
@@ -907,7 +907,7 @@ pub async fn repair(
         .collect();
     let pending = if refunds_known && !refund_ids.is_empty() {
         // A cutoff in the future: only the refunds of these orders, whatever their age.
-        let future = chrono::Utc::now().naive_utc() + chrono::Duration::days(1);
+        let future = platform::time::now() + chrono::Duration::days(1);
         pending_refunds(order, future, &refund_ids).await?
     } else {
         HashMap::new()

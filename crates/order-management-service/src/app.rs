@@ -4,7 +4,6 @@
 
 use crate::consumer::order_created::OrderCreatedHandler;
 use crate::consumer::payment_completed::PaymentCompletedHandler;
-use crate::db::outbox::PaymentOutboxStore;
 use crate::metrics::OrderMetrics;
 use crate::payment::breaker::{BreakerConfig, CircuitBreaker, State as BreakerState};
 use crate::payment::client::GatewayClient;
@@ -20,7 +19,7 @@ use platform::db::Db;
 use platform::http::HttpMetrics;
 use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
 use platform::metrics::Metrics;
-use platform::outbox::{Relay, RelaySettings};
+use platform::outbox::{OutboxTable, PgOutboxStore, Relay, RelaySettings};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,8 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The database used when none is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/order_db";
+/// The outbox table of this service.
+pub const OUTBOX: OutboxTable = OutboxTable::PaymentCompleted;
 /// Name of the outbox in the `outbox` metric label.
-pub const OUTBOX_NAME: &str = "payment_completed_outbox";
+pub const OUTBOX_NAME: &str = OUTBOX.name();
 /// Name of the payment circuit breaker, as the original's resilience4j instance.
 pub const BREAKER_NAME: &str = "paymentService";
 
@@ -94,7 +95,7 @@ impl Application {
             breaker.clone(),
         )?;
         let relay = Relay::new(
-            Arc::new(PaymentOutboxStore::new(db.pool().clone())),
+            Arc::new(PgOutboxStore::new(db.pool().clone(), OUTBOX)),
             producer.clone(),
             RelaySettings {
                 max_age: Duration::from_secs(topics.outbox_max_age_secs),

@@ -1,5 +1,6 @@
 //! Gateways for other crates' integration tests: each on a free port with a fresh
-//! `pgw_<32 hex>` database of its own (which `scripts/test.sh` drops on its next run).
+//! `pgw_<32 hex>` database of its own. The one spawner of gateways for every crate's
+//! tests, so they all start it the same way.
 
 use crate::{Application, Settings};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,20 @@ pub async fn settings() -> anyhow::Result<Settings> {
 }
 
 /// A test gateway with a fresh database, answering fast: its base URL
-/// (`http://127.0.0.1:<port>`) and the token that stops it.
+/// (`http://127.0.0.1:<port>`) and the token that stops it. The database is dropped
+/// once the gateway is stopped (or the test's runtime ends).
 pub async fn spawn() -> anyhow::Result<(String, CancellationToken)> {
-    start(settings().await?).await
+    let settings = settings().await?;
+    let database = settings
+        .database
+        .database_url
+        .as_ref()
+        .and_then(platform::testing::DatabaseGuard::of);
+    let (base, shutdown) = start(settings).await?;
+    let stopped = shutdown.clone();
+    tokio::spawn(async move {
+        stopped.cancelled().await;
+        drop(database);
+    });
+    Ok((base, shutdown))
 }

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// The development secret of the original; refused outside local development.
-pub const DEMO_SECRET: &str = "demo-secret-key-for-local-development-only-do-not-use-in-production";
+/// The development secret of the original; refused outside local development. It is
+/// the JWT settings' default, so it lives with them.
+pub use crate::config::DEMO_SECRET;
 const MIN_SECRET_BYTES: usize = 32;
 const CLOCK_SKEW_SECS: i64 = 60;
 

@@ -303,12 +303,16 @@ fn parse_bootstrap(value: &str) -> Result<String, String> {
     Ok(value.replace(' ', ""))
 }
 
+/// The development secret of the original: the default of [`JwtSettings::secret`],
+/// refused outside local development (see `auth::JwtKeys::from_settings`).
+pub const DEMO_SECRET: &str = "demo-secret-key-for-local-development-only-do-not-use-in-production";
+
 /// JWT settings shared by both services, so a token from one works on the other.
 #[derive(Args, Clone, Debug)]
 pub struct JwtSettings {
     /// HS256 secret (at least 32 bytes) that signs new tokens.
     #[arg(long = "jwt-secret", env = "JWT_SECRET",
-          default_value = crate::auth::DEMO_SECRET, hide_default_value = true)]
+          default_value = DEMO_SECRET, hide_default_value = true)]
     pub secret: Secret,
     /// Comma-separated earlier secrets that still verify tokens during a rotation.
     #[arg(

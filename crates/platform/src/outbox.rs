@@ -6,7 +6,14 @@
 //! so replicas never publish the same row at the same time. A failing row is retried with
 //! exponential backoff, by age rather than by count: it becomes `FAILED` (for an operator
 //! to requeue) only once it is older than [`RelaySettings::max_age`], so a broker outage
-//! shorter than that fails nothing. Stores implement [`OutboxStore`] with their own SQL.
+//! shorter than that fails nothing. [`PgOutboxStore`] implements [`OutboxStore`] for
+//! every outbox table of the platform.
+
+mod pg;
+
+pub use pg::{
+    headers_from_json, OutboxStatus, OutboxTable, PgOutboxStore, Requeue, MAX_ERROR_CHARS,
+};
 
 use crate::kafka::Producer;
 use crate::metrics::Metrics;

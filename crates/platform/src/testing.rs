@@ -2,6 +2,10 @@
 //! test gets its own database and its own topic names, so tests never see each other's
 //! data. Addresses come from `TEST_DATABASE_URL` (a server URL whose database is
 //! replaced), `TEST_KAFKA_BOOTSTRAP_SERVERS` and `TEST_REDIS_URL`, with local defaults.
+//!
+//! Names are `<prefix>_<32 hex>` ([`unique_name`]), the form `scripts/test.sh` sweeps
+//! (`^(platform|cfs|oms|pgw|ops|chaos)_[0-9a-f]{32}$`), and a test drops the databases
+//! it made with a [`DatabaseGuard`].
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -58,6 +62,83 @@ pub async fn fresh_database(prefix: &str) -> anyhow::Result<PgConnectOptions> {
         .await?;
     connection.close().await?;
     Ok(server.database(&name))
+}
+
+/// Drops `names` on a thread of its own: dropping is slow and tests do not wait for it.
+/// What a finished test process leaves behind, the next `scripts/test.sh` run removes.
+pub fn drop_databases_in_background(names: Vec<String>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let Ok(mut server) = sqlx::postgres::PgConnection::connect(&server_url()).await else {
+                return;
+            };
+            for name in names {
+                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                if let Err(e) = sqlx::query(&statement).execute(&mut server).await {
+                    eprintln!("test database {name} not dropped: {e}");
+                }
+            }
+        });
+    });
+}
+
+/// A database a test made; dropped (in the background) when the guard is.
+#[derive(Debug)]
+pub struct DatabaseGuard {
+    name: String,
+}
+
+impl DatabaseGuard {
+    /// Guards the database `options` connect to; `None` when they name none.
+    pub fn of(options: &PgConnectOptions) -> Option<Self> {
+        options.get_database().map(|name| Self {
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        drop_databases_in_background(vec![std::mem::take(&mut self.name)]);
+    }
+}
+
+/// The Prometheus exposition (`/actuator/prometheus`) of the service at `base_url`.
+pub async fn metrics(client: &reqwest::Client, base_url: &str) -> reqwest::Result<String> {
+    client
+        .get(format!("{base_url}/actuator/prometheus"))
+        .send()
+        .await?
+        .text()
+        .await
+}
+
+/// The sum of the series `name` whose labels include all of `labels`, from a
+/// Prometheus text exposition; 0 when there is none.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The value of the series `name` whose labels include all of `labels`, from a

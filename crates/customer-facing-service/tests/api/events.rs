@@ -1,4 +1,5 @@
 use crate::helpers::{session, spawn_app, spawn_app_with, TestApp};
+use platform::outbox::Requeue;
 use rdkafka::message::Headers;
 use rdkafka::Message;
 use reqwest::{Method, StatusCode};
@@ -160,8 +161,13 @@ async fn with_the_broker_unreachable_checkout_succeeds_and_the_outbox_fails_once
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let db = platform::db::Db::new(app.db.clone());
+    let failed_only = Requeue {
+        failed_only: true,
+        ..Requeue::default()
+    };
     assert_eq!(
-        customer_facing_service::outbox::requeue_failed(&db)
+        customer_facing_service::outbox::store(&db)
+            .requeue(&failed_only)
             .await
             .expect("requeue"),
         1

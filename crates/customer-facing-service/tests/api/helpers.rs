@@ -1,6 +1,7 @@
 //! `spawn_app()` and the requests tests make.
 
 use customer_facing_service::{Application, Settings};
+use platform::testing::DatabaseGuard;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgPool};
@@ -23,15 +24,12 @@ pub struct TestApp {
     shutdown: CancellationToken,
     manager_token: OnceCell<String>,
     /// The database this app created, dropped with the app.
-    owned_database: Option<String>,
+    owned_database: Option<DatabaseGuard>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        if let Some(name) = self.owned_database.take() {
-            drop_databases_in_background(vec![name]);
-        }
     }
 }
 
@@ -39,32 +37,6 @@ impl Drop for TestApp {
 /// cleanup knows); each is stamped with its creation time (unix seconds) as its
 /// comment, so the sweep can tell old ones from those of a run in progress.
 const DATABASE_PREFIX: &str = "cfs";
-
-/// Drops databases on a thread of its own (dropping is slow; tests do not wait for it).
-/// What a finished test process leaves behind, the next run's sweep removes.
-fn drop_databases_in_background(names: Vec<String>) {
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            let Ok(mut server) =
-                sqlx::postgres::PgConnection::connect(&platform::testing::server_url()).await
-            else {
-                return;
-            };
-            for name in names {
-                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                if let Err(e) = sqlx::query(&statement).execute(&mut server).await {
-                    eprintln!("test database {name} not dropped: {e}");
-                }
-            }
-        });
-    });
-}
 
 /// Once per test process: drops test databases created more than an hour ago.
 fn sweep_old_databases() {
@@ -84,16 +56,10 @@ fn sweep_old_databases() {
                     return Vec::new();
                 };
                 let cutoff = chrono::Utc::now().timestamp() - 3600;
-                // Also the `cfs_<unix seconds>_<32 hex>` names earlier versions made.
                 sqlx::query_scalar(
                     "SELECT datname FROM (
-                         SELECT datname, CASE
-                             WHEN datname ~ '^cfs_[0-9]+_[0-9a-f]{32}$'
-                                 THEN split_part(datname, '_', 2)
-                             WHEN datname ~ '^cfs_[0-9a-f]{32}$'
-                                 THEN shobj_description(oid, 'pg_database')
-                         END AS created
-                         FROM pg_database) d
+                         SELECT datname, shobj_description(oid, 'pg_database') AS created
+                         FROM pg_database WHERE datname ~ '^cfs_[0-9a-f]{32}$') d
                      WHERE CASE WHEN created ~ '^[0-9]{1,18}$'
                                 THEN created::bigint < $1 ELSE FALSE END",
                 )
@@ -102,7 +68,7 @@ fn sweep_old_databases() {
                 .await
                 .unwrap_or_default()
             });
-            drop_databases_in_background(names);
+            platform::testing::drop_databases_in_background(names);
         });
     });
 }
@@ -130,9 +96,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = platform::testing::fresh_database(DATABASE_PREFIX)
         .await
         .expect("a fresh database");
-    let name = database.get_database().map(str::to_owned);
+    let guard = DatabaseGuard::of(&database);
     let mut app = spawn_app_on(database.clone(), configure).await;
-    if let Some(name) = &name {
+    if let Some(name) = guard.as_ref().map(DatabaseGuard::name) {
         let stamp = format!(
             "COMMENT ON DATABASE \"{name}\" IS '{}'",
             chrono::Utc::now().timestamp()
@@ -142,7 +108,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .await
             .expect("the database stamped with its creation time");
     }
-    app.owned_database = name;
+    app.owned_database = guard;
     app
 }
 
@@ -348,29 +314,14 @@ impl TestApp {
 
     /// The Prometheus exposition.
     pub async fn metrics(&self) -> String {
-        self.get("/actuator/prometheus")
-            .await
-            .text()
+        platform::testing::metrics(&self.client, &self.address)
             .await
             .expect("metrics text")
     }
 
     /// The sum of the series `name` whose labels include every `(label, value)`.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let text = self.metrics().await;
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
-            })
-            .filter(|l| {
-                labels
-                    .iter()
-                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        platform::testing::metric_sum(&self.metrics().await, name, labels)
     }
 }
 

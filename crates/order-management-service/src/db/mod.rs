@@ -5,8 +5,3 @@ pub mod events;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
-
-/// UTC wall-clock now, as the `TIMESTAMP` columns hold it.
-pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
-}

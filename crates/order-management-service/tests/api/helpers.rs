@@ -3,10 +3,12 @@ use order_management_service::{Application, Settings};
 use platform::auth::JwtKeys;
 use platform::config::{JwtSettings, Secret};
 use platform::kafka::{Producer, TopicSpec};
+use platform::testing::DatabaseGuard;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,6 +27,8 @@ pub struct TestApp {
     pub producer: Producer,
     pub jwt: JwtKeys,
     shutdown: Vec<CancellationToken>,
+    /// Dropped with the last instance on the fixture's database.
+    _database: Option<Arc<DatabaseGuard>>,
 }
 
 impl Drop for TestApp {
@@ -61,6 +65,8 @@ pub struct Fixture {
     pub gateway_address: String,
     pub gateway_shutdown: CancellationToken,
     pub no_customer_service: String,
+    /// The fixture's database, dropped when the fixture and every instance on it are.
+    pub database: Option<Arc<DatabaseGuard>>,
 }
 
 impl Fixture {
@@ -70,6 +76,7 @@ impl Fixture {
             .await
             .expect("fresh database");
         let db_name = options.get_database().expect("database name").to_owned();
+        let database = DatabaseGuard::of(&options).map(Arc::new);
         let bootstrap = platform::testing::kafka_bootstrap();
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
@@ -98,6 +105,7 @@ impl Fixture {
                 "http://127.0.0.1:{}",
                 platform::testing::free_port().expect("a free port")
             ),
+            database,
         }
     }
 
@@ -180,6 +188,7 @@ impl TestApp {
             producer,
             jwt,
             shutdown,
+            _database: fixture.database.clone(),
         }
     }
 }
@@ -279,14 +288,9 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/actuator/prometheus", self.address))
-            .send()
+        platform::testing::metrics(&self.client, &self.address)
             .await
-            .expect("request sent")
-            .text()
-            .await
-            .expect("text")
+            .expect("metrics text")
     }
 
     /// The value of the first series of `name` whose labels contain every `labels` pair.

@@ -1,4 +1,5 @@
-use payment_gateway::{Application, Settings};
+use payment_gateway::Settings;
+use platform::testing::DatabaseGuard;
 use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +12,8 @@ pub struct TestGateway {
     /// The gateway's database, so a test can start a second gateway on it.
     pub database: PgConnectOptions,
     shutdown: CancellationToken,
+    /// The database this gateway created, dropped with it.
+    _owned_database: Option<DatabaseGuard>,
 }
 
 impl Drop for TestGateway {
@@ -24,22 +27,27 @@ pub async fn spawn_gateway() -> TestGateway {
     let database = platform::testing::fresh_database("pgw")
         .await
         .expect("fresh database");
-    spawn_gateway_on(database).await
+    let owned = DatabaseGuard::of(&database);
+    start_gateway(database, owned).await
 }
 
 /// A gateway on `database`, which may hold an earlier gateway's ledger.
 pub async fn spawn_gateway_on(database: PgConnectOptions) -> TestGateway {
+    start_gateway(database, None).await
+}
+
+async fn start_gateway(database: PgConnectOptions, owned: Option<DatabaseGuard>) -> TestGateway {
     let mut settings = Settings::for_tests(database.clone()).expect("test settings");
     settings.latency_ms = 1;
-    let app = Application::build(settings).await.expect("gateway builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown_token();
-    tokio::spawn(app.run_until_stopped());
+    let (address, shutdown) = payment_gateway::testing::start(settings)
+        .await
+        .expect("gateway builds");
     TestGateway {
         address,
         client: reqwest::Client::new(),
         database,
         shutdown,
+        _owned_database: owned,
     }
 }
 
@@ -104,14 +112,9 @@ impl TestGateway {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/actuator/prometheus", self.address))
-            .send()
+        platform::testing::metrics(&self.client, &self.address)
             .await
-            .expect("request sent")
-            .text()
-            .await
-            .expect("text")
+            .expect("metrics text")
     }
 }
 
