@@ -180,7 +180,10 @@ SETTING_NAMES = {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_HOST", "REDIS
                  "KAFKA_CREATE_TOPICS", "KAFKA_TOPIC_REPLICATION_FACTOR",
                  "KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "PAYMENT_GATEWAY_URL", "SUCCESS_RATE", "ADMIN_TOKEN",
                  "LATENCY_MS"}
-KNOWN_VARIABLES = (set(REQUIRED_SETTINGS) | SETTING_NAMES
+# Where each service finds the other (the order lookup that never answers 404, ADR 0009).
+SERVICE_URLS = {"CUSTOMER_SERVICE_ORDER_SERVICE_URL", "CUSTOMER_SERVICE_ORDER_SERVICE_PUBLIC_URL",
+                "ORDER_SERVICE_CUSTOMER_SERVICE_URL", "ORDER_SERVICE_CORS_ALLOWED_ORIGINS"}
+KNOWN_VARIABLES = (set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS
                    | {f"{p}_{s}" for p in PREFIXES for s in SETTING_NAMES})
 
 # --------------------------------------------------------------------------- parsing
