@@ -393,51 +393,70 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const FINE_POLLING_FOR: Duration = Duration::from_millis(250);
 const POLL_INTERVAL_SLOW: Duration = Duration::from_millis(50);
 
-/// Checkouts started at a fixed rate (an open loop: a slow answer does not slow the
-/// arrivals); each measures its cart add + checkout.
-async fn pace(o: &Open) -> anyhow::Result<Report> {
+/// What one journey of an open-loop scenario gets: the fixture, the two base URLs and
+/// one shared client (so a journey that polls opens no new connection per poll).
+#[derive(Clone)]
+struct Journey {
+    fixture: Arc<Fixture>,
+    base: String,
+    order_base: String,
+    http: reqwest::Client,
+}
+
+/// Starts `journey` `o.rate` times a second for the warm-up and the measured time, and
+/// reports the measured journeys' durations. `missed` says what a late tick does:
+/// `Burst` keeps the arrivals' rate whatever the answers' pace, `Delay` spaces them.
+async fn open_loop<F, Fut>(
+    o: &Open,
+    scenario: &str,
+    missed: tokio::time::MissedTickBehavior,
+    journey: F,
+) -> anyhow::Result<Report>
+where
+    F: Fn(Journey, usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send + 'static,
+{
     let base = o.common.base.clone();
-    let fixture = Arc::new(Fixture::create(&base, 50, 100_000_000).await?);
+    let context = Journey {
+        fixture: Arc::new(Fixture::create(&base, 50, 100_000_000).await?),
+        base,
+        order_base: o.common.order_base.clone(),
+        http: reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("http client")?,
+    };
     let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.1));
-    let started = Instant::now();
-    let warmup_end = started + Duration::from_secs(o.common.warmup);
+    let warmup_end = Instant::now() + Duration::from_secs(o.common.warmup);
     let end = warmup_end + Duration::from_secs(o.common.duration);
     let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("http client")?;
-    let mut checkouts = Vec::new();
+    ticker.set_missed_tick_behavior(missed);
+    let mut started = Vec::new();
     let mut i = 0usize;
     while Instant::now() < end {
         ticker.tick().await;
         let measured = Instant::now() >= warmup_end;
-        let (fixture, base, http) = (fixture.clone(), base.clone(), http.clone());
         i += 1;
-        checkouts.push(tokio::spawn(async move {
-            let t0 = Instant::now();
-            checkout(&http, &base, &fixture, i).await?;
-            Ok::<_, anyhow::Error>((measured, t0.elapsed()))
-        }));
+        let run = journey(context.clone(), i);
+        started.push(tokio::spawn(async move { (measured, run.await) }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
-    for checkout in checkouts {
-        match checkout.await? {
-            Ok((true, latency)) => latencies.push(latency),
-            Ok((false, _)) => {}
-            Err(e) => {
+    for handle in started {
+        match handle.await? {
+            (true, Ok(latency)) => latencies.push(latency),
+            (false, Ok(_)) => {}
+            (_, Err(e)) => {
                 if errors == 0 {
-                    eprintln!("first checkout error: {e:#}");
+                    eprintln!("first {scenario} error: {e:#}");
                 }
                 errors += 1;
             }
         }
     }
     Ok(Report::new(
-        "pace",
+        scenario,
         0,
         Duration::from_secs(o.common.duration),
         latencies,
@@ -445,49 +464,43 @@ async fn pace(o: &Open) -> anyhow::Result<Report> {
     ))
 }
 
+/// Checkouts started at a fixed rate (an open loop: a slow answer does not slow the
+/// arrivals); each measures its cart add + checkout.
+async fn pace(o: &Open) -> anyhow::Result<Report> {
+    open_loop(
+        o,
+        "pace",
+        tokio::time::MissedTickBehavior::Burst,
+        |j, i| async move {
+            let t0 = Instant::now();
+            checkout(&j.http, &j.base, &j.fixture, i).await?;
+            Ok(t0.elapsed())
+        },
+    )
+    .await
+}
+
 /// Checkouts at a fixed rate; each measures checkout response → order PAID.
 async fn e2e(o: &Open) -> anyhow::Result<Report> {
-    let base = o.common.base.clone();
-    let order_base = o.common.order_base.clone();
-    let fixture = Arc::new(Fixture::create(&base, 50, 100_000_000).await?);
-    let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.1));
-    let started = Instant::now();
-    let warmup_end = started + Duration::from_secs(o.common.warmup);
-    let end = warmup_end + Duration::from_secs(o.common.duration);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut journeys = Vec::new();
-    let mut i = 0usize;
-    // One pool for every journey: a client that polls opens no new connection per poll.
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("http client")?;
-    while Instant::now() < end {
-        ticker.tick().await;
-        let measured = Instant::now() >= warmup_end;
-        let (fixture, base, order_base, http) = (
-            fixture.clone(),
-            base.clone(),
-            order_base.clone(),
-            http.clone(),
-        );
-        i += 1;
-        journeys.push(tokio::spawn(async move {
-            let number = checkout(&http, &base, &fixture, i).await?;
+    open_loop(
+        o,
+        "e2e",
+        tokio::time::MissedTickBehavior::Delay,
+        |j, i| async move {
+            let number = checkout(&j.http, &j.base, &j.fixture, i).await?;
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs(30);
             tokio::time::sleep(FIRST_POLL).await;
             loop {
-                let response = http
-                    .get(format!("{order_base}/api/v1/orders/{number}"))
+                let response = j
+                    .http
+                    .get(format!("{}/api/v1/orders/{number}", j.order_base))
                     .send()
                     .await?;
                 if response.status().is_success() {
                     let order: Value = response.json().await?;
                     match order["status"].as_str() {
-                        Some("PAID") => return Ok::<_, anyhow::Error>((measured, t0.elapsed())),
+                        Some("PAID") => return Ok(t0.elapsed()),
                         Some("FAILED") => bail!("order {number} FAILED"),
                         _ => {}
                     }
@@ -502,29 +515,9 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
                 })
                 .await;
             }
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for journey in journeys {
-        match journey.await? {
-            Ok((true, latency)) => latencies.push(latency),
-            Ok((false, _)) => {}
-            Err(e) => {
-                if errors == 0 {
-                    eprintln!("first e2e error: {e:#}");
-                }
-                errors += 1;
-            }
-        }
-    }
-    Ok(Report::new(
-        "e2e",
-        0,
-        Duration::from_secs(o.common.duration),
-        latencies,
-        errors,
-    ))
+        },
+    )
+    .await
 }
 
 async fn trivial_server(port: u16) -> anyhow::Result<()> {
