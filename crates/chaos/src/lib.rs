@@ -157,6 +157,20 @@ impl Process {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// A second instance of the same command, logging to `<name>-<n>.log`; not started.
+    pub fn replica(&self, n: usize) -> Self {
+        let name = format!("{}-{n}", self.name);
+        Self {
+            log: self.log.with_file_name(format!("{name}.log")),
+            name,
+            program: self.program.clone(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            dir: self.dir.clone(),
+            child: None,
+        }
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
@@ -173,6 +187,15 @@ pub struct Service {
 impl Service {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Instance `n` of this service on a free port, against the same databases, broker
+    /// topics and consumer group; not started.
+    pub fn replica(&self, n: usize) -> anyhow::Result<Self> {
+        let port = platform::testing::free_port()?;
+        let mut process = self.process.replica(n);
+        process.set_flag("--server-port", &port.to_string());
+        Ok(Self { process, port })
     }
 
     pub async fn start(&mut self) -> anyhow::Result<Duration> {
@@ -233,6 +256,10 @@ pub struct Platform {
     pub gateway: Service,
     pub customer: Service,
     pub order: Service,
+    /// Further instances of the customer service ([`Platform::start_replicas`]).
+    pub customer_replicas: Vec<Service>,
+    /// Further instances of the order service, in the same consumer group.
+    pub order_replicas: Vec<Service>,
     pub customer_db: String,
     pub order_db: String,
     /// The gateway's ledger (`payment_gateway_db` of this run): kept across a restart of
@@ -409,6 +436,8 @@ impl Platform {
             gateway,
             customer,
             order,
+            customer_replicas: Vec::new(),
+            order_replicas: Vec::new(),
             customer_db,
             order_db,
             gateway_db,
@@ -421,6 +450,27 @@ impl Platform {
         platform.customer.start().await?;
         platform.order.start().await?;
         Ok(platform)
+    }
+
+    /// Starts instance 2 of the customer and of the order service beside the first ones:
+    /// a [`Load`] started afterwards sends checkouts to both customer instances, and the
+    /// two order instances share the partitions of `orders.created`.
+    pub async fn start_replicas(&mut self) -> anyhow::Result<()> {
+        let mut customer = self.customer.replica(2)?;
+        customer.start().await?;
+        self.customer_replicas.push(customer);
+        let mut order = self.order.replica(2)?;
+        order.start().await?;
+        self.order_replicas.push(order);
+        Ok(())
+    }
+
+    /// The base URL of every customer-service instance, the first one first.
+    pub fn customer_urls(&self) -> Vec<String> {
+        std::iter::once(&self.customer)
+            .chain(&self.customer_replicas)
+            .map(Service::url)
+            .collect()
     }
 
     pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
@@ -447,6 +497,13 @@ impl Platform {
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        for replica in self
+            .order_replicas
+            .iter_mut()
+            .chain(&mut self.customer_replicas)
+        {
+            replica.process.stop().await?;
+        }
         self.order.process.stop().await?;
         self.customer.process.stop().await?;
         self.gateway.process.stop().await?;
@@ -554,6 +611,8 @@ pub struct Checkout {
 
 /// Steady checkouts from `customers` concurrent clients, each retrying a failed request
 /// (connection refused, 5xx) with the same idempotency key until it gets an answer.
+/// The clients are spread over every customer-service instance, and one whose instance
+/// fails moves on to the next.
 pub struct Load {
     stop: CancellationToken,
     handles: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -570,7 +629,7 @@ impl Load {
         products: usize,
         stock: u32,
     ) -> anyhow::Result<Self> {
-        let customer_base = platform.customer.url();
+        let bases = Arc::new(platform.customer_urls());
         let product_ids = Arc::new(platform.create_products(products, stock).await?);
         let stop = CancellationToken::new();
         let accepted = Arc::new(Mutex::new(Vec::new()));
@@ -585,8 +644,9 @@ impl Load {
                 retries.clone(),
                 product_ids.clone(),
             );
-            let base = customer_base.clone();
+            let bases = bases.clone();
             handles.push(tokio::spawn(async move {
+                let mut at = customer % bases.len();
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .build()?;
@@ -597,7 +657,7 @@ impl Load {
                     let product = &ids[i % ids.len()];
                     i += 1;
                     let add = json!({"productId": product, "quantity": 1});
-                    let status = retry(&retries, &stop, || {
+                    let status = retry(&retries, &stop, &bases, &mut at, |base| {
                         http.post(format!("{base}/api/v1/carts/{session}/items"))
                             .json(&add)
                             .send()
@@ -612,7 +672,7 @@ impl Load {
                         continue;
                     }
                     let body = checkout_body(&session);
-                    let result = retry(&retries, &stop, || {
+                    let result = retry(&retries, &stop, &bases, &mut at, |base| {
                         http.post(format!("{base}/api/v1/checkout"))
                             .header("Idempotency-Key", &key)
                             .json(&body)
@@ -697,20 +757,23 @@ impl Load {
     }
 }
 
-/// Sends until an answer that is not a transport error or a 5xx; None when stopping
-/// gave up on it after 60 s of failures.
+/// Sends to `bases[*at]` until an answer that is not a transport error or a 5xx, moving
+/// on to the next base after each failure; None when stopping gave up on it after 60 s
+/// of failures.
 async fn retry<F, Fut>(
     retries: &Mutex<u64>,
     stop: &CancellationToken,
+    bases: &[String],
+    at: &mut usize,
     send: F,
 ) -> Option<(u16, String)>
 where
-    F: Fn() -> Fut,
+    F: Fn(&str) -> Fut,
     Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
 {
     let started = Instant::now();
     loop {
-        match send().await {
+        match send(&bases[*at]).await {
             Ok(response) if response.status().as_u16() < 500 => {
                 let status = response.status().as_u16();
                 return Some((status, response.text().await.unwrap_or_default()));
@@ -719,6 +782,7 @@ where
                 if let Ok(mut r) = retries.lock() {
                     *r += 1;
                 }
+                *at = (*at + 1) % bases.len();
                 if stop.is_cancelled() && started.elapsed() > Duration::from_secs(60) {
                     return None;
                 }

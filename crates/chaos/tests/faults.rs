@@ -392,6 +392,45 @@ async fn killing_the_customer_service_amid_checkouts_declines_and_cancels_loses_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault suite: run by scripts/chaos.sh"]
+async fn two_instances_of_each_service_share_the_work_and_killing_one_of_each_amid_the_mix_loses_nothing(
+) {
+    let mut platform = Platform::start(&[]).await.unwrap();
+    platform.start_replicas().await.unwrap();
+    let mix = start_mix(&platform).await;
+    mix.run(30, Duration::from_secs(5)).await;
+    // Scale-out, not stand-by: both customer instances commit checkouts, and both order
+    // instances own partitions of orders.created and write orders from them.
+    let instances = [
+        (&platform.customer, "checkout_success_total"),
+        (&platform.customer_replicas[0], "checkout_success_total"),
+        (&platform.order, "orders_created_total"),
+        (&platform.order_replicas[0], "orders_created_total"),
+    ];
+    for (service, counter) in instances {
+        eventually(
+            &format!("{} to count {counter}", service.process.name),
+            Duration::from_secs(30),
+            || async {
+                service
+                    .metric(counter, &[])
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0.0)
+                    > 0.0
+            },
+        )
+        .await;
+    }
+    platform.customer_replicas[0].process.kill9().await.unwrap();
+    platform.order_replicas[0].process.kill9().await.unwrap();
+    // The survivors take over the clients and, after a rebalance, the partitions.
+    mix.run(30, Duration::from_secs(10)).await;
+    finish_mix(platform, mix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault suite: run by scripts/chaos.sh"]
 async fn restarting_the_whole_platform_amid_checkouts_declines_and_cancels_keeps_every_charge() {
     // What `scripts/up.sh` does to a running platform: every service stopped (SIGTERM,
     // as its stop_service) and started again, gateway first. Before the ledger was
