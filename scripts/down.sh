@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Stops exactly what scripts/up.sh started: the three services, and the broker, Redis
-# and PostgreSQL only where the scripts started them (pass --keep-deps to leave those).
+# Stops exactly what scripts/up.sh started: the three services (and any replicas), and
+# the broker, Redis and PostgreSQL only where the scripts started them (pass --keep-deps
+# to leave those).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
-for name in order-management-service customer-facing-service payment-gateway; do
-  pid_file="$RUN_DIR/$name.pid"
+# Replicas (<service>-n, started by scripts/bench.sh) go with their service.
+for pid_file in "$RUN_DIR"/order-management-service*.pid "$RUN_DIR"/customer-facing-service*.pid \
+  "$RUN_DIR"/payment-gateway.pid; do
   [ -f "$pid_file" ] || continue
+  name=$(basename "$pid_file" .pid)
   pid=$(cat "$pid_file")
   if kill -0 "$pid" 2>/dev/null; then
     log "stopping $name"

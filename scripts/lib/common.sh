@@ -163,6 +163,15 @@ db_url() { echo "postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$1"; }
 start_service() { # profile name port env...
   local profile=$1 name=$2 port=$3
   shift 3
+  start_instance "$profile" "$name" "$name" "$port" "$@"
+}
+
+# Starts one instance of a service binary under its own name (its log and pid file), so
+# that a second replica can run beside the first: start_instance release
+# order-management-service order-management-service-2 8083 ORDER_SERVICE_SERVER_PORT=8083
+start_instance() { # profile binary instance port env...
+  local profile=$1 binary=$2 name=$3 port=$4
+  shift 4
   mkdir -p "$RUN_DIR"
   local pid_file="$RUN_DIR/$name.pid"
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
@@ -173,7 +182,7 @@ start_service() { # profile name port env...
   log "starting $name on :$port (log: $RUN_DIR/$name.log)"
   # Two glibc heap arenas instead of one per thread, and large blocks returned when
   # freed: see the Dockerfile.
-  env MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 "$@" nohup "$CARGO_TARGET_DIR/$profile/$name" >>"$RUN_DIR/$name.log" 2>&1 &
+  env MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 "$@" nohup "$CARGO_TARGET_DIR/$profile/$binary" >>"$RUN_DIR/$name.log" 2>&1 &
   echo $! >"$pid_file"
 }
 
@@ -187,21 +196,33 @@ start_gateway() { # profile env...
     PAYMENT_GATEWAY_DATABASE_URL="$(db_url payment_gateway_db)" "$@"
 }
 start_customer_service() { # profile env...
-  local profile=$1
-  shift
-  start_service "$profile" customer-facing-service 8080 \
-    CUSTOMER_SERVICE_SERVER_PORT=8080 \
-    CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
-    CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" "$@"
+  start_customer_replica "$1" 1 "${@:2}"
 }
 start_order_service() { # profile env...
-  local profile=$1
-  shift
-  start_service "$profile" order-management-service 8081 \
-    ORDER_SERVICE_SERVER_PORT=8081 \
+  start_order_replica "$1" 1 "${@:2}"
+}
+# Replica n of a service, beside the others on the same databases and broker: the first
+# is the service on its standard port; replica n listens 2(n-1) ports above it (the
+# customer service's second replica on 8082, the order service's on 8083) and is named
+# <service>-n in $RUN_DIR.
+replica_port() { echo $(($1 + 2 * ($2 - 1))); } # base n
+replica_name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1-$2"; fi; } # service n
+start_customer_replica() { # profile n env...
+  local profile=$1 port
+  port=$(replica_port 8080 "$2")
+  start_instance "$profile" customer-facing-service "$(replica_name customer-facing-service "$2")" "$port" \
+    CUSTOMER_SERVICE_SERVER_PORT="$port" \
+    CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
+    CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" "${@:3}"
+}
+start_order_replica() { # profile n env...
+  local profile=$1 port
+  port=$(replica_port 8081 "$2")
+  start_instance "$profile" order-management-service "$(replica_name order-management-service "$2")" "$port" \
+    ORDER_SERVICE_SERVER_PORT="$port" \
     ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" \
     ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
-    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 "$@"
+    ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 "${@:3}"
 }
 start_platform() { # profile
   start_gateway "$1"
