@@ -13,18 +13,16 @@ use crate::routes::{self, AppState};
 use crate::settings::Settings;
 use anyhow::Context as _;
 use platform::actuator::{Actuator, ComponentHealth, FnIndicator, HealthIndicator};
-use platform::app::Tasks;
+use platform::app::{Server, Tasks};
 use platform::auth::JwtKeys;
 use platform::db::Db;
 use platform::http::HttpMetrics;
 use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
 use platform::metrics::Metrics;
 use platform::outbox::{OutboxTable, PgOutboxStore, Relay, RelaySettings};
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The database used when none is configured.
@@ -38,10 +36,8 @@ pub const BREAKER_NAME: &str = "paymentService";
 
 /// A built instance, listening but not yet serving.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    server: Server,
     router: axum::Router,
-    shutdown: CancellationToken,
     tasks: Tasks,
     producer: Producer,
     payments: PaymentProcessor,
@@ -213,16 +209,11 @@ impl Application {
         let router = platform::app::router(api, &actuator, http_metrics).layer(
             axum::middleware::from_fn_with_state(origins, platform::cors::cors),
         );
-        let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
-        let listener =
-            platform::http::bind(SocketAddr::new(settings.common.server_host, port)).await?;
-        let port = listener.local_addr().context("listener address")?.port();
-        tracing::info!(port, gateway = %pay.gateway_url, "order management service listening");
+        let server = Server::bind(&settings.common, crate::DEFAULT_PORT, shutdown).await?;
+        tracing::info!(port = server.port(), gateway = %pay.gateway_url, "order management service listening");
         Ok(Self {
-            listener,
-            port,
+            server,
             router,
-            shutdown,
             tasks,
             producer,
             payments,
@@ -231,23 +222,23 @@ impl Application {
 
     /// The port the API listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The token that stops the instance when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.server.shutdown_token()
     }
 
     /// Serves until the shutdown token is cancelled, then stops the background tasks,
     /// lets payments in flight finish and flushes the producer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = platform::http::serve(self.listener, self.router, self.shutdown.clone()).await;
+        let served = self.server.serve(self.router).await;
         self.tasks.stop(Duration::from_secs(10)).await;
         self.payments.drain(Duration::from_secs(5)).await;
         self.producer.flush(Duration::from_secs(5));
         tracing::info!("order management service stopped");
-        served.context("HTTP server failed")
+        served
     }
 }
 
