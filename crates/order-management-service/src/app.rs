@@ -9,8 +9,9 @@ use crate::payment::breaker::{BreakerConfig, CircuitBreaker, State as BreakerSta
 use crate::payment::client::GatewayClient;
 use crate::payment::refunds::RefundWorker;
 use crate::payment::{refunds, worker, PaymentProcessor, ProcessorSettings};
-use crate::routes::{self, AppState};
+use crate::routes;
 use crate::settings::Settings;
+use crate::state::AppState;
 use anyhow::Context as _;
 use platform::actuator::{Actuator, ComponentHealth, FnIndicator, HealthIndicator};
 use platform::app::{Server, Tasks};
@@ -52,171 +53,27 @@ impl Application {
         let metrics =
             Metrics::new(crate::SERVICE_NAME, environment.as_str()).context("metrics registry")?;
         let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
-
-        let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
-        let db = Db::new(platform::db::pool(&settings.database, default_db));
-        db.register_metrics(&metrics, "order_db")
-            .context("pool metrics")?;
-        platform::db::migrate(db.pool(), &crate::MIGRATOR, Duration::from_secs(30)).await?;
-
-        let bootstrap = settings.kafka.bootstrap_servers.clone();
-        let producer =
-            Producer::new(&bootstrap, Duration::from_secs(10)).context("kafka producer")?;
-        let topics = &settings.consumer;
+        let db = open_database(&settings, &metrics).await?;
+        let producer = Producer::new(&settings.kafka.bootstrap_servers, Duration::from_secs(10))
+            .context("kafka producer")?;
         if settings.kafka.create_topics {
-            let specs = settings.kafka.replicated(
-                [
-                    TopicSpec::with_dlq(&topics.orders_created_topic),
-                    TopicSpec::with_dlq(&topics.payments_completed_topic),
-                    TopicSpec::with_dlq(&topics.orders_released_topic),
-                ]
-                .concat(),
-            );
-            kafka::ensure_topics_in_background(bootstrap.clone(), specs, shutdown.clone());
+            create_topics(&settings, &shutdown);
         }
-
-        let order_metrics = OrderMetrics::new(&metrics).context("order metrics")?;
-        let pay = &settings.payment;
-        let breaker = CircuitBreaker::new(
-            BREAKER_NAME,
-            BreakerConfig::payment_service(pay.breaker_open()),
-            &metrics,
-        )
-        .context("breaker metrics")?;
-        let client = GatewayClient::new(
-            &pay.gateway_url,
-            pay.timeout(),
-            pay.max_attempts,
-            pay.retry_backoff(),
-            breaker.clone(),
-        )?;
-        let relay = Relay::new(
-            Arc::new(PgOutboxStore::new(db.pool().clone(), OUTBOX)),
-            producer.clone(),
-            RelaySettings {
-                max_age: Duration::from_secs(topics.outbox_max_age_secs),
-                ..RelaySettings::new(OUTBOX_NAME)
-            },
-            &metrics,
-        )
-        .context("outbox metrics")?;
-        let processor_settings = ProcessorSettings {
-            payments_completed_topic: topics.payments_completed_topic.clone(),
-            orders_released_topic: topics.orders_released_topic.clone(),
-            payment_deadline: pay.deadline(),
-            claim_lease: pay.claim_lease(),
-            retry_base: pay.retry_interval(),
-            retry_max: pay.retry_max_delay(),
-            concurrency: usize::try_from(pay.concurrency).unwrap_or(32),
-        };
-        let payments = PaymentProcessor::new(
-            db.clone(),
-            client.clone(),
-            relay.clone(),
-            order_metrics.clone(),
-            processor_settings.clone(),
-        );
-
+        let payments = Payments::build(&settings, &db, &producer, &metrics)?;
         let mut tasks = Tasks::new(shutdown.clone());
-        tasks.spawn(relay.clone().run(shutdown.clone()));
-        tasks.spawn(worker::run(
-            payments.clone(),
-            db.clone(),
-            pay.retry_interval(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(refunds::run(
-            RefundWorker {
-                db: db.clone(),
-                client: client.clone(),
-                metrics: order_metrics.clone(),
-                settings: processor_settings,
-            },
-            pay.retry_interval(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(crate::cleanup::run(
-            db.clone(),
-            Duration::from_secs(topics.processed_events_retention_days * 24 * 3600),
-            shutdown.clone(),
-        ));
-        if topics.consumers_enabled {
-            let consumer_metrics = ConsumerMetrics::new(&metrics).context("consumer metrics")?;
-            let consumer = |topic: &str, fetch_wait_ms: u64| {
-                let mut c = ConsumerSettings::new(&bootstrap, &topics.group_id, &[topic]);
-                c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
-                c.max_attempts = topics.record_max_attempts;
-                c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
-                c.fetch_wait = Duration::from_millis(fetch_wait_ms);
-                c
-            };
-            let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {
-                db: db.clone(),
-                payments: payments.clone(),
-                metrics: order_metrics.clone(),
-                hand_off_grace: pay.claim_lease().max(Duration::from_secs(5)),
-            });
-            let completions: Arc<dyn Handler> =
-                Arc::new(PaymentCompletedHandler { db: db.clone() });
-            for (settings, handler) in [
-                (
-                    consumer(&topics.orders_created_topic, topics.fetch_wait_ms),
-                    orders,
-                ),
-                (
-                    consumer(
-                        &topics.payments_completed_topic,
-                        topics.payments_completed_fetch_wait_ms,
-                    ),
-                    completions,
-                ),
-            ] {
-                tasks.spawn(kafka::consume_until_shutdown(
-                    settings,
-                    handler,
-                    producer.clone(),
-                    consumer_metrics.clone(),
-                    shutdown.clone(),
-                ));
-            }
+        spawn_workers(&mut tasks, &settings, &db, &payments);
+        if settings.consumer.consumers_enabled {
+            spawn_consumers(&mut tasks, &settings, &db, &payments, &producer, &metrics)?;
         }
-
-        let indicators: Vec<Box<dyn HealthIndicator>> = vec![
-            Box::new(db.health_indicator()),
-            Box::new(producer.health_indicator(true)),
-            Box::new(client.health_indicator()),
-            Box::new(breaker_indicator(breaker)),
-        ];
-        let actuator = Actuator::new(
-            metrics.clone(),
-            shutdown.clone(),
-            Some(jwt.clone()),
-            indicators,
-        );
-        let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
-        let api = routes::router(AppState {
-            db,
-            jwt,
-            relay,
-            orders_released_topic: topics.orders_released_topic.clone(),
-            checkouts: platform::forward::Forwarder::new(
-                &settings.customer_service_url,
-                Duration::from_millis(settings.customer_service_timeout_ms),
-            )?,
-        })
-        .merge(crate::openapi::router());
-        let origins = platform::cors::AllowedOrigins::new(&settings.cors_allowed_origins)?;
-        let router = platform::app::router(api, &actuator, http_metrics).layer(
-            axum::middleware::from_fn_with_state(origins, platform::cors::cors),
-        );
+        let router = router(&settings, db, jwt, &payments, &producer, metrics, &shutdown)?;
         let server = Server::bind(&settings.common, crate::DEFAULT_PORT, shutdown).await?;
-        tracing::info!(port = server.port(), gateway = %pay.gateway_url, "order management service listening");
+        tracing::info!(port = server.port(), gateway = %settings.payment.gateway_url, "order management service listening");
         Ok(Self {
             server,
             router,
             tasks,
             producer,
-            payments,
+            payments: payments.processor,
         })
     }
 
@@ -240,6 +97,227 @@ impl Application {
         tracing::info!("order management service stopped");
         served
     }
+}
+
+/// Opens the `order_db` pool, with its metrics, and brings its schema up to date
+/// (waiting up to 30 s for PostgreSQL).
+async fn open_database(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Db> {
+    let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
+    let db = Db::new(platform::db::pool(&settings.database, default_db));
+    db.register_metrics(metrics, "order_db")
+        .context("pool metrics")?;
+    platform::db::migrate(db.pool(), &crate::MIGRATOR, Duration::from_secs(30)).await?;
+    Ok(db)
+}
+
+/// Creates the service's topics and their dead-letter topics in the background, so a
+/// broker that is not up yet does not hold back start-up.
+fn create_topics(settings: &Settings, shutdown: &CancellationToken) {
+    let topics = &settings.consumer;
+    let specs = settings.kafka.replicated(
+        [
+            TopicSpec::with_dlq(&topics.orders_created_topic),
+            TopicSpec::with_dlq(&topics.payments_completed_topic),
+            TopicSpec::with_dlq(&topics.orders_released_topic),
+        ]
+        .concat(),
+    );
+    kafka::ensure_topics_in_background(
+        settings.kafka.bootstrap_servers.clone(),
+        specs,
+        shutdown.clone(),
+    );
+}
+
+/// What paying for orders takes: the gateway client behind its breaker, the outbox
+/// relay that publishes the outcomes, and the processor that uses both.
+struct Payments {
+    breaker: CircuitBreaker,
+    client: GatewayClient,
+    relay: Relay,
+    metrics: OrderMetrics,
+    settings: ProcessorSettings,
+    processor: PaymentProcessor,
+}
+
+impl Payments {
+    fn build(
+        settings: &Settings,
+        db: &Db,
+        producer: &Producer,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        let order_metrics = OrderMetrics::new(metrics).context("order metrics")?;
+        let pay = &settings.payment;
+        let topics = &settings.consumer;
+        let breaker = CircuitBreaker::new(
+            BREAKER_NAME,
+            BreakerConfig::payment_service(pay.breaker_open()),
+            metrics,
+        )
+        .context("breaker metrics")?;
+        let client = GatewayClient::new(
+            &pay.gateway_url,
+            pay.timeout(),
+            pay.max_attempts,
+            pay.retry_backoff(),
+            breaker.clone(),
+        )?;
+        let relay = Relay::new(
+            Arc::new(PgOutboxStore::new(db.pool().clone(), OUTBOX)),
+            producer.clone(),
+            RelaySettings {
+                max_age: Duration::from_secs(topics.outbox_max_age_secs),
+                ..RelaySettings::new(OUTBOX_NAME)
+            },
+            metrics,
+        )
+        .context("outbox metrics")?;
+        let processor_settings = ProcessorSettings {
+            payments_completed_topic: topics.payments_completed_topic.clone(),
+            orders_released_topic: topics.orders_released_topic.clone(),
+            payment_deadline: pay.deadline(),
+            claim_lease: pay.claim_lease(),
+            retry_base: pay.retry_interval(),
+            retry_max: pay.retry_max_delay(),
+            concurrency: usize::try_from(pay.concurrency).unwrap_or(32),
+        };
+        let processor = PaymentProcessor::new(
+            db.clone(),
+            client.clone(),
+            relay.clone(),
+            order_metrics.clone(),
+            processor_settings.clone(),
+        );
+        Ok(Self {
+            breaker,
+            client,
+            relay,
+            metrics: order_metrics,
+            settings: processor_settings,
+            processor,
+        })
+    }
+}
+
+/// The outbox relay, the payment retry and refund workers, and the processed-events
+/// cleanup.
+fn spawn_workers(tasks: &mut Tasks, settings: &Settings, db: &Db, payments: &Payments) {
+    let shutdown = tasks.shutdown().clone();
+    let retry_interval = settings.payment.retry_interval();
+    tasks.spawn(payments.relay.clone().run(shutdown.clone()));
+    tasks.spawn(worker::run(
+        payments.processor.clone(),
+        db.clone(),
+        retry_interval,
+        shutdown.clone(),
+    ));
+    tasks.spawn(refunds::run(
+        RefundWorker {
+            db: db.clone(),
+            client: payments.client.clone(),
+            metrics: payments.metrics.clone(),
+            settings: payments.settings.clone(),
+        },
+        retry_interval,
+        shutdown.clone(),
+    ));
+    let retention_days = settings.consumer.processed_events_retention_days;
+    tasks.spawn(crate::cleanup::run(
+        db.clone(),
+        Duration::from_secs(retention_days * 24 * 3600),
+        shutdown,
+    ));
+}
+
+/// The `orders.created` and `payments.completed` consumers of the group.
+fn spawn_consumers(
+    tasks: &mut Tasks,
+    settings: &Settings,
+    db: &Db,
+    payments: &Payments,
+    producer: &Producer,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let topics = &settings.consumer;
+    let shutdown = tasks.shutdown().clone();
+    let consumer_metrics = ConsumerMetrics::new(metrics).context("consumer metrics")?;
+    let consumer = |topic: &str, fetch_wait_ms: u64| {
+        let mut c = ConsumerSettings::new(
+            &settings.kafka.bootstrap_servers,
+            &topics.group_id,
+            &[topic],
+        );
+        c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
+        c.max_attempts = topics.record_max_attempts;
+        c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
+        c.fetch_wait = Duration::from_millis(fetch_wait_ms);
+        c
+    };
+    let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {
+        db: db.clone(),
+        payments: payments.processor.clone(),
+        metrics: payments.metrics.clone(),
+        hand_off_grace: settings.payment.claim_lease().max(Duration::from_secs(5)),
+    });
+    let completions: Arc<dyn Handler> = Arc::new(PaymentCompletedHandler { db: db.clone() });
+    for (consumer_settings, handler) in [
+        (
+            consumer(&topics.orders_created_topic, topics.fetch_wait_ms),
+            orders,
+        ),
+        (
+            consumer(
+                &topics.payments_completed_topic,
+                topics.payments_completed_fetch_wait_ms,
+            ),
+            completions,
+        ),
+    ] {
+        tasks.spawn(kafka::consume_until_shutdown(
+            consumer_settings,
+            handler,
+            producer.clone(),
+            consumer_metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    Ok(())
+}
+
+/// The API, its OpenAPI document and the actuator, in the platform's frame, behind CORS.
+fn router(
+    settings: &Settings,
+    db: Db,
+    jwt: JwtKeys,
+    payments: &Payments,
+    producer: &Producer,
+    metrics: Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<axum::Router> {
+    let indicators: Vec<Box<dyn HealthIndicator>> = vec![
+        Box::new(db.health_indicator()),
+        Box::new(producer.health_indicator(true)),
+        Box::new(payments.client.health_indicator()),
+        Box::new(breaker_indicator(payments.breaker.clone())),
+    ];
+    let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
+    let actuator = Actuator::new(metrics, shutdown.clone(), Some(jwt.clone()), indicators);
+    let api = routes::router(AppState {
+        db,
+        jwt,
+        relay: payments.relay.clone(),
+        orders_released_topic: settings.consumer.orders_released_topic.clone(),
+        checkouts: platform::forward::Forwarder::new(
+            &settings.customer_service_url,
+            Duration::from_millis(settings.customer_service_timeout_ms),
+        )?,
+    })
+    .merge(crate::openapi::router());
+    let origins = platform::cors::AllowedOrigins::new(&settings.cors_allowed_origins)?;
+    Ok(platform::app::router(api, &actuator, http_metrics).layer(
+        axum::middleware::from_fn_with_state(origins, platform::cors::cors),
+    ))
 }
 
 /// The `circuitBreakers` health component: DOWN while the breaker is open (it does not

@@ -5,8 +5,6 @@ use axum::Router;
 use platform::openapi::{link, link_body, parameter_schema, StandardResponses};
 use utoipa::OpenApi;
 
-pub use platform::Problem as ProblemDetails;
-
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -84,9 +82,7 @@ impl utoipa::Modify for Contract {
 
 /// The document as pretty JSON, as committed.
 pub fn document() -> String {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().unwrap_or_default()
+    platform::openapi::document::<ApiDoc>(env!("CARGO_PKG_VERSION"))
 }
 
 /// `GET /v3/api-docs`.

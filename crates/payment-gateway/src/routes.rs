@@ -298,10 +298,10 @@ fn answer<T: serde::Serialize>(body: T, replayed: bool) -> Response {
     responses(
         (status = 201, description = "Charged now (SUCCEEDED or DECLINED)", body = Payment),
         (status = 200, description = "Replay of the charge made earlier with this key (header Idempotent-Replayed: true)", body = Payment),
-        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Key reused for a different request", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing charged", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Missing key or invalid body", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Key reused for a different request", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing charged", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_payment(
@@ -373,8 +373,8 @@ pub async fn create_payment(
     params(("id" = Uuid, Path, description = "Charge id")),
     responses(
         (status = 200, body = LedgerEntry),
-        (status = 404, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_payment(
@@ -406,8 +406,8 @@ pub struct LedgerQuery {
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<LedgerEntry>),
-        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_payments(
@@ -427,10 +427,10 @@ pub async fn list_payments(
     responses(
         (status = 201, description = "Refunded now (REFUNDED, or NOTHING_CHARGED for a declined or never-charged key, which is now voided)", body = Refund),
         (status = 200, description = "Replay of the refund made earlier with this key (header Idempotent-Replayed: true)", body = Refund),
-        (status = 400, description = "Missing key or invalid body", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "More than what is left to refund, or the key was used for a different refund", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing refunded", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Missing key or invalid body", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "More than what is left to refund, or the key was used for a different refund", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Injected fault (errorStatus knob) or ledger unavailable; nothing refunded", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_refund(
@@ -467,8 +467,8 @@ pub async fn create_refund(
     params(("id" = Uuid, Path, description = "Refund id")),
     responses(
         (status = 200, body = RefundLine),
-        (status = 404, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_refund(
@@ -491,8 +491,8 @@ pub async fn get_refund(
     params(LedgerQuery),
     responses(
         (status = 200, body = Vec<RefundLine>),
-        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Ledger unavailable", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ledger unavailable", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_refunds(
@@ -506,7 +506,7 @@ pub async fn list_refunds(
 /// The fault knobs now.
 #[utoipa::path(get, path = "/admin/faults", tag = "admin", operation_id = "getFaults",
     responses((status = 200, body = Faults),
-        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn get_faults(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -521,9 +521,9 @@ pub async fn get_faults(
     request_body = FaultsUpdate,
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),
-        (status = 400, body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, body = platform::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_faults(
