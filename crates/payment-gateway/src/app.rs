@@ -2,8 +2,10 @@
 //! listener and serves until stopped.
 
 use crate::faults::FaultSwitch;
-use crate::routes::{self, AppState, GatewayMetrics};
+use crate::metrics::GatewayMetrics;
+use crate::routes;
 use crate::settings::Settings;
+use crate::state::AppState;
 use anyhow::Context as _;
 use platform::actuator::{Actuator, HealthIndicator};
 use platform::app::Server;

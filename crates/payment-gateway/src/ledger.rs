@@ -56,16 +56,16 @@ impl ChargeStatus {
 pub struct ChargeRequest {
     /// The merchant's order id.
     pub order_id: Uuid,
-    #[schema(schema_with = crate::routes::schema::order_number)]
+    #[schema(schema_with = crate::rules::schema::order_number)]
     pub order_number: Option<String>,
     /// Amount to charge, greater than zero, at most two decimals.
-    #[schema(schema_with = crate::routes::schema::amount)]
+    #[schema(schema_with = crate::rules::schema::amount)]
     #[serde(with = "rust_decimal::serde::float")]
     pub amount: Decimal,
     /// ISO currency code; `USD` when absent.
-    #[schema(schema_with = crate::routes::schema::currency)]
+    #[schema(schema_with = crate::rules::schema::currency)]
     pub currency: Option<String>,
-    #[schema(schema_with = crate::routes::schema::customer_email)]
+    #[schema(schema_with = crate::rules::schema::customer_email)]
     pub customer_email: Option<String>,
 }
 

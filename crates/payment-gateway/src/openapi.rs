@@ -13,14 +13,14 @@ use utoipa::OpenApi;
         description = "Payment gateway stub: idempotent charges and refunds, a durable ledger and fault knobs."
     ),
     paths(
-        crate::routes::create_payment,
-        crate::routes::get_payment,
-        crate::routes::list_payments,
-        crate::routes::create_refund,
-        crate::routes::list_refunds,
-        crate::routes::get_refund,
-        crate::routes::get_faults,
-        crate::routes::put_faults,
+        crate::routes::payments::create_payment,
+        crate::routes::payments::get_payment,
+        crate::routes::payments::list_payments,
+        crate::routes::refunds::create_refund,
+        crate::routes::refunds::list_refunds,
+        crate::routes::refunds::get_refund,
+        crate::routes::admin::get_faults,
+        crate::routes::admin::put_faults,
     ),
     components(schemas(platform::Problem)),
     modifiers(&Contract)

@@ -51,15 +51,15 @@ impl RefundStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RefundRequest {
     /// The `Idempotency-Key` the charge was requested with.
-    #[schema(schema_with = crate::routes::schema::payment_key)]
+    #[schema(schema_with = crate::rules::schema::payment_key)]
     pub payment_key: String,
     /// Amount to give back, greater than zero, at most two decimals; all that is left to
     /// refund when absent.
-    #[schema(schema_with = crate::routes::schema::amount_or_null)]
+    #[schema(schema_with = crate::rules::schema::amount_or_null)]
     #[serde(default, with = "rust_decimal::serde::float_option")]
     pub amount: Option<Decimal>,
     /// Why the refund was asked for.
-    #[schema(schema_with = crate::routes::schema::reason)]
+    #[schema(schema_with = crate::rules::schema::reason)]
     pub reason: Option<String>,
 }
 
