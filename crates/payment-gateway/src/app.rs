@@ -46,7 +46,7 @@ impl Application {
         let gateway_metrics = GatewayMetrics::new(&metrics).context("gateway metrics")?;
         let charges = {
             let mut conn = db.acquire().await.context("ledger connection")?;
-            crate::ledger::count(&mut conn)
+            crate::db::ledger::count(&mut conn)
                 .await
                 .context("counting the ledger")?
         };

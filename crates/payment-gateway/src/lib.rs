@@ -5,6 +5,7 @@
 //! - [`ledger`]: charges in `payment_gateway_db`; one per `Idempotency-Key`, ever,
 //!   across concurrent requests and restarts.
 //! - [`refunds`]: refunds of those charges, and voiding keys never charged (ADR 0007).
+//! - [`db`]: the SQL of both, one function a statement.
 //! - [`faults`]: success rate, latency, error status and hang, switchable at run time.
 //! - [`routes`]: `/api/v1/payments`, `/api/v1/refunds` and `/admin/faults`; [`state`]:
 //!   what their handlers share; [`rules`]: what a request's fields may hold.
@@ -14,6 +15,7 @@
 //! - [`testing`]: a gateway with a fresh database for other crates' integration tests.
 
 pub mod app;
+pub mod db;
 pub mod error;
 pub mod faults;
 pub mod ledger;
