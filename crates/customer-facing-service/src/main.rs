@@ -1,16 +1,15 @@
 //! The customer-facing service binary: settings in, [`Application`] out.
 
-use customer_facing_service::{Application, Settings};
-use std::process::ExitCode;
+use customer_facing_service::{Application, Settings, SERVICE_NAME};
+use platform::app::{service_main, Service};
 
-fn main() -> ExitCode {
-    platform::app::main::<Settings, _, _>("CUSTOMER_SERVICE", |settings| async move {
-        platform::telemetry::init(
-            customer_facing_service::SERVICE_NAME,
-            &settings.common.log_level,
-        )?;
-        let application = Application::build(settings).await?;
-        platform::shutdown::cancel_on_signal(application.shutdown_token());
-        application.run_until_stopped().await
+fn main() -> std::process::ExitCode {
+    service_main(Service {
+        env_prefix: "CUSTOMER_SERVICE",
+        name: SERVICE_NAME,
+        log_level: |settings: &Settings| settings.common.log_level.as_str(),
+        build: Application::build,
+        shutdown_token: Application::shutdown_token,
+        run_until_stopped: Application::run_until_stopped,
     })
 }

@@ -363,170 +363,239 @@ pub async fn replay(
     out: &Output,
 ) -> anyhow::Result<ReplaySummary> {
     let consumer = Arc::new(client(bootstrap, Some(&args.group))?);
-    let topic = args.topic.clone();
-    let group = args.group.clone();
-    let (records, mut cursors, ends) = {
-        let consumer = consumer.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let parts = partitions(&consumer, &topic)?;
-            let mut tpl = TopicPartitionList::new();
-            for (partition, _, _) in &parts {
-                tpl.add_partition(&topic, *partition);
-            }
-            let committed = consumer
-                .committed_offsets(tpl, TIMEOUT)
-                .context("cannot read the replay group's committed offsets")?;
-            let logged = read_replay_log(&consumer, &group, &topic)?;
-            let mut cursors = BTreeMap::new();
-            let mut starts = Vec::new();
-            let mut ends = BTreeMap::new();
-            for &(partition, low, high) in &parts {
-                let offset = committed
-                    .find_partition(&topic, partition)
-                    .map_or(Offset::Invalid, |e| e.offset());
-                let cursor = Cursor::from_commit(
-                    offset,
-                    low,
-                    logged.get(&partition).unwrap_or(&BTreeSet::new()),
-                );
-                starts.push((partition, cursor.next, high));
-                cursors.insert(partition, cursor);
-                ends.insert(partition, high);
-            }
-            let records = read_range(&consumer, &topic, &starts, None)?;
-            Ok((records, cursors, ends))
-        })
-        .await??
-    };
+    let pending = read_pending(consumer.clone(), args).await?;
     let producer = Producer::new(bootstrap, Duration::from_secs(30))
         .context("cannot create the Kafka producer")?;
-    let mut log_ready = false;
+    let mut read_offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &pending.records {
+        read_offsets.entry(r.partition).or_default().push(r.offset);
+    }
+    let mut replayer = Replayer {
+        bootstrap,
+        args,
+        consumer,
+        producer,
+        cursors: pending.cursors,
+        ends: pending.ends,
+        read_offsets,
+        log_ready: false,
+    };
     let mut summary = ReplaySummary {
         topic: args.topic.clone(),
         dry_run: args.dry_run,
         ..ReplaySummary::default()
     };
-    let mut read_offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-    for r in &records {
-        read_offsets.entry(r.partition).or_default().push(r.offset);
-    }
-    let bar = out.progress(records.len() as u64, "replaying");
-    for record in &records {
+    let bar = out.progress(pending.records.len() as u64, "replaying");
+    for record in &pending.records {
         bar.inc(1);
-        let Some(cursor) = cursors.get_mut(&record.partition) else {
-            continue;
+        replayer.replay_record(record, &mut summary).await?;
+    }
+    bar.finish_and_clear();
+    replayer.producer.flush(Duration::from_secs(5));
+    Ok(summary)
+}
+
+/// The records of a replay's topic from where the group left off, with the cursor and
+/// end offset of each partition.
+struct Pending {
+    records: Vec<DeadLetter>,
+    cursors: BTreeMap<i32, Cursor>,
+    ends: BTreeMap<i32, i64>,
+}
+
+/// Reads the group's committed offsets and replay log, then the records from there on.
+async fn read_pending(consumer: Arc<BaseConsumer>, args: &ReplayArgs) -> anyhow::Result<Pending> {
+    let topic = args.topic.clone();
+    let group = args.group.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let parts = partitions(&consumer, &topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for (partition, _, _) in &parts {
+            tpl.add_partition(&topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, TIMEOUT)
+            .context("cannot read the replay group's committed offsets")?;
+        let logged = read_replay_log(&consumer, &group, &topic)?;
+        let mut cursors = BTreeMap::new();
+        let mut starts = Vec::new();
+        let mut ends = BTreeMap::new();
+        for &(partition, low, high) in &parts {
+            let offset = committed
+                .find_partition(&topic, partition)
+                .map_or(Offset::Invalid, |e| e.offset());
+            let cursor = Cursor::from_commit(
+                offset,
+                low,
+                logged.get(&partition).unwrap_or(&BTreeSet::new()),
+            );
+            starts.push((partition, cursor.next, high));
+            cursors.insert(partition, cursor);
+            ends.insert(partition, high);
+        }
+        let records = read_range(&consumer, &topic, &starts, None)?;
+        Ok(Pending {
+            records,
+            cursors,
+            ends,
+        })
+    })
+    .await?
+}
+
+/// Where a dead letter goes back to, or why it cannot.
+fn replay_target<'r>(record: &'r DeadLetter, dlq: &str) -> Result<&'r str, String> {
+    match record.original_topic.as_deref() {
+        Some(t) if t != dlq => Ok(t),
+        Some(_) => Err("the record names its own DLQ as original topic".into()),
+        None => Err(format!("no {DLQ_ORIGINAL_TOPIC} header")),
+    }
+}
+
+/// One replay run: what it publishes with, and how far each partition has got.
+struct Replayer<'a> {
+    bootstrap: &'a str,
+    args: &'a ReplayArgs,
+    consumer: Arc<BaseConsumer>,
+    producer: Producer,
+    cursors: BTreeMap<i32, Cursor>,
+    ends: BTreeMap<i32, i64>,
+    /// Per partition, the offsets read, in order.
+    read_offsets: BTreeMap<i32, Vec<i64>>,
+    /// Whether the replay log topic is known to exist.
+    log_ready: bool,
+}
+
+impl Replayer<'_> {
+    /// Replays (or, dry, describes) one record and adds it to `summary`.
+    async fn replay_record(
+        &mut self,
+        record: &DeadLetter,
+        summary: &mut ReplaySummary,
+    ) -> anyhow::Result<()> {
+        let Some(cursor) = self.cursors.get(&record.partition) else {
+            return Ok(());
         };
         // Below the cursor means replayed earlier: the cursor only passes replayed records.
         if record.offset < cursor.next || cursor.done.contains(&record.offset) {
             summary.already_replayed += 1;
-            continue;
+            return Ok(());
         }
-        let mut line = ReplayedRecord {
+        let (action, detail) = if !self.args.filter.iter().all(|f| f.matches(record)) {
+            (Action::SkippedByFilter, None)
+        } else {
+            match replay_target(record, &self.args.topic) {
+                Err(why) => (Action::Failed, Some(why)),
+                Ok(target) if self.args.dry_run => (Action::WouldReplay, Some(target.to_owned())),
+                Ok(target) => match self.publish(record, target).await? {
+                    Ok(written) => (Action::Replayed, Some(written)),
+                    Err(why) => (Action::Failed, Some(why)),
+                },
+            }
+        };
+        match action {
+            Action::Replayed => summary.replayed += 1,
+            Action::WouldReplay => summary.would_replay += 1,
+            Action::SkippedByFilter => summary.skipped_by_filter += 1,
+            Action::Failed => summary.failed += 1,
+        }
+        summary.records.push(ReplayedRecord {
             partition: record.partition,
             offset: record.offset,
             key: record.key.clone(),
             original_topic: record.original_topic.clone(),
-            action: Action::SkippedByFilter,
-            detail: None,
-        };
-        if !args.filter.iter().all(|f| f.matches(record)) {
-            summary.skipped_by_filter += 1;
-            summary.records.push(line);
-            continue;
-        }
-        let target = match record.original_topic.as_deref() {
-            Some(t) if t != args.topic => t,
-            Some(_) => {
-                line.action = Action::Failed;
-                line.detail = Some("the record names its own DLQ as original topic".into());
-                summary.failed += 1;
-                summary.records.push(line);
-                continue;
-            }
-            None => {
-                line.action = Action::Failed;
-                line.detail = Some(format!("no {DLQ_ORIGINAL_TOPIC} header"));
-                summary.failed += 1;
-                summary.records.push(line);
-                continue;
-            }
-        };
-        if args.dry_run {
-            line.action = Action::WouldReplay;
-            line.detail = Some(target.to_owned());
-            summary.would_replay += 1;
-            summary.records.push(line);
-            continue;
-        }
+            action,
+            detail,
+        });
+        Ok(())
+    }
+
+    /// Re-publishes `record` to `target`, then records the progress: the cursor moves,
+    /// a replay ahead of a waiting record goes to the log, and the group commits.
+    /// Returns where it was written, or why the broker refused it; an error when the
+    /// progress could not be recorded.
+    async fn publish(
+        &mut self,
+        record: &DeadLetter,
+        target: &str,
+    ) -> anyhow::Result<Result<String, String>> {
         let payload = record.payload.as_deref().unwrap_or_default().as_bytes();
-        match producer
+        let sent = self
+            .producer
             .send(
                 target,
                 record.key.as_deref(),
                 payload,
                 &record.replay_headers(),
             )
-            .await
-        {
-            Ok((partition, offset)) => {
-                cursor.done.insert(record.offset);
-                let pending = read_offsets
-                    .get(&record.partition)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                let end = ends
-                    .get(&record.partition)
-                    .copied()
-                    .unwrap_or(record.offset + 1);
-                cursor.advance(pending, end);
-                if cursor.next <= record.offset {
-                    // Replayed ahead of a record still waiting: the offset cannot say so.
-                    if !log_ready {
-                        platform::kafka::ensure_topics(
-                            bootstrap,
-                            &[platform::kafka::TopicSpec::dead_letters(REPLAY_LOG_TOPIC)],
-                        )
-                        .await
-                        .context("cannot create the replay log topic")?;
-                        log_ready = true;
-                    }
-                    let key = log_key(&args.group, &args.topic, record.partition, record.offset);
-                    let entry = serde_json::json!({
-                        "replayedTo": format!("{target}/{partition}@{offset}"),
-                        "replayedAt": chrono::Utc::now().to_rfc3339(),
-                    });
-                    producer
-                        .send(
-                            REPLAY_LOG_TOPIC,
-                            Some(&key),
-                            entry.to_string().as_bytes(),
-                            &[],
-                        )
-                        .await
-                        .context("cannot record the replay in the replay log")?;
-                }
-                let (consumer, topic, p, c) = (
-                    consumer.clone(),
-                    args.topic.clone(),
-                    record.partition,
-                    cursor.clone(),
-                );
-                tokio::task::spawn_blocking(move || commit(&consumer, &topic, p, &c)).await??;
-                line.action = Action::Replayed;
-                line.detail = Some(format!("{target}/{partition}@{offset}"));
-                summary.replayed += 1;
-            }
-            Err(e) => {
-                line.action = Action::Failed;
-                line.detail = Some(e.to_string());
-                summary.failed += 1;
-            }
+            .await;
+        let (partition, offset) = match sent {
+            Ok(written) => written,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let written = format!("{target}/{partition}@{offset}");
+        let Some(cursor) = self.cursors.get_mut(&record.partition) else {
+            return Ok(Ok(written));
+        };
+        cursor.done.insert(record.offset);
+        let pending = self
+            .read_offsets
+            .get(&record.partition)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let end = self
+            .ends
+            .get(&record.partition)
+            .copied()
+            .unwrap_or(record.offset + 1);
+        cursor.advance(pending, end);
+        let cursor = cursor.clone();
+        if cursor.next <= record.offset {
+            // Replayed ahead of a record still waiting: the offset cannot say so.
+            self.log_out_of_order(record, &written).await?;
         }
-        summary.records.push(line);
+        let (consumer, topic, p) = (
+            self.consumer.clone(),
+            self.args.topic.clone(),
+            record.partition,
+        );
+        tokio::task::spawn_blocking(move || commit(&consumer, &topic, p, &cursor)).await??;
+        Ok(Ok(written))
     }
-    bar.finish_and_clear();
-    producer.flush(Duration::from_secs(5));
-    Ok(summary)
+
+    /// Writes a record replayed out of order to the replay log, creating the log topic
+    /// on first use.
+    async fn log_out_of_order(&mut self, record: &DeadLetter, written: &str) -> anyhow::Result<()> {
+        if !self.log_ready {
+            platform::kafka::ensure_topics(
+                self.bootstrap,
+                &[platform::kafka::TopicSpec::dead_letters(REPLAY_LOG_TOPIC)],
+            )
+            .await
+            .context("cannot create the replay log topic")?;
+            self.log_ready = true;
+        }
+        let key = log_key(
+            &self.args.group,
+            &self.args.topic,
+            record.partition,
+            record.offset,
+        );
+        let entry = serde_json::json!({
+            "replayedTo": written,
+            "replayedAt": chrono::Utc::now().to_rfc3339(),
+        });
+        self.producer
+            .send(
+                REPLAY_LOG_TOPIC,
+                Some(&key),
+                entry.to_string().as_bytes(),
+                &[],
+            )
+            .await
+            .context("cannot record the replay in the replay log")?;
+        Ok(())
+    }
 }
 
 /// Runs `opsctl dlq ...`.

@@ -10,7 +10,6 @@ use crate::cli::{GroupCommand, KafkaCommand, Settings};
 use crate::output::{self, Output};
 use crate::Outcome;
 use anyhow::Context as _;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -57,16 +56,14 @@ pub struct GroupLag {
     pub total_lag: i64,
 }
 
-/// A read-only consumer client; `group` set when offsets of a group are read.
+/// A read-only consumer client, on the services' client settings; `group` set when
+/// offsets of a group are read.
 pub fn client(bootstrap: &str, group: Option<&str>) -> anyhow::Result<BaseConsumer> {
-    let mut config = ClientConfig::new();
+    let mut config = platform::kafka::client_config(bootstrap);
     config
-        .set("bootstrap.servers", bootstrap)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("socket.timeout.ms", "5000")
-        .set("log_level", "3");
+        .set("auto.offset.reset", "earliest");
     if let Some(group) = group {
         config.set("group.id", group);
     }

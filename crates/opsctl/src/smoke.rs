@@ -133,6 +133,20 @@ fn field<'v>(value: &'v Value, name: &str) -> anyhow::Result<&'v str> {
         .with_context(|| format!("no {name} in {value}"))
 }
 
+/// Runs one step of the journey `$j`: times it, names it in the error, and prints that
+/// it passed. A macro, not a method: the step's body borrows the journey to call, and
+/// recording the step borrows it to write.
+macro_rules! step {
+    ($j:ident, $name:expr, $body:expr) => {{
+        let started = Instant::now();
+        let result = async { $body }
+            .await
+            .with_context(|| format!("step '{}'", $name))?;
+        $j.passed($name, started);
+        result
+    }};
+}
+
 /// Runs the journey; the error names the step that failed.
 pub async fn smoke(
     customer: &str,
@@ -157,17 +171,27 @@ pub async fn smoke(
             j.correlation
         );
     }
-    macro_rules! step {
-        ($name:expr, $body:expr) => {{
-            let started = Instant::now();
-            let result = async { $body }
-                .await
-                .with_context(|| format!("step '{}'", $name))?;
-            j.passed($name, started);
-            result
-        }};
-    }
-    step!("customer-facing-service ready", {
+    wait_until_ready(&mut j, customer, order).await?;
+    let bearer = format!(
+        "Bearer {}",
+        log_in(&mut j, customer, username, password).await?
+    );
+    let product_id = create_product(&mut j, customer, &bearer, run_id).await?;
+    let session = fill_cart(&mut j, customer, &product_id, run_id).await?;
+    let order_number = check_out(&mut j, customer, &session, run_id).await?;
+    wait_until_paid(&mut j, order, &order_number, timeout).await?;
+    Ok(SmokeReport {
+        customer_base: customer.to_owned(),
+        order_base: order.to_owned(),
+        correlation_id: j.correlation,
+        order_number,
+        steps: j.steps,
+    })
+}
+
+/// Both services answer their readiness probe.
+async fn wait_until_ready(j: &mut Journey<'_>, customer: &str, order: &str) -> anyhow::Result<()> {
+    step!(j, "customer-facing-service ready", {
         j.expect(
             Method::GET,
             &format!("{customer}/actuator/health/readiness"),
@@ -177,7 +201,7 @@ pub async fn smoke(
         )
         .await
     });
-    step!("order-management-service ready", {
+    step!(j, "order-management-service ready", {
         j.expect(
             Method::GET,
             &format!("{order}/actuator/health/readiness"),
@@ -187,7 +211,17 @@ pub async fn smoke(
         )
         .await
     });
-    let token = step!("manager login", {
+    Ok(())
+}
+
+/// The manager's access token.
+async fn log_in(
+    j: &mut Journey<'_>,
+    customer: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    Ok(step!(j, "manager login", {
         let body = json!({"username": username, "password": password});
         let (v, _) = j
             .expect(
@@ -199,10 +233,19 @@ pub async fn smoke(
             )
             .await?;
         field(&v, "accessToken").map(str::to_owned)
-    });
-    let bearer = format!("Bearer {token}");
-    let auth = [("Authorization", bearer.as_str())];
-    let category_id = step!("create category", {
+    }))
+}
+
+/// A category and a product of this run, as a manager; the product's id once the
+/// catalogue shows it.
+async fn create_product(
+    j: &mut Journey<'_>,
+    customer: &str,
+    bearer: &str,
+    run_id: uuid::Uuid,
+) -> anyhow::Result<String> {
+    let auth = [("Authorization", bearer)];
+    let category_id = step!(j, "create category", {
         let body = json!({"name": format!("Smoke {run_id}"), "description": "opsctl smoke"});
         let (v, _) = j
             .expect(
@@ -216,7 +259,7 @@ pub async fn smoke(
         field(&v, "id").map(str::to_owned)
     });
     let sku = format!("SMOKE-{}", &run_id.simple().to_string()[..12]).to_ascii_uppercase();
-    let product_id = step!("create product", {
+    let product_id = step!(j, "create product", {
         let body = json!({"sku": sku, "name": "Smoke widget", "description": "smoke", "price": 49.99,
                           "inventoryQuantity": 10, "categoryId": category_id});
         let (v, _) = j
@@ -230,7 +273,7 @@ pub async fn smoke(
             .await?;
         field(&v, "id").map(str::to_owned)
     });
-    step!("product visible in the catalogue", {
+    step!(j, "product visible in the catalogue", {
         let (v, _) = j
             .expect(
                 Method::GET,
@@ -243,8 +286,18 @@ pub async fn smoke(
         anyhow::ensure!(field(&v, "sku")? == sku, "wrong product returned: {v}");
         anyhow::Ok(())
     });
+    Ok(product_id)
+}
+
+/// A cart of this run holding two of the product; its session id.
+async fn fill_cart(
+    j: &mut Journey<'_>,
+    customer: &str,
+    product_id: &str,
+    run_id: uuid::Uuid,
+) -> anyhow::Result<String> {
     let session = format!("smoke-session-{run_id}");
-    step!("add to cart", {
+    step!(j, "add to cart", {
         let body = json!({"productId": product_id, "quantity": 2});
         let (v, _) = j
             .expect(
@@ -259,12 +312,23 @@ pub async fn smoke(
         anyhow::ensure!(lines == 1, "cart has no line: {v}");
         anyhow::Ok(())
     });
+    Ok(session)
+}
+
+/// Checks the cart out, then again with the same key, which must answer the same;
+/// the order number.
+async fn check_out(
+    j: &mut Journey<'_>,
+    customer: &str,
+    session: &str,
+    run_id: uuid::Uuid,
+) -> anyhow::Result<String> {
     let checkout = json!({"sessionId": session, "customerInfo": {"name": "Ada Lovelace", "email": "ada@example.com",
         "phone": "+442071234567", "shippingAddress": {"street": "12 St James Square", "city": "London",
         "state": "LDN", "postalCode": "SW1Y 4JH", "country": "GBR"}}});
     let key = format!("smoke-{run_id}");
     let idempotency = [("Idempotency-Key", key.as_str())];
-    let (order_number, first) = step!("checkout", {
+    let (order_number, first) = step!(j, "checkout", {
         let (v, text) = j
             .expect(
                 Method::POST,
@@ -276,7 +340,7 @@ pub async fn smoke(
             .await?;
         anyhow::Ok((field(&v, "orderNumber")?.to_owned(), text))
     });
-    step!("checkout replay returns the same response", {
+    step!(j, "checkout replay returns the same response", {
         let (_, text) = j
             .expect(
                 Method::POST,
@@ -289,8 +353,19 @@ pub async fn smoke(
         anyhow::ensure!(text == first, "replay differs: {text}");
         anyhow::Ok(())
     });
+    Ok(order_number)
+}
+
+/// Polls the order service until the order is PAID; fails when it FAILED or
+/// `timeout` passed.
+async fn wait_until_paid(
+    j: &mut Journey<'_>,
+    order: &str,
+    order_number: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let name = format!("order {order_number} PAID");
-    step!(name.as_str(), {
+    step!(j, name.as_str(), {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("none");
         loop {
@@ -325,13 +400,7 @@ pub async fn smoke(
         }
         anyhow::Ok(())
     });
-    Ok(SmokeReport {
-        customer_base: customer.to_owned(),
-        order_base: order.to_owned(),
-        correlation_id: j.correlation,
-        order_number,
-        steps: j.steps,
-    })
+    Ok(())
 }
 
 /// Runs `opsctl smoke`.

@@ -9,7 +9,7 @@
 //! - [`outgoing`]: the events written to the outbox (`payments.completed`,
 //!   `orders.released`) and their headers.
 //! - [`db`]: the SQL, next to the code that needs it, and the outbox store.
-//! - [`routes`]: the order API under `/api/v1/orders`.
+//! - [`routes`]: the order API under `/api/v1/orders`; [`state`]: what its handlers share.
 //! - [`cleanup`]: the job that deletes processed-event rows past their retention.
 //! - [`app`]: [`Application`], which wires it all and runs the background tasks.
 
@@ -25,6 +25,7 @@ pub mod outgoing;
 pub mod payment;
 pub mod routes;
 pub mod settings;
+pub mod state;
 
 pub use app::Application;
 pub use settings::Settings;

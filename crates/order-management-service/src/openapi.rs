@@ -5,8 +5,6 @@
 use axum::Router;
 use utoipa::OpenApi;
 
-pub use platform::Problem as ProblemDetails;
-
 use platform::openapi::{
     empty_means_default, link, parameter_schema, BearerAuth, StandardResponses,
 };
@@ -81,9 +79,7 @@ impl utoipa::Modify for Contract {
 
 /// The document as pretty JSON, as committed.
 pub fn document() -> String {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().unwrap_or_default()
+    platform::openapi::document::<ApiDoc>(env!("CARGO_PKG_VERSION"))
 }
 
 /// `GET /v3/api-docs`.

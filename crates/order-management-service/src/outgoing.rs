@@ -22,19 +22,36 @@ pub const ORDER_RELEASED_EVENT_TYPE: &str = "OrderReleasedEvent";
 /// How long the relay loop leaves a fresh outbox row to the immediate publish.
 pub const HANDOFF_LEASE: Duration = Duration::from_secs(15);
 
+/// What tells one outgoing event from another on the wire, besides its payload.
+struct Kind {
+    /// The outbox row's `event_type` column.
+    row_type: &'static str,
+    /// Spring's `__TypeId__`.
+    type_id: &'static str,
+    /// The `eventType` header, as in the payload.
+    event_type: &'static str,
+}
+
+const PAYMENT_COMPLETED: Kind = Kind {
+    row_type: PAYMENT_COMPLETED_EVENT_TYPE,
+    type_id: events::PAYMENT_COMPLETED_TYPE_ID,
+    event_type: events::PAYMENT_COMPLETED,
+};
+
+const ORDER_RELEASED: Kind = Kind {
+    row_type: ORDER_RELEASED_EVENT_TYPE,
+    type_id: events::ORDER_RELEASED_TYPE_ID,
+    event_type: events::ORDER_RELEASED,
+};
+
 /// The headers of an event: its type for Spring consumers, its id and type, the
 /// correlation id, and the current trace (a new one outside a request).
-pub fn headers(
-    type_id: &str,
-    event_type: &str,
-    event_id: Uuid,
-    correlation_id: &str,
-) -> BTreeMap<String, String> {
+fn headers(kind: &Kind, event_id: Uuid, correlation_id: &str) -> BTreeMap<String, String> {
     let trace = context::current().map_or_else(TraceContext::new_root, |c| c.trace);
     BTreeMap::from([
-        (events::TYPE_ID_HEADER.to_owned(), type_id.to_owned()),
+        (events::TYPE_ID_HEADER.to_owned(), kind.type_id.to_owned()),
         ("eventId".to_owned(), event_id.to_string()),
-        ("eventType".to_owned(), event_type.to_owned()),
+        ("eventType".to_owned(), kind.event_type.to_owned()),
         (
             context::CORRELATION_HEADER.to_owned(),
             correlation_id.to_owned(),
@@ -49,6 +66,31 @@ pub fn correlation_id(checkout: Option<&str>, order_number: &str) -> String {
     checkout.map_or_else(|| format!("payment-{order_number}"), str::to_owned)
 }
 
+/// Writes the outbox row of one event, keyed by `key`, with the headers every event
+/// carries.
+async fn enqueue(
+    conn: &mut PgConnection,
+    topic: &str,
+    kind: &Kind,
+    key: Uuid,
+    event_id: Uuid,
+    correlation_id: &str,
+    payload: &serde_json::Value,
+) -> anyhow::Result<OutboxMessage> {
+    let headers = headers(kind, event_id, correlation_id);
+    let message = db::outbox::insert(
+        conn,
+        key,
+        kind.row_type,
+        topic,
+        payload,
+        &headers,
+        HANDOFF_LEASE,
+    )
+    .await?;
+    Ok(message)
+}
+
 /// Writes a PaymentCompleted row, keyed by the order service's order id as before.
 pub async fn payment_completed(
     conn: &mut PgConnection,
@@ -57,23 +99,17 @@ pub async fn payment_completed(
 ) -> anyhow::Result<OutboxMessage> {
     let payload = serde_json::to_value(event).context("PaymentCompleted serialization")?;
     let correlation = correlation_id(event.correlation_id.as_deref(), &event.order_number);
-    let headers = headers(
-        events::PAYMENT_COMPLETED_TYPE_ID,
-        events::PAYMENT_COMPLETED,
-        event.event_id,
-        &correlation,
-    );
-    let message = db::outbox::insert(
+    let (key, id) = (event.order_id, event.event_id);
+    enqueue(
         conn,
-        event.order_id,
-        PAYMENT_COMPLETED_EVENT_TYPE,
         topic,
+        &PAYMENT_COMPLETED,
+        key,
+        id,
+        &correlation,
         &payload,
-        &headers,
-        HANDOFF_LEASE,
     )
-    .await?;
-    Ok(message)
+    .await
 }
 
 /// Writes the OrderReleased row of order `order_id` (the order service's id), which
@@ -101,21 +137,15 @@ pub async fn order_released(
         items: order.items,
     };
     let payload = serde_json::to_value(&event).context("OrderReleased serialization")?;
-    let headers = headers(
-        events::ORDER_RELEASED_TYPE_ID,
-        events::ORDER_RELEASED,
-        event.event_id,
-        &correlation,
-    );
-    let message = db::outbox::insert(
+    let (key, id) = (event.order_id, event.event_id);
+    enqueue(
         conn,
-        event.order_id,
-        ORDER_RELEASED_EVENT_TYPE,
         topic,
+        &ORDER_RELEASED,
+        key,
+        id,
+        &correlation,
         &payload,
-        &headers,
-        HANDOFF_LEASE,
     )
-    .await?;
-    Ok(message)
+    .await
 }

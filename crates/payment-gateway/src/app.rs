@@ -2,18 +2,19 @@
 //! listener and serves until stopped.
 
 use crate::faults::FaultSwitch;
-use crate::routes::{self, AppState, GatewayMetrics};
+use crate::metrics::GatewayMetrics;
+use crate::routes;
 use crate::settings::Settings;
+use crate::state::AppState;
 use anyhow::Context as _;
 use platform::actuator::{Actuator, HealthIndicator};
+use platform::app::Server;
 use platform::db::Db;
 use platform::http::HttpMetrics;
 use platform::metrics::Metrics;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The database used when none is configured.
@@ -21,10 +22,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/payme
 
 /// A built gateway, listening but not yet serving.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    server: Server,
     router: axum::Router,
-    shutdown: CancellationToken,
 }
 
 impl Application {
@@ -36,10 +35,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new(crate::SERVICE_NAME, settings.common.environment.as_str())
             .context("metrics registry")?;
-        let port = settings.common.server_port.unwrap_or(crate::DEFAULT_PORT);
-        let listener =
-            platform::http::bind(SocketAddr::new(settings.common.server_host, port)).await?;
-        let port = listener.local_addr().context("listener address")?.port();
+        let server = Server::bind(&settings.common, crate::DEFAULT_PORT, shutdown.clone()).await?;
 
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let db = Db::new(platform::db::pool(&settings.database, default_db));
@@ -50,7 +46,7 @@ impl Application {
         let gateway_metrics = GatewayMetrics::new(&metrics).context("gateway metrics")?;
         let charges = {
             let mut conn = db.acquire().await.context("ledger connection")?;
-            crate::ledger::count(&mut conn)
+            crate::db::ledger::count(&mut conn)
                 .await
                 .context("counting the ledger")?
         };
@@ -68,30 +64,23 @@ impl Application {
         let actuator = Actuator::new(metrics, shutdown.clone(), None, indicators);
         let api = routes::router(state).merge(crate::openapi::router());
         let router = platform::app::router(api, &actuator, http_metrics);
-        tracing::info!(port, charges, faults = ?settings.initial_faults(), "payment gateway listening");
-        Ok(Self {
-            listener,
-            port,
-            router,
-            shutdown,
-        })
+        tracing::info!(port = server.port(), charges, faults = ?settings.initial_faults(), "payment gateway listening");
+        Ok(Self { server, router })
     }
 
     /// The port the gateway listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The token that stops the gateway when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.server.shutdown_token()
     }
 
     /// Serves until the shutdown token is cancelled, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        platform::http::serve(self.listener, self.router, self.shutdown)
-            .await
-            .context("HTTP server failed")?;
+        self.server.serve(self.router).await?;
         tracing::info!("payment gateway stopped");
         Ok(())
     }

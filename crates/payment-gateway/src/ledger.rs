@@ -11,7 +11,8 @@
 //! `DECLINED` row with no order; the first charge request with the key records its
 //! order on that row and is answered with the decline, so the key is never charged.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::ledger::{self as sql, ChargeRow, LineRow, NewCharge};
+use chrono::{DateTime, Utc};
 use platform::db::Db;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -56,16 +57,16 @@ impl ChargeStatus {
 pub struct ChargeRequest {
     /// The merchant's order id.
     pub order_id: Uuid,
-    #[schema(schema_with = crate::routes::schema::order_number)]
+    #[schema(schema_with = crate::rules::schema::order_number)]
     pub order_number: Option<String>,
     /// Amount to charge, greater than zero, at most two decimals.
-    #[schema(schema_with = crate::routes::schema::amount)]
+    #[schema(schema_with = crate::rules::schema::amount)]
     #[serde(with = "rust_decimal::serde::float")]
     pub amount: Decimal,
     /// ISO currency code; `USD` when absent.
-    #[schema(schema_with = crate::routes::schema::currency)]
+    #[schema(schema_with = crate::rules::schema::currency)]
     pub currency: Option<String>,
-    #[schema(schema_with = crate::routes::schema::customer_email)]
+    #[schema(schema_with = crate::rules::schema::customer_email)]
     pub customer_email: Option<String>,
 }
 
@@ -125,22 +126,7 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
 }
 
-/// A `gateway_charges` row.
-#[derive(Debug, Clone)]
-pub struct ChargeRow {
-    pub id: Uuid,
-    pub idempotency_key: String,
-    pub order_id: Option<Uuid>,
-    pub order_number: Option<String>,
-    pub amount: Decimal,
-    pub currency: String,
-    pub status: String,
-    pub external_transaction_id: Option<String>,
-    pub failure_reason: Option<String>,
-    pub request_count: i64,
-    pub created_at: NaiveDateTime,
-}
-
+// What the ledger reads in a row; the row itself is the database's.
 impl ChargeRow {
     /// The charge as the API returns it; `None` for a voided key no request has named
     /// an order for yet.
@@ -189,23 +175,6 @@ pub enum Charged {
     Replayed(Payment),
 }
 
-/// The charge of `key`, if there is one, counting this request.
-pub async fn find_counting(
-    conn: &mut PgConnection,
-    key: &str,
-) -> Result<Option<ChargeRow>, sqlx::Error> {
-    sqlx::query_as!(
-        ChargeRow,
-        "UPDATE gateway_charges SET request_count = request_count + 1 \
-         WHERE idempotency_key = $1 \
-         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
-                   external_transaction_id, failure_reason, request_count, created_at",
-        key
-    )
-    .fetch_optional(&mut *conn)
-    .await
-}
-
 /// Replays an existing charge row to `request`: refused when the key was used for
 /// another request; a voided key records the request's order and answers its decline.
 pub async fn replay(
@@ -237,107 +206,51 @@ async fn adopt_void(
         .currency
         .clone()
         .unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
-    let adopted = sqlx::query_as!(
-        ChargeRow,
-        "UPDATE gateway_charges SET order_id = $2, order_number = $3, amount = $4, currency = $5 \
-         WHERE id = $1 AND order_id IS NULL \
-         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
-                   external_transaction_id, failure_reason, request_count, created_at",
+    let adopted = sql::adopt(
+        conn,
         row.id,
         request.order_id,
-        request.order_number,
+        request.order_number.as_deref(),
         request.amount,
-        currency
+        &currency,
     )
-    .fetch_optional(&mut *conn)
     .await?;
     match adopted {
         Some(row) => Ok(row),
-        None => Ok(get_row(conn, row.id)
+        None => Ok(sql::get(conn, row.id)
             .await?
             .ok_or_else(|| LedgerError::Corrupt(format!("charge {} vanished", row.id)))?),
     }
 }
 
-async fn get_row(conn: &mut PgConnection, id: Uuid) -> Result<Option<ChargeRow>, sqlx::Error> {
-    sqlx::query_as!(
-        ChargeRow,
-        "SELECT id, idempotency_key, order_id, order_number, amount, currency, status, \
-                external_transaction_id, failure_reason, request_count, created_at \
-         FROM gateway_charges WHERE id = $1",
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await
-}
-
 /// Inserts the decided charge of `key` unless a row for the key exists; `None` when one
 /// did (a concurrent request, or a refund voiding the key, got there first).
-pub async fn insert(
+async fn insert(
     conn: &mut PgConnection,
     key: &str,
     request: &ChargeRequest,
     decision: &Decision,
 ) -> Result<Option<ChargeRow>, sqlx::Error> {
-    let currency = request
-        .currency
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
+    let currency = request.currency.as_deref().unwrap_or(DEFAULT_CURRENCY);
     let transaction_id = (decision.status == ChargeStatus::Succeeded)
         .then(|| format!("pgw_tx_{}", Uuid::new_v4().simple()));
-    sqlx::query_as!(
-        ChargeRow,
-        "INSERT INTO gateway_charges (id, idempotency_key, order_id, order_number, amount, \
-                                      currency, status, external_transaction_id, failure_reason, \
-                                      request_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) \
-         ON CONFLICT (idempotency_key) DO NOTHING \
-         RETURNING id, idempotency_key, order_id, order_number, amount, currency, status, \
-                   external_transaction_id, failure_reason, request_count, created_at",
-        Uuid::new_v4(),
+    let charge = NewCharge {
         key,
-        request.order_id,
-        request.order_number,
-        request.amount,
+        order_id: request.order_id,
+        order_number: request.order_number.as_deref(),
+        amount: request.amount,
         currency,
-        decision.status.as_str(),
-        transaction_id,
-        decision.failure_reason
-    )
-    .fetch_optional(&mut *conn)
-    .await
+        status: decision.status.as_str(),
+        external_transaction_id: transaction_id.as_deref(),
+        failure_reason: decision.failure_reason.as_deref(),
+    };
+    sql::insert(conn, &charge).await
 }
 
-/// Writes a `DECLINED` row with no order under `key` unless the key has a row, so no
-/// later request can charge it. Returns whether it wrote one.
+/// Voids `key`: writes a `DECLINED` row with no order under it unless the key has a
+/// row, so no later request can charge it. Returns whether it wrote one.
 pub async fn void(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
-    let written = sqlx::query!(
-        "INSERT INTO gateway_charges (id, idempotency_key, amount, currency, status, \
-                                      failure_reason, request_count) \
-         VALUES ($1, $2, 0, $3, 'DECLINED', $4, 0) \
-         ON CONFLICT (idempotency_key) DO NOTHING",
-        Uuid::new_v4(),
-        key,
-        DEFAULT_CURRENCY,
-        VOIDED_REASON
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(written.rows_affected() == 1)
-}
-
-/// The row of `key`, locked until the transaction ends: what serialises the refunds of
-/// one charge.
-pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<Option<ChargeRow>, sqlx::Error> {
-    sqlx::query_as!(
-        ChargeRow,
-        "SELECT id, idempotency_key, order_id, order_number, amount, currency, status, \
-                external_transaction_id, failure_reason, request_count, created_at \
-         FROM gateway_charges WHERE idempotency_key = $1 FOR UPDATE",
-        key
-    )
-    .fetch_optional(&mut *conn)
-    .await
+    sql::void(conn, key, DEFAULT_CURRENCY, VOIDED_REASON).await
 }
 
 /// Charges `request` under `key` once: replays the key's charge if it has one,
@@ -356,7 +269,7 @@ where
 {
     {
         let mut conn = db.acquire().await?;
-        if let Some(row) = find_counting(&mut conn, key).await? {
+        if let Some(row) = sql::find_counting(&mut conn, key).await? {
             return Ok(Charged::Replayed(replay(&mut conn, row, request).await?));
         }
     }
@@ -369,27 +282,13 @@ where
         return Ok(Charged::New(payment));
     }
     // Lost the race: the winner's row is committed (ON CONFLICT waited for it).
-    let row = find_counting(&mut conn, key)
+    let row = sql::find_counting(&mut conn, key)
         .await?
         .ok_or_else(|| LedgerError::Corrupt(format!("charge of key '{key}' vanished")))?;
     Ok(Charged::Replayed(replay(&mut conn, row, request).await?))
 }
 
-struct LineRow {
-    id: Uuid,
-    idempotency_key: String,
-    order_id: Option<Uuid>,
-    order_number: Option<String>,
-    amount: Decimal,
-    currency: String,
-    status: String,
-    external_transaction_id: Option<String>,
-    failure_reason: Option<String>,
-    request_count: i64,
-    created_at: NaiveDateTime,
-    refunded_amount: Decimal,
-}
-
+// What the ledger reads in a line; the row itself is the database's.
 impl LineRow {
     fn entry(self) -> Result<Option<LedgerEntry>, LedgerError> {
         let refunded_amount = self.refunded_amount;
@@ -432,20 +331,7 @@ pub fn net_amount(status: ChargeStatus, amount: Decimal, refunded: Decimal) -> D
 
 /// The ledger line of a charge; a voided key nobody asked to charge is no line.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<LedgerEntry>, LedgerError> {
-    let row = sqlx::query_as!(
-        LineRow,
-        r#"SELECT c.id, c.idempotency_key, c.order_id, c.order_number, c.amount, c.currency,
-                  c.status, c.external_transaction_id, c.failure_reason, c.request_count,
-                  c.created_at,
-                  COALESCE((SELECT SUM(r.amount) FROM gateway_refunds r
-                            WHERE r.charge_id = c.id AND r.status = 'REFUNDED'), 0)
-                      AS "refunded_amount!"
-           FROM gateway_charges c WHERE c.id = $1"#,
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
+    match sql::line(conn, id).await? {
         Some(row) => row.entry(),
         None => Ok(None),
     }
@@ -456,21 +342,7 @@ pub async fn list(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
 ) -> Result<Vec<LedgerEntry>, LedgerError> {
-    let rows = sqlx::query_as!(
-        LineRow,
-        r#"SELECT c.id, c.idempotency_key, c.order_id, c.order_number, c.amount, c.currency,
-                  c.status, c.external_transaction_id, c.failure_reason, c.request_count,
-                  c.created_at,
-                  COALESCE((SELECT SUM(r.amount) FROM gateway_refunds r
-                            WHERE r.charge_id = c.id AND r.status = 'REFUNDED'), 0)
-                      AS "refunded_amount!"
-           FROM gateway_charges c
-           WHERE c.order_id IS NOT NULL AND ($1::uuid IS NULL OR c.order_id = $1)
-           ORDER BY c.created_at, c.id"#,
-        order_id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sql::lines(conn, order_id).await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(line) = row.entry()? {
@@ -478,13 +350,6 @@ pub async fn list(
         }
     }
     Ok(lines)
-}
-
-/// Rows in `gateway_charges`, for the ledger gauge at start-up.
-pub async fn count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM gateway_charges"#)
-        .fetch_one(&mut *conn)
-        .await
 }
 
 #[cfg(test)]

@@ -5,20 +5,27 @@
 //! - [`ledger`]: charges in `payment_gateway_db`; one per `Idempotency-Key`, ever,
 //!   across concurrent requests and restarts.
 //! - [`refunds`]: refunds of those charges, and voiding keys never charged (ADR 0007).
+//! - [`db`]: the SQL of both, one function a statement.
 //! - [`faults`]: success rate, latency, error status and hang, switchable at run time.
-//! - [`routes`]: `/api/v1/payments`, `/api/v1/refunds` and `/admin/faults`.
+//! - [`routes`]: `/api/v1/payments`, `/api/v1/refunds` and `/admin/faults`; [`state`]:
+//!   what their handlers share; [`rules`]: what a request's fields may hold.
+//! - [`metrics`]: what the gateway counts.
 //! - [`openapi`]: the OpenAPI document served at `/v3/api-docs`.
 //! - [`app`]: [`Application`], which migrates the ledger, binds the listener and serves.
 //! - [`testing`]: a gateway with a fresh database for other crates' integration tests.
 
 pub mod app;
+pub mod db;
 pub mod error;
 pub mod faults;
 pub mod ledger;
+pub mod metrics;
 pub mod openapi;
 pub mod refunds;
 pub mod routes;
+pub mod rules;
 pub mod settings;
+pub mod state;
 pub mod testing;
 
 pub use app::{Application, DEFAULT_DATABASE_URL};

@@ -1,12 +1,15 @@
 //! The payment gateway binary; everything lives in the library.
 
 use payment_gateway::{Application, Settings, ENV_PREFIX, SERVICE_NAME};
+use platform::app::{service_main, Service};
 
 fn main() -> std::process::ExitCode {
-    platform::app::main::<Settings, _, _>(ENV_PREFIX, |settings| async move {
-        platform::telemetry::init(SERVICE_NAME, &settings.common.log_level)?;
-        let app = Application::build(settings).await?;
-        platform::shutdown::cancel_on_signal(app.shutdown_token());
-        app.run_until_stopped().await
+    service_main(Service {
+        env_prefix: ENV_PREFIX,
+        name: SERVICE_NAME,
+        log_level: |settings: &Settings| settings.common.log_level.as_str(),
+        build: Application::build,
+        shutdown_token: Application::shutdown_token,
+        run_until_stopped: Application::run_until_stopped,
     })
 }

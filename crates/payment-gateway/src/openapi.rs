@@ -5,8 +5,6 @@ use axum::Router;
 use platform::openapi::{link, link_body, parameter_schema, StandardResponses};
 use utoipa::OpenApi;
 
-pub use platform::Problem as ProblemDetails;
-
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -15,14 +13,14 @@ pub use platform::Problem as ProblemDetails;
         description = "Payment gateway stub: idempotent charges and refunds, a durable ledger and fault knobs."
     ),
     paths(
-        crate::routes::create_payment,
-        crate::routes::get_payment,
-        crate::routes::list_payments,
-        crate::routes::create_refund,
-        crate::routes::list_refunds,
-        crate::routes::get_refund,
-        crate::routes::get_faults,
-        crate::routes::put_faults,
+        crate::routes::payments::create_payment,
+        crate::routes::payments::get_payment,
+        crate::routes::payments::list_payments,
+        crate::routes::refunds::create_refund,
+        crate::routes::refunds::list_refunds,
+        crate::routes::refunds::get_refund,
+        crate::routes::admin::get_faults,
+        crate::routes::admin::put_faults,
     ),
     components(schemas(platform::Problem)),
     modifiers(&Contract)
@@ -84,9 +82,7 @@ impl utoipa::Modify for Contract {
 
 /// The document as pretty JSON, as committed.
 pub fn document() -> String {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().unwrap_or_default()
+    platform::openapi::document::<ApiDoc>(env!("CARGO_PKG_VERSION"))
 }
 
 /// `GET /v3/api-docs`.

@@ -9,8 +9,9 @@
 //! key replays the decline and never charges; a key declined or voided answers
 //! `NOTHING_CHARGED`.
 
+use crate::db::refunds::{self as sql, NewRefund, RefundRow};
 use crate::ledger::{self, ChargeStatus, LedgerError, DEFAULT_CURRENCY};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use platform::db::Db;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -51,15 +52,15 @@ impl RefundStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RefundRequest {
     /// The `Idempotency-Key` the charge was requested with.
-    #[schema(schema_with = crate::routes::schema::payment_key)]
+    #[schema(schema_with = crate::rules::schema::payment_key)]
     pub payment_key: String,
     /// Amount to give back, greater than zero, at most two decimals; all that is left to
     /// refund when absent.
-    #[schema(schema_with = crate::routes::schema::amount_or_null)]
+    #[schema(schema_with = crate::rules::schema::amount_or_null)]
     #[serde(default, with = "rust_decimal::serde::float_option")]
     pub amount: Option<Decimal>,
     /// Why the refund was asked for.
-    #[schema(schema_with = crate::routes::schema::reason)]
+    #[schema(schema_with = crate::rules::schema::reason)]
     pub reason: Option<String>,
 }
 
@@ -162,22 +163,7 @@ pub fn plan(
     }
 }
 
-/// A `gateway_refunds` row.
-#[derive(Debug, Clone)]
-pub struct RefundRow {
-    pub id: Uuid,
-    pub idempotency_key: String,
-    pub payment_key: String,
-    pub charge_id: Option<Uuid>,
-    pub order_id: Option<Uuid>,
-    pub amount: Decimal,
-    pub currency: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub request_count: i64,
-    pub created_at: NaiveDateTime,
-}
-
+// What a refund reads in a row; the row itself is the database's.
 impl RefundRow {
     fn refund(&self) -> Result<Refund, LedgerError> {
         Ok(Refund {
@@ -216,30 +202,13 @@ impl RefundRow {
     }
 }
 
-/// The refund of `key`, if there is one, counting this request.
-async fn find_counting(
-    conn: &mut PgConnection,
-    key: &str,
-) -> Result<Option<RefundRow>, sqlx::Error> {
-    sqlx::query_as!(
-        RefundRow,
-        "UPDATE gateway_refunds SET request_count = request_count + 1 \
-         WHERE idempotency_key = $1 \
-         RETURNING id, idempotency_key, payment_key, charge_id, order_id, amount, currency, \
-                   status, reason, request_count, created_at",
-        key
-    )
-    .fetch_optional(&mut *conn)
-    .await
-}
-
 /// The earlier refund of `key` replayed to `request`, if there is one.
 async fn replay(
     conn: &mut PgConnection,
     key: &str,
     request: &RefundRequest,
 ) -> Result<Option<Refund>, RefundError> {
-    let Some(row) = find_counting(conn, key).await? else {
+    let Some(row) = sql::find_counting(conn, key).await? else {
         return Ok(None);
     };
     if !row.matches(request) {
@@ -258,18 +227,18 @@ pub async fn refund(db: &Db, key: &str, request: &RefundRequest) -> Result<Refun
     }
     let mut tx = db.begin().await?;
     let voided = ledger::void(&mut tx, &request.payment_key).await?;
-    let charge = ledger::lock(&mut tx, &request.payment_key)
+    let charge = crate::db::ledger::lock(&mut tx, &request.payment_key)
         .await?
         .ok_or_else(|| {
             LedgerError::Corrupt(format!("charge of key '{}' vanished", request.payment_key))
         })?;
     // A concurrent request with this refund key (and this payment key) may have
     // committed while this one waited for the charge's lock.
-    if refund_exists(&mut tx, key).await? {
+    if sql::exists(&mut tx, key).await? {
         tx.rollback().await?;
         return replay_after_race(db, key, request).await;
     }
-    let refunded = refunded_amount(&mut tx, charge.id).await?;
+    let refunded = sql::refunded_amount(&mut tx, charge.id).await?;
     let plan = plan(
         &request.payment_key,
         charge.status()?,
@@ -291,25 +260,19 @@ pub async fn refund(db: &Db, key: &str, request: &RefundRequest) -> Result<Refun
     } else {
         charge.currency.clone()
     };
-    let inserted = sqlx::query_as!(
-        RefundRow,
-        "INSERT INTO gateway_refunds (id, idempotency_key, payment_key, charge_id, order_id, \
-                                      amount, currency, status, reason, request_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) \
-         ON CONFLICT (idempotency_key) DO NOTHING \
-         RETURNING id, idempotency_key, payment_key, charge_id, order_id, amount, currency, \
-                   status, reason, request_count, created_at",
-        Uuid::new_v4(),
-        key,
-        request.payment_key,
-        charge_id,
-        order_id,
-        amount,
-        currency,
-        status.as_str(),
-        request.reason
+    let inserted = sql::insert(
+        &mut tx,
+        &NewRefund {
+            key,
+            payment_key: &request.payment_key,
+            charge_id,
+            order_id,
+            amount,
+            currency: &currency,
+            status: status.as_str(),
+            reason: request.reason.as_deref(),
+        },
     )
-    .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = inserted else {
         // The key was taken by a refund of another payment key, committed meanwhile.
@@ -335,36 +298,9 @@ async fn replay_after_race(
         .ok_or_else(|| LedgerError::Corrupt(format!("refund of key '{key}' vanished")).into())
 }
 
-async fn refund_exists(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM gateway_refunds WHERE idempotency_key = $1) AS "exists!""#,
-        key
-    )
-    .fetch_one(&mut *conn)
-    .await
-}
-
-async fn refunded_amount(conn: &mut PgConnection, charge_id: Uuid) -> Result<Decimal, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT COALESCE(SUM(amount), 0) AS "refunded!" FROM gateway_refunds
-           WHERE charge_id = $1 AND status = 'REFUNDED'"#,
-        charge_id
-    )
-    .fetch_one(&mut *conn)
-    .await
-}
-
 /// One refund by id.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RefundLine>, LedgerError> {
-    let row = sqlx::query_as!(
-        RefundRow,
-        "SELECT id, idempotency_key, payment_key, charge_id, order_id, amount, currency, \
-                status, reason, request_count, created_at \
-         FROM gateway_refunds WHERE id = $1",
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = sql::get(conn, id).await?;
     row.map(RefundRow::line).transpose()
 }
 
@@ -373,17 +309,7 @@ pub async fn list(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
 ) -> Result<Vec<RefundLine>, LedgerError> {
-    let rows = sqlx::query_as!(
-        RefundRow,
-        "SELECT id, idempotency_key, payment_key, charge_id, order_id, amount, currency, \
-                status, reason, request_count, created_at \
-         FROM gateway_refunds \
-         WHERE ($1::uuid IS NULL OR order_id = $1) \
-         ORDER BY created_at, id",
-        order_id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sql::list(conn, order_id).await?;
     rows.into_iter().map(RefundRow::line).collect()
 }
 

@@ -1,30 +1,56 @@
-//! The frame of a service process: `main`, the router every service wraps its API in,
-//! and the background tasks that stop together.
+//! The frame of a service process: `main`, the listener it serves on, the router every
+//! service wraps its API in, and the background tasks that stop together.
 
 use crate::actuator::Actuator;
-use crate::config::{self, ConfigError};
+use crate::config::{self, CommonSettings, ConfigError};
 use crate::http::{self, HttpMetrics, MAX_BODY_BYTES};
 use crate::limit::LoadShedding;
+use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Runs a service's `main`: parses settings (one line on stderr and exit code 2 when
-/// they are bad), then runs `body` on a multi-threaded runtime; an error it returns is
-/// one line on stderr and exit code 1.
-pub fn main<T, F, Fut>(env_prefix: &str, body: F) -> ExitCode
+/// What tells one service's `main` from another's; [`service_main`] does the rest.
+pub struct Service<T, A, B, R> {
+    /// Prefix of the service's own environment variables (`ORDER_SERVICE`).
+    pub env_prefix: &'static str,
+    /// The service's name in every log line.
+    pub name: &'static str,
+    /// The log filter among the settings.
+    pub log_level: fn(&T) -> &str,
+    /// Builds the service from its settings: listening, not yet serving.
+    pub build: fn(T) -> B,
+    /// The token that stops the built service; ctrl-c and SIGTERM cancel it.
+    pub shutdown_token: fn(&A) -> CancellationToken,
+    /// Serves until the token is cancelled, then stops what the service runs.
+    pub run_until_stopped: fn(A) -> R,
+}
+
+/// A service's `main`: parses settings (one line on stderr and exit code 2 when they
+/// are bad), starts the JSON logs, builds the service, and runs it until ctrl-c or
+/// SIGTERM; an error on the way is one line on stderr and exit code 1.
+pub fn service_main<T, A, B, R>(service: Service<T, A, B, R>) -> ExitCode
 where
     T: clap::Parser,
-    F: FnOnce(T) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    B: Future<Output = anyhow::Result<A>>,
+    R: Future<Output = anyhow::Result<()>>,
 {
-    run(config::parse::<T>(env_prefix), |settings| async move {
-        body(settings).await.map(|()| ExitCode::SUCCESS)
-    })
+    run(
+        config::parse::<T>(service.env_prefix),
+        |settings| async move {
+            crate::telemetry::init(service.name, (service.log_level)(&settings))?;
+            let app = (service.build)(settings).await?;
+            crate::shutdown::cancel_on_signal((service.shutdown_token)(&app));
+            (service.run_until_stopped)(app).await?;
+            Ok(ExitCode::SUCCESS)
+        },
+    )
 }
 
 /// The frame of any of our binaries: `--help` printed (exit 0), bad settings one line
@@ -63,6 +89,49 @@ where
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A service's listener, bound but not serving yet, and the token that stops it.
+pub struct Server {
+    listener: TcpListener,
+    port: u16,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// Binds the host and port of `common`, `default_port` when it sets none (0 picks a
+    /// free one).
+    pub async fn bind(
+        common: &CommonSettings,
+        default_port: u16,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let port = common.server_port.unwrap_or(default_port);
+        let listener = http::bind(SocketAddr::new(common.server_host, port)).await?;
+        let port = listener.local_addr().context("listener address")?.port();
+        Ok(Self {
+            listener,
+            port,
+            shutdown,
+        })
+    }
+
+    /// The port bound: the one asked for, or the one picked.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The token that stops serving when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves `router` until the token is cancelled, then drains in-flight requests.
+    pub async fn serve(self, router: Router) -> anyhow::Result<()> {
+        http::serve(self.listener, router, self.shutdown)
+            .await
+            .context("HTTP server failed")
     }
 }
 

@@ -273,23 +273,6 @@ pub struct KafkaSettings {
     pub min_insync_replicas: Option<i32>,
 }
 
-impl KafkaSettings {
-    /// `topics` as this deployment creates them: with its replication.
-    pub fn replicated(
-        &self,
-        topics: impl IntoIterator<Item = crate::kafka::TopicSpec>,
-    ) -> Vec<crate::kafka::TopicSpec> {
-        topics
-            .into_iter()
-            .map(|mut t| {
-                t.replication_factor = self.replication_factor;
-                t.min_insync_replicas = self.min_insync_replicas;
-                t
-            })
-            .collect()
-    }
-}
-
 fn parse_bootstrap(value: &str) -> Result<String, String> {
     for server in value.split(',') {
         let (host, port) = server
@@ -463,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn topics_take_the_deployments_replication() {
+    fn topic_replication_is_the_deployments() {
         let s = parse_with(
             &[],
             &[
@@ -472,19 +455,11 @@ mod tests {
             ],
         )
         .unwrap();
-        let topics = s
-            .kafka
-            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
-        assert!(topics
-            .iter()
-            .all(|t| t.replication_factor == 3 && t.min_insync_replicas == Some(2)));
+        assert_eq!(s.kafka.replication_factor, 3);
+        assert_eq!(s.kafka.min_insync_replicas, Some(2));
         let local = parse_with(&[], &[]).unwrap();
-        let topics = local
-            .kafka
-            .replicated(crate::kafka::TopicSpec::with_dlq("orders.created"));
-        assert!(topics
-            .iter()
-            .all(|t| t.replication_factor == 1 && t.min_insync_replicas.is_none()));
+        assert_eq!(local.kafka.replication_factor, 1);
+        assert!(local.kafka.min_insync_replicas.is_none());
         assert!(parse_with(&[], &[("KAFKA_TOPIC_REPLICATION_FACTOR", "0")]).is_err());
     }
 

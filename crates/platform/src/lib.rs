@@ -19,7 +19,8 @@
 //! - [`db`]: the PostgreSQL pool and the append-only migration runner.
 //! - [`kafka`]: producer, consumer-group loop with DLQ, topic creation, lag gauge.
 //! - [`outbox`]: the relay that publishes transactional-outbox rows with backoff.
-//! - [`app`]: `main`, the router frame and the background tasks of a service.
+//! - [`app`]: `service_main`, the listener a service serves on, the router frame and
+//!   the background tasks of a service.
 //! - [`shutdown`]: the signal every task stops on.
 //! - [`time`]: the original's HTTP time stamps (local date-time, no zone).
 //! - [`testing`]: fresh databases and unique topic names for integration tests.

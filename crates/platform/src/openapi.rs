@@ -1,7 +1,7 @@
 //! What every service's OpenAPI document shares: the problem-details schema (derived on
 //! [`Problem`](crate::Problem), named `ProblemDetails`), the bearer-token scheme, the
 //! answers every route can give ([`StandardResponses`]), links between operations
-//! ([`link`]), and the route that serves the document.
+//! ([`link`]), the document's JSON ([`document`]) and the route that serves it.
 
 use axum::http::header;
 use axum::routing::get;
@@ -12,6 +12,14 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response};
 use utoipa::Modify;
+
+/// The document `D` as pretty JSON, as the services commit it, carrying the service's
+/// `version` (its `CARGO_PKG_VERSION`).
+pub fn document<D: utoipa::OpenApi>(version: &str) -> String {
+    let mut doc = D::openapi();
+    doc.info.version = version.to_owned();
+    doc.to_pretty_json().unwrap_or_default()
+}
 
 /// `GET /v3/api-docs` serving `document` (JSON), rendered once at start-up rather than
 /// on every request, and the Swagger UI that reads it at `/swagger-ui.html`.

@@ -1,11 +1,11 @@
 //! Orders: the public lookup by number (personal data masked unless the caller is a
 //! manager or proves the order is theirs), and the manager's list, cancel and fulfil.
 
-use super::AppState;
 use crate::db;
 use crate::db::orders::{ItemRow, OrderFilter, OrderRow};
 use crate::domain::OrderStatus;
 use crate::error::Error;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -114,7 +114,7 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
     responses(
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
-        (status = 404, body = crate::openapi::ProblemDetails),
+        (status = 404, body = platform::Problem),
     )
 )]
 pub async fn get_order(
@@ -292,7 +292,7 @@ fn parse_number(name: &str, value: Option<&str>, default: i64) -> Result<i64, Er
     security(("bearer" = [])),
     responses(
         (status = 200, body = OrderPage),
-        (status = 400, description = "A bad filter or paging value", body = crate::openapi::ProblemDetails),
+        (status = 400, description = "A bad filter or paging value", body = platform::Problem),
     )
 )]
 pub async fn list_orders(
@@ -378,9 +378,9 @@ pub struct CancelRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid body", body = crate::openapi::ProblemDetails),
-        (status = 404, body = crate::openapi::ProblemDetails),
-        (status = 409, description = "The order's status does not allow it (invalid-order-state), or a payment call for the order is in flight; retry shortly (conflict)", body = crate::openapi::ProblemDetails),
+        (status = 400, description = "Invalid body", body = platform::Problem),
+        (status = 404, body = platform::Problem),
+        (status = 409, description = "The order's status does not allow it (invalid-order-state), or a payment call for the order is in flight; retry shortly (conflict)", body = platform::Problem),
     )
 )]
 pub async fn cancel_order(
@@ -456,9 +456,9 @@ pub struct FulfillRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "Invalid body", body = crate::openapi::ProblemDetails),
-        (status = 404, body = crate::openapi::ProblemDetails),
-        (status = 409, description = "The order is not PAID (invalid-order-state)", body = crate::openapi::ProblemDetails),
+        (status = 400, description = "Invalid body", body = platform::Problem),
+        (status = 404, body = platform::Problem),
+        (status = 409, description = "The order is not PAID (invalid-order-state)", body = platform::Problem),
     )
 )]
 pub async fn fulfill_order(
