@@ -12,7 +12,7 @@ use crate::carts;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::outbox::FIRST_ATTEMPT_LEASE;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::http::StatusCode;
 use events::{Customer, OrderCreated, OrderItem};
 use platform::outbox::OutboxMessage;

@@ -2,7 +2,7 @@
 //! `/v3/api-docs` and committed under `specs/001-e-commerce-platform/contracts/`
 //! (a test fails when the two drift).
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -44,8 +44,6 @@ use utoipa::OpenApi;
     )
 )]
 pub struct ApiDoc;
-
-pub use platform::Problem as ProblemDetails;
 
 use platform::openapi::{
     empty_means_default, link, link_body, parameter_schema, BearerAuth, StandardResponses,

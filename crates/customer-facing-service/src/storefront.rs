@@ -9,7 +9,7 @@
 //! storefront follows orders through this service's own lookup. Serving a page costs
 //! no more than serving any other constant.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;

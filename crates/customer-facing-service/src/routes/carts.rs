@@ -1,9 +1,9 @@
 //! `/api/v1/carts/{sessionId}`: the guest cart and its lines.
 
-use super::PathParams;
+use super::params::PathParams;
 use crate::carts::{self, Cart};
 use crate::error::{Error, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -132,9 +132,9 @@ pub async fn clear(
 #[utoipa::path(post, path = "/api/v1/carts/{sessionId}/items", tag = "carts", operation_id = "addCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id")),
     request_body = AddItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid body or session id", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Product not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid body or session id", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Product not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the product is discontinued or the cart's total would exceed 99999999.99 (conflict)", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn add_item(
     State(state): State<AppState>,
     PathParams(session_id): PathParams<String>,
@@ -207,9 +207,9 @@ pub async fn add_item(
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
         ("cartItemId" = String, Path, description = "Cart line id")),
     request_body = UpdateItemRequest,
-    responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the cart's total would exceed 99999999.99 (conflict)", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Cart), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Line not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient inventory (insufficient-inventory), or the cart's total would exceed 99999999.99 (conflict)", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn update_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,
@@ -259,7 +259,7 @@ pub async fn update_item(
 #[utoipa::path(delete, path = "/api/v1/carts/{sessionId}/items/{cartItemId}", tag = "carts", operation_id = "removeCartItem",
     params(("sessionId" = String, Path, description = "Client-chosen session id"),
         ("cartItemId" = String, Path, description = "Cart line id")),
-    responses((status = 200, body = Cart), (status = 404, description = "Line not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Cart), (status = 404, description = "Line not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn remove_item(
     State(state): State<AppState>,
     PathParams((session_id, item_id)): PathParams<(String, String)>,

@@ -1,9 +1,9 @@
 //! `/api/v1/categories`: public browsing, manager create, update and delete.
 
-use super::PathParams;
+use super::params::PathParams;
 use crate::catalog::{self, Category};
 use crate::error::{Error, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -93,7 +93,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> 
 /// One category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "getCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
-    responses((status = 200, body = Category), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Category), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -109,9 +109,9 @@ pub async fn read(
 /// Creates a category (manager).
 #[utoipa::path(post, path = "/api/v1/categories", tag = "categories", operation_id = "createCategory",
     request_body = NewCategoryRequest, security(("bearer" = [])),
-    responses((status = 201, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token"), (status = 403, description = "Not a manager"),
-        (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Name taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -155,8 +155,8 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "updateCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
     request_body = CategoryChangesRequest, security(("bearer" = [])),
-    responses((status = 200, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Category), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -200,8 +200,8 @@ pub async fn update(
     params(("id" = String, Path, description = "Category id (UUID)")),
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Products (active or discontinued) still reference it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Products (active or discontinued) still reference it", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,

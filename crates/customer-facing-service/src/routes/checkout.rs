@@ -3,7 +3,7 @@
 
 use crate::checkout::{self, CheckoutInput, CheckoutResponse};
 use crate::error::{Error, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::Validator;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -253,9 +253,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String> {
     request_body = CheckoutRequest,
     responses(
         (status = 201, body = CheckoutResponse, description = "Order submitted (a replay returns the stored response)"),
-        (status = 400, description = "Invalid body, or a missing or invalid key", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid body, or a missing or invalid key", body = platform::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Insufficient inventory (a CheckoutResponse with status FAILED); or, as problem details: the cart is empty, the key is in flight or was used with another body, or the cart changed since it was filled (type cart-changed: a price changed or a product is no longer sold; fieldErrors names each line, and the cart now shows today's prices)",
-            content((CheckoutResponse = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json")))))]
+            content((CheckoutResponse = "application/json"), (platform::Problem = "application/problem+json")))))]
 pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,

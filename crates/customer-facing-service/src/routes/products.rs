@@ -1,10 +1,10 @@
 //! `/api/v1/products`: public browsing (through the cache), manager create, partial
 //! update with optimistic locking, and soft delete.
 
-use super::PathParams;
+use super::params::PathParams;
 use crate::catalog::{self, Product, ProductPage, ProductQuery, SortField};
 use crate::error::{Error, Result, LOST_UPDATE};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -394,7 +394,7 @@ fn stored_price(price: Decimal) -> Decimal {
 
 /// A page of products.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", operation_id = "listProducts", params(ListParams),
-    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -408,7 +408,7 @@ pub async fn list(
 /// One product, active or discontinued.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products", operation_id = "getProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
-    responses((status = 200, body = Product), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Product), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -422,8 +422,8 @@ pub async fn read(
 /// Creates a product (manager).
 #[utoipa::path(post, path = "/api/v1/products", tag = "products", operation_id = "createProduct",
     request_body = NewProductRequest, security(("bearer" = [])),
-    responses((status = 201, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "SKU taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 201, body = Product), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Category not found", body = platform::Problem, content_type = "application/problem+json"), (status = 409, description = "SKU taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -491,9 +491,9 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products", operation_id = "updateProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
     request_body = ProductChangesRequest, security(("bearer" = [])),
-    responses((status = 200, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Product or category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Modified concurrently", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Product), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Product or category not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Modified concurrently", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -553,7 +553,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products", operation_id = "deleteProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,
