@@ -10,6 +10,8 @@
 
 use crate::carts;
 use crate::catalog;
+use crate::db;
+use crate::db::checkout::NumberedRows;
 use crate::error::{Error, Result};
 use crate::outbox::FIRST_ATTEMPT_LEASE;
 use crate::state::AppState;
@@ -91,27 +93,10 @@ fn is_lock_timeout(e: &sqlx::Error) -> bool {
 
 async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim> {
     let at = now();
-    // The key's row lock is waited for only IN_FLIGHT_WAIT (then 409), set in the same
-    // statement: the materialized CTE runs before the insert can wait on the row.
-    let claimed = sqlx::query_scalar!(
-        "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $5, true))
-         INSERT INTO checkout_idempotency
-             (idempotency_key, request_fingerprint, status, created_at, expires_at)
-         SELECT $1, $2, 'IN_PROGRESS', $3, $4 FROM wait
-         ON CONFLICT (idempotency_key) DO UPDATE
-         SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
-             response_status = NULL, response_body = NULL,
-             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-         WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
-         RETURNING idempotency_key",
-        key,
-        fingerprint,
-        at,
-        at + chrono::Duration::hours(KEY_LIFETIME_HOURS),
-        IN_FLIGHT_WAIT
-    )
-    .fetch_optional(&mut *tx)
-    .await;
+    // The key's row lock is waited for only IN_FLIGHT_WAIT (then 409).
+    let expires_at = at + chrono::Duration::hours(KEY_LIFETIME_HOURS);
+    let claimed =
+        db::checkout::claim_key(tx, key, fingerprint, at, expires_at, IN_FLIGHT_WAIT).await;
     let claimed = match claimed {
         Err(e) if is_lock_timeout(&e) => return Ok(Claim::InFlight),
         other => other?,
@@ -120,14 +105,7 @@ async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Cl
         // The lock timeout goes back to none with the cart's read (place_order).
         return Ok(Claim::Claimed);
     }
-    let row = sqlx::query!(
-        "SELECT request_fingerprint, status, response_status, response_body
-         FROM checkout_idempotency WHERE idempotency_key = $1",
-        key
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(match row {
+    Ok(match db::checkout::find_key(tx, key).await? {
         // Deleted between the insert and the read (cleanup): another try will claim it.
         None => Claim::InFlight,
         Some(row) => Claim::Taken {
@@ -294,27 +272,10 @@ async fn reprice_cart(
     }
     let (ids, prices): (Vec<Uuid>, Vec<Decimal>) = repriced.iter().copied().unzip();
     let mut tx = state.db.begin().await?;
-    let cart = sqlx::query_scalar!(
-        "SELECT id FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
-        session_id,
-        now()
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(cart) = cart else {
+    let Some(cart) = db::carts::lock_live(&mut tx, session_id, now()).await? else {
         return Ok(());
     };
-    sqlx::query!(
-        "UPDATE cart_items i
-         SET price_snapshot = u.price, subtotal = u.price * i.quantity
-         FROM UNNEST($2::uuid[], $3::numeric[]) AS u(id, price)
-         WHERE i.cart_id = $1 AND i.product_id = u.id",
-        cart,
-        &ids,
-        &prices
-    )
-    .execute(&mut *tx)
-    .await?;
+    db::carts::reprice_items(&mut tx, cart, &ids, &prices).await?;
     let stored = carts::touch_and_load(&mut tx, cart).await?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &stored).await;
@@ -345,20 +306,7 @@ async fn place_order(
     let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
     // The cart and its lines in one read; it also lifts the key's lock timeout (see
     // claim) before this statement waits for the cart's lock.
-    let rows = sqlx::query!(
-        r#"WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', '0', true))
-           SELECT c.id, c.subtotal,
-                  i.product_id AS "product_id?", i.quantity AS "quantity?",
-                  i.price_snapshot AS "price_snapshot?", i.subtotal AS "line_subtotal?"
-           FROM wait, carts c LEFT JOIN cart_items i ON i.cart_id = c.id
-           WHERE c.session_id = $1 AND c.expires_at > $2
-           ORDER BY i.item_index, i.created_at
-           FOR UPDATE OF c"#,
-        input.session_id,
-        at
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = db::checkout::lock_cart(tx, &input.session_id, at).await?;
     let cart = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
     let cart = CartRow {
         id: cart.0,
@@ -382,16 +330,11 @@ async fn place_order(
     product_ids.sort();
     product_ids.dedup();
     // Locked in id order, so concurrent checkouts never deadlock.
-    let products: HashMap<Uuid, _> = sqlx::query!(
-        "SELECT id, sku, name, inventory_quantity, price, is_active FROM products
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &product_ids
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
+    let products: HashMap<Uuid, _> = db::products::lock_for_sale(tx, &product_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
     for line in &lines {
         if !products.contains_key(&line.product_id) {
             return Err(Failure::Error(Error::not_found("Product", line.product_id)));
@@ -434,20 +377,7 @@ async fn place_order(
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
     // The stock taken and the cart gone, in one statement.
-    sqlx::query!(
-        "WITH gone AS (DELETE FROM carts WHERE id = $4)
-         UPDATE products p
-         SET inventory_quantity = p.inventory_quantity - u.quantity,
-             version = p.version + 1, updated_at = $3
-         FROM UNNEST($1::uuid[], $2::int[]) AS u(id, quantity)
-         WHERE p.id = u.id",
-        &ids,
-        &quantities,
-        at,
-        cart.id
-    )
-    .execute(&mut *tx)
-    .await?;
+    db::checkout::take_stock_and_delete_cart(tx, &ids, &quantities, at, cart.id).await?;
     let order_id = Uuid::new_v4();
     let subtotal: Decimal = cart.subtotal;
     let ctx = platform::context::current();
@@ -490,7 +420,7 @@ async fn place_order(
     // The number is not known yet: the payload and the reply are written around it.
     let payload_json = serde_json::to_value(&event).map_err(anyhow::Error::from)?;
     let (reply_head, reply_tail) = reply_around_number(&input.customer_info.email)?;
-    let order_number = number_order(
+    let order_number = db::checkout::number_order(
         tx,
         at,
         NumberedRows {
@@ -547,80 +477,9 @@ fn reply_around_number(email: &str) -> Result<(String, String)> {
     }
 }
 
-/// What the numbering statement writes besides the number.
-struct NumberedRows<'a> {
-    outbox_id: Uuid,
-    order_id: Uuid,
-    /// The event, its `orderNumber` still empty.
-    payload: serde_json::Value,
-    topic: &'a str,
-    headers: serde_json::Value,
-    lease_until: chrono::NaiveDateTime,
-    reply_head: &'a str,
-    reply_tail: &'a str,
-    key: &'a str,
-}
-
-/// Numbers the order `ORD-<yyyyMMdd>-<n>` (`n` counts the day's orders from 1, in the
-/// daily sequence row), and in the same statement writes the outbox row and the reply
-/// stored on the key, both carrying the number. The day's row stays locked until the
-/// commit, so every checkout waits for the one before it here: one statement between
-/// taking that lock and the commit keeps the wait as short as it can be.
-async fn number_order(
-    tx: &mut PgConnection,
-    at: chrono::NaiveDateTime,
-    rows: NumberedRows<'_>,
-) -> Result<String> {
-    let date_key = at.format("%Y%m%d").to_string();
-    Ok(sqlx::query_scalar!(
-        r#"WITH numbered AS (
-               INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
-               VALUES ($1, 1, $2, $2)
-               ON CONFLICT (date_key) DO UPDATE
-               SET last_sequence = order_number_sequence.last_sequence + 1,
-                   updated_at = EXCLUDED.updated_at
-               RETURNING 'ORD-' || date_key || '-' || last_sequence AS order_number
-           ), outbox AS (
-               INSERT INTO order_created_outbox
-                   (id, aggregate_id, aggregate_type, event_type, payload, created_at, status,
-                    retry_count, topic, headers, next_attempt_at, locked_until)
-               SELECT $3, $4, 'ORDER', 'OrderCreatedEvent',
-                      jsonb_set($5::jsonb, '{orderNumber}', to_jsonb(order_number)),
-                      $2, 'PENDING', 0, $6, $7, $2, $8
-               FROM numbered
-           ), reply AS (
-               UPDATE checkout_idempotency
-               SET status = 'COMPLETED', response_status = 201,
-                   response_body = $9::text || order_number || $10::text
-               FROM numbered
-               WHERE idempotency_key = $11
-           )
-           SELECT order_number AS "order_number!" FROM numbered"#,
-        date_key,
-        at,
-        rows.outbox_id,
-        rows.order_id,
-        rows.payload,
-        rows.topic,
-        rows.headers,
-        rows.lease_until,
-        rows.reply_head,
-        rows.reply_tail,
-        rows.key
-    )
-    .fetch_one(&mut *tx)
-    .await?)
-}
-
 /// Deletes expired idempotency keys; returns how many.
 pub async fn delete_expired_keys(db: &platform::db::Db) -> Result<u64> {
-    let done = sqlx::query!(
-        "DELETE FROM checkout_idempotency WHERE expires_at <= $1",
-        now()
-    )
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected())
+    Ok(db::checkout::delete_expired_keys(db.pool(), now()).await?)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! - [`app`]: [`Application`] wires settings into the HTTP server and its tasks;
 //!   [`state`] is what every handler can reach.
 //! - [`routes`]: the HTTP API, one module per resource.
-//! - [`catalog`], [`carts`], [`checkout`]: the domain with its SQL.
+//! - [`catalog`], [`carts`], [`checkout`]: the domain, between the routes and [`db`],
+//!   which holds every SQL statement of the service.
 //! - [`cache`]: Redis in front of the catalogue and carts (optional at run time), and
 //!   [`near_cache`], serialized catalogue answers in this process in front of Redis.
 //! - [`orders`]: the order lookup, which answers PENDING until the order service has
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod managers;

@@ -2,8 +2,10 @@
 //! update with optimistic locking, and soft delete.
 
 use super::params::PathParams;
-use crate::catalog::{self, Product, ProductPage, ProductQuery, SortField};
-use crate::error::{Error, Result, LOST_UPDATE};
+use crate::catalog::{
+    self, NewProduct, Product, ProductChanges, ProductPage, ProductQuery, SortField,
+};
+use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
@@ -13,7 +15,6 @@ use axum::Router;
 use platform::auth::Manager;
 use platform::http::{Json, JsonBytes, Query};
 use platform::rules::{count_from, Int, Pattern, Text, TextViolation};
-use platform::time::{now, LocalTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -441,48 +442,15 @@ pub async fn create(
     };
     let quantity =
         i32::try_from(quantity).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX))?;
-    let mut tx = state.db.begin().await?;
-    if !catalog::category_exists(&mut tx, category_id).await? {
-        return Err(Error::not_found("Category", category_id));
-    }
-    let duplicate = || Error::Duplicate(format!("Product with SKU '{sku}' already exists"));
-    let taken = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM products WHERE sku = $1) AS "exists!""#,
-        sku
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if taken {
-        return Err(duplicate());
-    }
-    let at = now();
-    let product = sqlx::query_as!(
-        Product,
-        r#"INSERT INTO products (id, sku, name, description, price, inventory_quantity, category_id,
-                                 is_active, created_at, updated_at, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8, 0)
-           RETURNING id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
-        Uuid::new_v4(),
-        sku,
-        name,
-        body.description,
-        stored_price(price),
-        quantity,
+    let new = NewProduct {
+        sku: &sku,
+        name: &name,
+        description: body.description.as_deref(),
+        price: stored_price(price),
+        inventory_quantity: quantity,
         category_id,
-        at
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if platform::db::is_unique_violation(&e, "uk_product_sku") {
-            duplicate()
-        } else {
-            e.into()
-        }
-    })?;
-    tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[product.id], product.updated_at.0).await;
+    };
+    let product = catalog::create_product(&state.db, &state.cache, &new).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -502,50 +470,21 @@ pub async fn update(
 ) -> Result<Json<Product>> {
     let id = path_id(&id)?;
     body.validate()?;
-    let mut tx = state.db.begin().await?;
-    let current = sqlx::query!(
-        "SELECT name, description, price, inventory_quantity, category_id, is_active, version
-         FROM products WHERE id = $1",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::not_found("Product", id))?;
-    if let Some(category_id) = body.category_id {
-        if category_id != current.category_id
-            && !catalog::category_exists(&mut tx, category_id).await?
-        {
-            return Err(Error::not_found("Category", category_id));
-        }
-    }
-    let quantity = match body.inventory_quantity {
-        Some(q) => i32::try_from(q).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX))?,
-        None => current.inventory_quantity,
+    let inventory_quantity = body
+        .inventory_quantity
+        .map(|q| i32::try_from(q).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX)))
+        .transpose()?;
+    let changes = ProductChanges {
+        name: body.name,
+        description: body.description,
+        price: body.price.map(stored_price),
+        inventory_quantity,
+        category_id: body.category_id,
+        is_active: body.is_active,
     };
-    let product = sqlx::query_as!(
-        Product,
-        r#"UPDATE products
-           SET name = $3, description = $4, price = $5, inventory_quantity = $6, category_id = $7,
-               is_active = $8, updated_at = $9, version = version + 1
-           WHERE id = $1 AND version = $2
-           RETURNING id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
-        id,
-        current.version,
-        body.name.unwrap_or(current.name),
-        body.description.or(current.description),
-        body.price.map(stored_price).unwrap_or(current.price),
-        quantity,
-        body.category_id.unwrap_or(current.category_id),
-        body.is_active.unwrap_or(current.is_active),
-        now()
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::Conflict(LOST_UPDATE.into()))?;
-    tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[id], product.updated_at.0).await;
-    Ok(Json(product))
+    Ok(Json(
+        catalog::update_product(&state.db, &state.cache, id, changes).await?,
+    ))
 }
 
 /// Discontinues a product (manager): it stays readable by id and leaves the default
@@ -560,19 +499,7 @@ pub async fn remove(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode> {
     let id = path_id(&id)?;
-    let at = now();
-    let updated = sqlx::query!(
-        "UPDATE products SET is_active = FALSE, updated_at = $2, version = version + 1
-         WHERE id = $1",
-        id,
-        at
-    )
-    .execute(&mut *state.db.acquire().await?)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(Error::not_found("Product", id));
-    }
-    catalog::invalidate_products(&state.cache, &[id], at).await;
+    catalog::discontinue_product(&state.db, &state.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
