@@ -17,6 +17,7 @@ use crate::outbox::FIRST_ATTEMPT_LEASE;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use events::{Customer, OrderCreated, OrderItem};
+use platform::idempotency::{self, Claim, IdempotencyKey};
 use platform::outbox::OutboxMessage;
 use platform::time::now;
 use rust_decimal::Decimal;
@@ -69,15 +70,6 @@ pub struct Reply {
     pub body: String,
 }
 
-enum Claim {
-    Claimed,
-    Taken {
-        fingerprint: String,
-        response: Option<(i32, String)>,
-    },
-    InFlight,
-}
-
 fn in_flight() -> Error {
     Error::Conflict(
         "A request with this Idempotency-Key is still being processed. Retry later.".into(),
@@ -87,35 +79,11 @@ fn in_flight() -> Error {
 const KEY_REUSED: &str = "Idempotency key already used with different request body. \
      Please use a new idempotency key or retry with the same request.";
 
-fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
-}
-
-async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim> {
+async fn claim(tx: &mut PgConnection, key: &IdempotencyKey, fingerprint: &str) -> Result<Claim> {
     let at = now();
-    // The key's row lock is waited for only IN_FLIGHT_WAIT (then 409).
     let expires_at = at + chrono::Duration::hours(KEY_LIFETIME_HOURS);
-    let claimed =
-        db::checkout::claim_key(tx, key, fingerprint, at, expires_at, IN_FLIGHT_WAIT).await;
-    let claimed = match claimed {
-        Err(e) if is_lock_timeout(&e) => return Ok(Claim::InFlight),
-        other => other?,
-    };
-    if claimed.is_some() {
-        // The lock timeout goes back to none with the cart's read (place_order).
-        return Ok(Claim::Claimed);
-    }
-    Ok(match db::checkout::find_key(tx, key).await? {
-        // Deleted between the insert and the read (cleanup): another try will claim it.
-        None => Claim::InFlight,
-        Some(row) => Claim::Taken {
-            fingerprint: row.request_fingerprint,
-            response: match (row.status.as_str(), row.response_status, row.response_body) {
-                ("COMPLETED", Some(status), Some(body)) => Some((status, body)),
-                _ => None,
-            },
-        },
-    })
+    // The lock wait goes back to none with the cart's read (place_order).
+    Ok(idempotency::claim(tx, key, fingerprint, at, expires_at, IN_FLIGHT_WAIT).await?)
 }
 
 /// A checkout that committed: what to do after the commit.
@@ -184,7 +152,11 @@ impl<E: Into<Error>> From<E> for Failure {
 }
 
 /// Runs a checkout for `key`, or replays what the key already answered.
-pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Result<Reply> {
+pub async fn checkout(
+    state: &AppState,
+    key: &IdempotencyKey,
+    input: &CheckoutInput,
+) -> Result<Reply> {
     let fingerprint = input.fingerprint();
     let mut tx = state.db.begin().await?;
     match claim(&mut tx, key, &fingerprint).await? {
@@ -299,7 +271,7 @@ struct Line {
 async fn place_order(
     state: &AppState,
     tx: &mut PgConnection,
-    key: &str,
+    key: &IdempotencyKey,
     input: &CheckoutInput,
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
@@ -432,7 +404,7 @@ async fn place_order(
             lease_until: at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default(),
             reply_head: &reply_head,
             reply_tail: &reply_tail,
-            key,
+            key: key.as_str(),
         },
     )
     .await?;
@@ -475,11 +447,6 @@ fn reply_around_number(email: &str) -> Result<(String, String)> {
             "checkout reply does not start with its order number"
         ))),
     }
-}
-
-/// Deletes expired idempotency keys; returns how many.
-pub async fn delete_expired_keys(db: &platform::db::Db) -> Result<u64> {
-    Ok(db::checkout::delete_expired_keys(db.pool(), now()).await?)
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ impl utoipa::Modify for Contract {
         parameter_schema(doc, "sessionId", crate::carts::SESSION_ID.schema());
         parameter_schema(
             doc,
-            crate::routes::checkout::IDEMPOTENCY_KEY,
+            platform::idempotency::HEADER,
             platform::rules::IDEMPOTENCY_KEY.schema(),
         );
         // Malformed ids are 404s, as in the original; well-formed ones are what exists.

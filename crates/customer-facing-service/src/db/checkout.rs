@@ -1,77 +1,11 @@
-//! The statements of a checkout: the `checkout_idempotency` key it claims, the cart it
-//! locks, the stock it takes, and the one statement that numbers the order and writes
-//! its outbox row and stored reply.
+//! The statements of a checkout: the cart it locks, the stock it takes, and the one
+//! statement that numbers the order and writes its outbox row and the reply stored on
+//! its idempotency key (the key's other statements are [`platform::idempotency`]'s).
 
 use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// A key's row as a second request with the key finds it.
-pub struct StoredKey {
-    pub request_fingerprint: String,
-    pub status: String,
-    pub response_status: Option<i32>,
-    pub response_body: Option<String>,
-}
-
-/// Claims `key` for a request with `fingerprint` at `at` until `expires_at`, waiting at
-/// most `lock_wait` (a PostgreSQL interval such as `500ms`) for another transaction
-/// holding it: `Some` when claimed (a new key, or one that had expired), `None` when the
-/// key is taken. Running out of `lock_wait` is error `55P03`.
-pub async fn claim_key(
-    conn: &mut PgConnection,
-    key: &str,
-    fingerprint: &str,
-    at: NaiveDateTime,
-    expires_at: NaiveDateTime,
-    lock_wait: &str,
-) -> sqlx::Result<Option<String>> {
-    // The key's row lock is waited for only `lock_wait`, set in the same statement: the
-    // materialized CTE runs before the insert can wait on the row.
-    sqlx::query_scalar!(
-        "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $5, true))
-         INSERT INTO checkout_idempotency
-             (idempotency_key, request_fingerprint, status, created_at, expires_at)
-         SELECT $1, $2, 'IN_PROGRESS', $3, $4 FROM wait
-         ON CONFLICT (idempotency_key) DO UPDATE
-         SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
-             response_status = NULL, response_body = NULL,
-             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-         WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
-         RETURNING idempotency_key",
-        key,
-        fingerprint,
-        at,
-        expires_at,
-        lock_wait
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// The row of `key`, or `None`.
-pub async fn find_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<StoredKey>> {
-    sqlx::query_as!(
-        StoredKey,
-        "SELECT request_fingerprint, status, response_status, response_body
-         FROM checkout_idempotency WHERE idempotency_key = $1",
-        key
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// Deletes the keys that expired by `at`; returns how many.
-pub async fn delete_expired_keys(pool: &PgPool, at: NaiveDateTime) -> sqlx::Result<u64> {
-    let done = sqlx::query!(
-        "DELETE FROM checkout_idempotency WHERE expires_at <= $1",
-        at
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
 
 /// The locked cart with one of its lines; a cart without lines has one row with no line.
 pub struct CartLineRow {
@@ -85,7 +19,7 @@ pub struct CartLineRow {
 
 /// Locks the live cart of `session_id` as of `at` and reads it with its lines in
 /// insertion order; no rows when it has none. Waits for the cart's lock as long as it
-/// takes: it lifts the lock timeout that [`claim_key`] set.
+/// takes: it lifts the lock timeout that [`platform::idempotency::claim`] set.
 pub async fn lock_cart(
     conn: &mut PgConnection,
     session_id: &str,

@@ -12,18 +12,14 @@ use axum::routing::post;
 use axum::Router;
 use events::{Customer, ShippingAddress};
 use platform::http::Json;
-use platform::rules::{is_email, Pattern, Text, TextViolation};
+use platform::idempotency::IdempotencyKey;
+use platform::rules::{is_email, Pattern, Text};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/checkout", post(checkout))
 }
-
-/// Header that makes a checkout safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// Longest key (the column's length).
-pub const MAX_KEY_CHARS: usize = 255;
 
 /// Customer names.
 const CUSTOMER_NAME: Text = Text::non_blank(1, 200);
@@ -225,28 +221,6 @@ impl CheckoutRequest {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String> {
-    let value = headers
-        .get(IDEMPOTENCY_KEY)
-        .ok_or_else(|| Error::BadRequest(format!("Missing required header '{IDEMPOTENCY_KEY}'")))?;
-    let printable = || {
-        Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must be printable ASCII"
-        ))
-    };
-    let key = value.to_str().map_err(|_| printable())?.trim();
-    match platform::rules::IDEMPOTENCY_KEY.check(key) {
-        Ok(()) => Ok(key.to_owned()),
-        Err(TextViolation::Blank) => Err(Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must not be blank"
-        ))),
-        Err(TextViolation::Length) => Err(Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must not exceed {MAX_KEY_CHARS} characters"
-        ))),
-        Err(TextViolation::Pattern) => Err(printable()),
-    }
-}
-
 /// Places the order of the session's cart.
 #[utoipa::path(post, path = "/api/v1/checkout", tag = "checkout", operation_id = "checkout",
     params(("Idempotency-Key" = String, Header, description = "Makes retries safe; at most 255 characters")),
@@ -261,7 +235,8 @@ pub async fn checkout(
     headers: HeaderMap,
     Json(body): Json<CheckoutRequest>,
 ) -> Result<Response> {
-    let key = idempotency_key(&headers)?;
+    let key =
+        IdempotencyKey::from_headers(&headers).map_err(|e| Error::BadRequest(e.to_string()))?;
     let input = body.validate()?;
     let reply = checkout::checkout(&state, &key, &input).await?;
     let mut response = (reply.status, reply.body).into_response();
