@@ -12,11 +12,13 @@ use crate::carts;
 use crate::catalog;
 use crate::db;
 use crate::db::checkout::NumberedRows;
+use crate::db::products::ForSale;
 use crate::error::{Error, Result};
 use crate::outbox::FIRST_ATTEMPT_LEASE;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use events::{Customer, OrderCreated, OrderItem};
+use platform::context::RequestContext;
 use platform::idempotency::{self, Claim, IdempotencyKey};
 use platform::outbox::OutboxMessage;
 use platform::time::now;
@@ -255,9 +257,11 @@ async fn reprice_cart(
 }
 
 /// The locked cart a checkout turns into an order.
-struct CartRow {
+struct LockedCart {
     id: Uuid,
     subtotal: Decimal,
+    /// In the order they were added.
+    lines: Vec<Line>,
 }
 
 /// One line of that cart.
@@ -268,6 +272,9 @@ struct Line {
     subtotal: Decimal,
 }
 
+/// Places the order of the session's cart in `tx`: the cart and its products locked,
+/// the lines checked against today's products, the stock taken and the cart deleted,
+/// the order numbered with its outbox row and the reply stored on `key`.
 async fn place_order(
     state: &AppState,
     tx: &mut PgConnection,
@@ -275,83 +282,14 @@ async fn place_order(
     input: &CheckoutInput,
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
-    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
-    // The cart and its lines in one read; it also lifts the key's lock timeout (see
-    // claim) before this statement waits for the cart's lock.
-    let rows = db::checkout::lock_cart(tx, &input.session_id, at).await?;
-    let cart = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
-    let cart = CartRow {
-        id: cart.0,
-        subtotal: cart.1,
-    };
-    let lines: Vec<Line> = rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(Line {
-                product_id: r.product_id?,
-                quantity: r.quantity?,
-                price_snapshot: r.price_snapshot?,
-                subtotal: r.line_subtotal?,
-            })
-        })
-        .collect();
-    if lines.is_empty() {
-        return Err(empty());
-    }
-    let mut product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    product_ids.sort();
-    product_ids.dedup();
-    // Locked in id order, so concurrent checkouts never deadlock.
-    let products: HashMap<Uuid, _> = db::products::lock_for_sale(tx, &product_ids)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    for line in &lines {
-        if !products.contains_key(&line.product_id) {
-            return Err(Failure::Error(Error::not_found("Product", line.product_id)));
-        }
-    }
-    // The customer pays today's price for what is still sold, never a stale snapshot.
-    let changes = CartChanges::of(lines.iter().filter_map(|line| {
-        let p = products.get(&line.product_id)?;
-        Some((
-            line.product_id,
-            line.price_snapshot,
-            p.sku.as_str(),
-            p.price,
-            p.is_active,
-        ))
-    }));
-    if let Some(changes) = changes {
-        return Err(Failure::CartChanged(changes));
-    }
-    let mut items = Vec::with_capacity(lines.len());
-    for line in &lines {
-        let product = products
-            .get(&line.product_id)
-            .ok_or_else(|| Failure::Error(Error::not_found("Product", line.product_id)))?;
-        if product.inventory_quantity < line.quantity {
-            return Err(Failure::Stock(format!(
-                "Insufficient inventory for product {}. Requested: {}, Available: {}",
-                line.product_id, line.quantity, product.inventory_quantity
-            )));
-        }
-        items.push(OrderItem {
-            product_id: line.product_id,
-            product_sku: product.sku.clone(),
-            product_name: product.name.clone(),
-            quantity: line.quantity,
-            price_snapshot: line.price_snapshot,
-            subtotal: line.subtotal,
-        });
-    }
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let cart = lock_cart(tx, &input.session_id, at).await?;
+    let products = lock_products(tx, &cart.lines).await?;
+    let items = order_items(&cart.lines, &products)?;
+    let ids: Vec<Uuid> = cart.lines.iter().map(|l| l.product_id).collect();
+    let quantities: Vec<i32> = cart.lines.iter().map(|l| l.quantity).collect();
     // The stock taken and the cart gone, in one statement.
     db::checkout::take_stock_and_delete_cart(tx, &ids, &quantities, at, cart.id).await?;
     let order_id = Uuid::new_v4();
-    let subtotal: Decimal = cart.subtotal;
     let ctx = platform::context::current();
     let mut event = OrderCreated {
         event_id: Uuid::new_v4(),
@@ -363,27 +301,10 @@ async fn place_order(
         order_number: String::new(),
         customer: input.customer_info.clone(),
         items,
-        subtotal,
+        subtotal: cart.subtotal,
         cart_id: Some(cart.id),
     };
-    let mut headers = vec![
-        (
-            events::TYPE_ID_HEADER.to_owned(),
-            events::ORDER_CREATED_TYPE_ID.to_owned(),
-        ),
-        ("eventId".to_owned(), event.event_id.to_string()),
-        ("eventType".to_owned(), events::ORDER_CREATED.to_owned()),
-    ];
-    if let Some(ctx) = &ctx {
-        headers.push((
-            platform::context::CORRELATION_HEADER.to_owned(),
-            ctx.correlation_id.clone(),
-        ));
-        headers.push((
-            platform::context::TRACEPARENT_HEADER.to_owned(),
-            ctx.trace.traceparent(),
-        ));
-    }
+    let headers = event_headers(&event, ctx.as_ref());
     let headers_json: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
@@ -428,6 +349,127 @@ async fn place_order(
         order_id,
         at,
     })
+}
+
+/// Locks the live cart of `session_id` and reads its lines; a missing or empty cart is
+/// a 409. The read also lifts the key's lock timeout (see [`claim`]) before it waits
+/// for the cart's lock.
+async fn lock_cart(
+    tx: &mut PgConnection,
+    session_id: &str,
+    at: chrono::NaiveDateTime,
+) -> std::result::Result<LockedCart, Failure> {
+    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
+    let rows = db::checkout::lock_cart(tx, session_id, at).await?;
+    let (id, subtotal) = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Line {
+                product_id: r.product_id?,
+                quantity: r.quantity?,
+                price_snapshot: r.price_snapshot?,
+                subtotal: r.line_subtotal?,
+            })
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(empty());
+    }
+    Ok(LockedCart {
+        id,
+        subtotal,
+        lines,
+    })
+}
+
+/// Locks the products of `lines` and reads them; a product gone since it was added is
+/// a 404.
+async fn lock_products(
+    tx: &mut PgConnection,
+    lines: &[Line],
+) -> std::result::Result<HashMap<Uuid, ForSale>, Failure> {
+    let mut product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    product_ids.sort();
+    product_ids.dedup();
+    // Locked in id order, so concurrent checkouts never deadlock.
+    let products: HashMap<Uuid, ForSale> = db::products::lock_for_sale(tx, &product_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    for line in lines {
+        if !products.contains_key(&line.product_id) {
+            return Err(Failure::Error(Error::not_found("Product", line.product_id)));
+        }
+    }
+    Ok(products)
+}
+
+/// The order's items: refused when a line's price or product changed since it was
+/// added, or when a product has too little stock.
+fn order_items(
+    lines: &[Line],
+    products: &HashMap<Uuid, ForSale>,
+) -> std::result::Result<Vec<OrderItem>, Failure> {
+    // The customer pays today's price for what is still sold, never a stale snapshot.
+    let changes = CartChanges::of(lines.iter().filter_map(|line| {
+        let p = products.get(&line.product_id)?;
+        Some((
+            line.product_id,
+            line.price_snapshot,
+            p.sku.as_str(),
+            p.price,
+            p.is_active,
+        ))
+    }));
+    if let Some(changes) = changes {
+        return Err(Failure::CartChanged(changes));
+    }
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
+        let product = products
+            .get(&line.product_id)
+            .ok_or_else(|| Failure::Error(Error::not_found("Product", line.product_id)))?;
+        if product.inventory_quantity < line.quantity {
+            return Err(Failure::Stock(format!(
+                "Insufficient inventory for product {}. Requested: {}, Available: {}",
+                line.product_id, line.quantity, product.inventory_quantity
+            )));
+        }
+        items.push(OrderItem {
+            product_id: line.product_id,
+            product_sku: product.sku.clone(),
+            product_name: product.name.clone(),
+            quantity: line.quantity,
+            price_snapshot: line.price_snapshot,
+            subtotal: line.subtotal,
+        });
+    }
+    Ok(items)
+}
+
+/// The Kafka headers of `event`, with the correlation id and trace of the request.
+fn event_headers(event: &OrderCreated, ctx: Option<&RequestContext>) -> Vec<(String, String)> {
+    let mut headers = vec![
+        (
+            events::TYPE_ID_HEADER.to_owned(),
+            events::ORDER_CREATED_TYPE_ID.to_owned(),
+        ),
+        ("eventId".to_owned(), event.event_id.to_string()),
+        ("eventType".to_owned(), events::ORDER_CREATED.to_owned()),
+    ];
+    if let Some(ctx) = ctx {
+        headers.push((
+            platform::context::CORRELATION_HEADER.to_owned(),
+            ctx.correlation_id.clone(),
+        ));
+        headers.push((
+            platform::context::TRACEPARENT_HEADER.to_owned(),
+            ctx.trace.traceparent(),
+        ));
+    }
+    headers
 }
 
 /// The reply to a successful checkout, split where its order number goes.

@@ -121,6 +121,8 @@ fn is_phone(value: &str) -> bool {
 }
 
 impl CheckoutRequest {
+    /// Every field checked (one message per field), then the request as the checkout
+    /// takes it.
     fn validate(self) -> Result<CheckoutInput> {
         let mut v = Validator::new();
         v.required_text(
@@ -136,88 +138,94 @@ impl CheckoutRequest {
             "Customer information is required",
         );
         if let Some(info) = self.customer_info.as_ref() {
-            v.required_text(
-                "customerInfo.name",
-                info.name.as_deref(),
-                &CUSTOMER_NAME,
-                "Customer name is required",
-                "Customer name must be between 1 and 200 characters",
-            )
-            .required_text(
-                "customerInfo.email",
-                info.email.as_deref(),
-                &EMAIL,
-                "Email is required",
-                "Email must not exceed 100 characters",
-            )
-            .required_text(
-                "customerInfo.phone",
-                info.phone.as_deref(),
-                &PHONE,
-                "Phone is required",
-                PHONE_FORMAT,
-            );
-            let address = info.shipping_address.as_ref();
-            v.check(
-                "customerInfo.shippingAddress",
-                address.is_some(),
-                "Shipping address is required",
-            );
-            if let Some(a) = address {
-                let fields: [(&str, &Option<String>, &Text, &str); 5] = [
-                    ("street", &a.street, &STREET, "Street"),
-                    ("city", &a.city, &CITY, "City"),
-                    ("state", &a.state, &STATE, "State"),
-                    ("postalCode", &a.postal_code, &POSTAL_CODE, "Postal code"),
-                    ("country", &a.country, &COUNTRY, "Country"),
-                ];
-                for (field, value, rule, label) in fields {
-                    v.required_text(
-                        &format!("customerInfo.shippingAddress.{field}"),
-                        value.as_deref(),
-                        rule,
-                        &format!("{label} is required"),
-                        &format!(
-                            "{label} must be between {} and {} characters",
-                            rule.min, rule.max
-                        ),
-                    );
-                }
-            }
+            info.check(&mut v);
         }
         v.finish()?;
-        let (Some(session_id), Some(info)) = (self.session_id, self.customer_info) else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        let (Some(name), Some(email), Some(phone), Some(address)) =
-            (info.name, info.email, info.phone, info.shipping_address)
-        else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        let (Some(street), Some(city), Some(state), Some(postal_code), Some(country)) = (
-            address.street,
-            address.city,
-            address.state,
-            address.postal_code,
-            address.country,
-        ) else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        Ok(CheckoutInput {
-            session_id,
+        self.into_input()
+            .ok_or_else(|| Error::BadRequest("Invalid request body".into()))
+    }
+
+    /// The request with every required field present; `None` when one is missing
+    /// (which [`validate`](Self::validate) has reported by then).
+    fn into_input(self) -> Option<CheckoutInput> {
+        let info = self.customer_info?;
+        let address = info.shipping_address?;
+        Some(CheckoutInput {
+            session_id: self.session_id?,
             customer_info: Customer {
-                name,
-                email,
-                phone,
+                name: info.name?,
+                email: info.email?,
+                phone: info.phone?,
                 shipping_address: ShippingAddress {
-                    street,
-                    city,
-                    state,
-                    postal_code,
-                    country,
+                    street: address.street?,
+                    city: address.city?,
+                    state: address.state?,
+                    postal_code: address.postal_code?,
+                    country: address.country?,
                 },
             },
         })
+    }
+}
+
+impl CustomerInfoRequest {
+    /// Checks the customer's fields and address into `v`.
+    fn check(&self, v: &mut Validator) {
+        v.required_text(
+            "customerInfo.name",
+            self.name.as_deref(),
+            &CUSTOMER_NAME,
+            "Customer name is required",
+            "Customer name must be between 1 and 200 characters",
+        )
+        .required_text(
+            "customerInfo.email",
+            self.email.as_deref(),
+            &EMAIL,
+            "Email is required",
+            "Email must not exceed 100 characters",
+        )
+        .required_text(
+            "customerInfo.phone",
+            self.phone.as_deref(),
+            &PHONE,
+            "Phone is required",
+            PHONE_FORMAT,
+        );
+        let address = self.shipping_address.as_ref();
+        v.check(
+            "customerInfo.shippingAddress",
+            address.is_some(),
+            "Shipping address is required",
+        );
+        if let Some(address) = address {
+            address.check(v);
+        }
+    }
+}
+
+impl AddressRequest {
+    /// Checks the address's fields into `v`.
+    fn check(&self, v: &mut Validator) {
+        let fields: [(&str, &Option<String>, &Text, &str); 5] = [
+            ("street", &self.street, &STREET, "Street"),
+            ("city", &self.city, &CITY, "City"),
+            ("state", &self.state, &STATE, "State"),
+            ("postalCode", &self.postal_code, &POSTAL_CODE, "Postal code"),
+            ("country", &self.country, &COUNTRY, "Country"),
+        ];
+        for (field, value, rule, label) in fields {
+            v.required_text(
+                &format!("customerInfo.shippingAddress.{field}"),
+                value.as_deref(),
+                rule,
+                &format!("{label} is required"),
+                &format!(
+                    "{label} must be between {} and {} characters",
+                    rule.min, rule.max
+                ),
+            );
+        }
     }
 }
 
