@@ -17,8 +17,7 @@ use crate::error::{Error, Result};
 use crate::outbox::FIRST_ATTEMPT_LEASE;
 use crate::state::AppState;
 use axum::http::StatusCode;
-use events::{Customer, OrderCreated, OrderItem};
-use platform::context::RequestContext;
+use events::{Customer, EventHeaders, OrderCreated, OrderItem};
 use platform::idempotency::{self, Claim, IdempotencyKey};
 use platform::outbox::OutboxMessage;
 use platform::time::now;
@@ -304,11 +303,12 @@ async fn place_order(
         subtotal: cart.subtotal,
         cart_id: Some(cart.id),
     };
-    let headers = event_headers(&event, ctx.as_ref());
-    let headers_json: serde_json::Map<String, serde_json::Value> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
+    let headers = EventHeaders::new(
+        events::ORDER_CREATED_TYPE_ID,
+        event.event_id,
+        events::ORDER_CREATED,
+    )
+    .request(ctx.as_ref());
     let outbox_id = Uuid::new_v4();
     // The number is not known yet: the payload and the reply are written around it.
     let payload_json = serde_json::to_value(&event).map_err(anyhow::Error::from)?;
@@ -321,7 +321,7 @@ async fn place_order(
             order_id,
             payload: payload_json,
             topic: &state.orders_created_topic,
-            headers: serde_json::Value::Object(headers_json),
+            headers: headers.to_json(),
             lease_until: at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default(),
             reply_head: &reply_head,
             reply_tail: &reply_tail,
@@ -341,7 +341,7 @@ async fn place_order(
             topic: state.orders_created_topic.clone(),
             key: order_id.to_string(),
             payload: payload.into_bytes(),
-            headers,
+            headers: headers.into_vec(),
             attempts: 0,
         },
         product_ids: ids,
@@ -447,29 +447,6 @@ fn order_items(
         });
     }
     Ok(items)
-}
-
-/// The Kafka headers of `event`, with the correlation id and trace of the request.
-fn event_headers(event: &OrderCreated, ctx: Option<&RequestContext>) -> Vec<(String, String)> {
-    let mut headers = vec![
-        (
-            events::TYPE_ID_HEADER.to_owned(),
-            events::ORDER_CREATED_TYPE_ID.to_owned(),
-        ),
-        ("eventId".to_owned(), event.event_id.to_string()),
-        ("eventType".to_owned(), events::ORDER_CREATED.to_owned()),
-    ];
-    if let Some(ctx) = ctx {
-        headers.push((
-            platform::context::CORRELATION_HEADER.to_owned(),
-            ctx.correlation_id.clone(),
-        ));
-        headers.push((
-            platform::context::TRACEPARENT_HEADER.to_owned(),
-            ctx.trace.traceparent(),
-        ));
-    }
-    headers
 }
 
 /// The reply to a successful checkout, split where its order number goes.
