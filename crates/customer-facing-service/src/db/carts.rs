@@ -199,7 +199,7 @@ pub async fn insert_item(
     at: NaiveDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-                "INSERT INTO cart_items (id, cart_id, product_id, quantity, price_snapshot, subtotal,
+        "INSERT INTO cart_items (id, cart_id, product_id, quantity, price_snapshot, subtotal,
                                          created_at, updated_at, item_index)
                  VALUES ($1, $2, $3, $4::int, $5::numeric, $5::numeric * $4::int, $6, $6,
                          (SELECT COALESCE(MAX(item_index) + 1, 0) FROM cart_items WHERE cart_id = $2))",
