@@ -10,15 +10,20 @@
 
 use crate::cache::Cache;
 use crate::catalog;
+use crate::db;
+use crate::db::carts::CartRow;
 use crate::error::{Error, Result};
 use chrono::Duration;
+use platform::db::Db;
 use platform::time::{now, LocalTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use crate::db::carts::StoredItem;
 
 /// How long a cart lives after its last change.
 pub const CART_LIFETIME_MINUTES: i64 = 30;
@@ -61,19 +66,6 @@ const TOMBSTONE_SECS: u64 = 60;
 
 fn version_of(t: chrono::NaiveDateTime) -> i64 {
     t.and_utc().timestamp_micros()
-}
-
-/// A cart line as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredItem {
-    pub id: Uuid,
-    pub product_id: Uuid,
-    pub quantity: i32,
-    #[serde(with = "rust_decimal::serde::float")]
-    pub price_snapshot: Decimal,
-    #[serde(with = "rust_decimal::serde::float")]
-    pub subtotal: Decimal,
 }
 
 /// A cart as clients see it.
@@ -125,94 +117,37 @@ pub fn check_session_id(session_id: &str) -> Result<()> {
 /// Returns its id.
 pub async fn lock_or_create(tx: &mut PgConnection, session_id: &str) -> Result<Uuid> {
     let at = now();
-    sqlx::query!(
-        "DELETE FROM carts WHERE session_id = $1 AND expires_at <= $2",
-        session_id,
-        at
-    )
-    .execute(&mut *tx)
-    .await?;
-    // Inserted, or the live one locked, in one statement: the no-op update takes the
-    // row lock as SELECT ... FOR UPDATE would, and a checkout deleting the cart at the
-    // same moment only makes the insert go ahead.
-    let id = sqlx::query_scalar!(
-        "INSERT INTO carts (id, session_id, subtotal, created_at, updated_at, expires_at)
-         VALUES ($1, $2, 0, $3, $3, $4)
-         ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
-         RETURNING id",
-        Uuid::new_v4(),
-        session_id,
-        at,
-        at + Duration::minutes(CART_LIFETIME_MINUTES)
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(id)
+    db::carts::delete_if_expired(tx, session_id, at).await?;
+    let expires_at = at + Duration::minutes(CART_LIFETIME_MINUTES);
+    Ok(db::carts::insert_or_lock(tx, session_id, at, expires_at).await?)
 }
 
 /// Recomputes the subtotal of cart `id`, extends its life, and reads it back with its
 /// lines in insertion order (two statements: the update returns the cart).
 pub async fn touch_and_load(tx: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
     let at = now();
-    let cart = sqlx::query!(
-        r#"UPDATE carts
-           SET subtotal = (SELECT COALESCE(SUM(subtotal), 0) FROM cart_items WHERE cart_id = $1),
-               updated_at = $2, expires_at = $3
-           WHERE id = $1
-           RETURNING id, session_id, subtotal,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime",
-                     expires_at AS "expires_at: LocalTime""#,
-        id,
-        at,
-        at + Duration::minutes(CART_LIFETIME_MINUTES)
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(StoredCart {
-        id: cart.id,
-        session_id: cart.session_id,
-        items: items_of(tx, id).await?,
-        subtotal: cart.subtotal,
-        created_at: cart.created_at,
-        updated_at: cart.updated_at,
-        expires_at: cart.expires_at,
-        version: version_of(cart.updated_at.0),
-    })
+    let cart = db::carts::touch(tx, id, at, at + Duration::minutes(CART_LIFETIME_MINUTES)).await?;
+    with_items(tx, cart).await
 }
 
 /// The stored cart `id` with its lines in insertion order.
 pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<StoredCart> {
-    let cart = sqlx::query!(
-        r#"SELECT id, session_id, subtotal,
-                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime",
-                  expires_at AS "expires_at: LocalTime"
-           FROM carts WHERE id = $1"#,
-        id
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let cart = db::carts::find(conn, id).await?;
+    with_items(conn, cart).await
+}
+
+/// `cart` with its lines in insertion order.
+async fn with_items(conn: &mut PgConnection, cart: CartRow) -> Result<StoredCart> {
     Ok(StoredCart {
+        items: db::carts::items(conn, cart.id).await?,
         id: cart.id,
         session_id: cart.session_id,
-        items: items_of(conn, id).await?,
         subtotal: cart.subtotal,
         created_at: cart.created_at,
         updated_at: cart.updated_at,
         expires_at: cart.expires_at,
         version: version_of(cart.updated_at.0),
     })
-}
-
-/// The lines of cart `id` in insertion order.
-async fn items_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<StoredItem>> {
-    Ok(sqlx::query_as!(
-        StoredItem,
-        "SELECT id, product_id, quantity, price_snapshot, subtotal
-         FROM cart_items WHERE cart_id = $1 ORDER BY item_index, created_at",
-        id
-    )
-    .fetch_all(conn)
-    .await?)
 }
 
 /// Puts a just-changed cart in the cache until it expires; always attempted, since the
@@ -257,11 +192,7 @@ pub async fn forget_cart(cache: &Cache, session_id: &str, at: chrono::NaiveDateT
 }
 
 /// The live cart of `session_id`, created when there is none.
-pub async fn get_or_create(
-    db: &platform::db::Db,
-    cache: &Cache,
-    session_id: &str,
-) -> Result<StoredCart> {
+pub async fn get_or_create(db: &Db, cache: &Cache, session_id: &str) -> Result<StoredCart> {
     if let Some(cart) = cache
         .get::<StoredCart>(CART_CACHE, &cart_key(session_id))
         .await
@@ -279,7 +210,7 @@ pub async fn get_or_create(
 }
 
 /// The client's view of `cart`, with each product's current SKU and name.
-pub async fn view(db: &platform::db::Db, cache: &Cache, cart: StoredCart) -> Result<Cart> {
+pub async fn view(db: &Db, cache: &Cache, cart: StoredCart) -> Result<Cart> {
     let ids: Vec<Uuid> = cart.items.iter().map(|i| i.product_id).collect();
     let products: HashMap<Uuid, catalog::Product> = catalog::products_by_ids(db, cache, &ids)
         .await?
@@ -313,63 +244,6 @@ pub async fn view(db: &platform::db::Db, cache: &Cache, cart: StoredCart) -> Res
     })
 }
 
-/// Stock of a product for a cart operation: 404 when unknown.
-pub struct Stock {
-    pub price: Decimal,
-    pub available: i32,
-    pub is_active: bool,
-}
-
-/// Reads the price, stock and state of `product_id`.
-pub async fn stock(conn: &mut PgConnection, product_id: Uuid) -> Result<Stock> {
-    sqlx::query_as!(
-        Stock,
-        "SELECT price, inventory_quantity AS available, is_active FROM products WHERE id = $1",
-        product_id
-    )
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| Error::not_found("Product", product_id))
-}
-
-/// A line of a cart: its id and quantity.
-pub struct Line {
-    pub id: Uuid,
-    pub quantity: i32,
-}
-
-/// [`stock`] of `product_id`, and the line of cart `cart_id` holding it, in one read.
-pub async fn stock_and_line(
-    conn: &mut PgConnection,
-    cart_id: Uuid,
-    product_id: Uuid,
-) -> Result<(Stock, Option<Line>)> {
-    let row = sqlx::query!(
-        r#"SELECT p.price, p.inventory_quantity, p.is_active,
-                  i.id AS "line_id?", i.quantity AS "line_quantity?"
-           FROM products p
-           LEFT JOIN cart_items i ON i.cart_id = $1 AND i.product_id = p.id
-           WHERE p.id = $2"#,
-        cart_id,
-        product_id
-    )
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| Error::not_found("Product", product_id))?;
-    let line = match (row.line_id, row.line_quantity) {
-        (Some(id), Some(quantity)) => Some(Line { id, quantity }),
-        _ => None,
-    };
-    Ok((
-        Stock {
-            price: row.price,
-            available: row.inventory_quantity,
-            is_active: row.is_active,
-        },
-        line,
-    ))
-}
-
 /// The 409 of a cart operation asking for more than is in stock.
 pub fn insufficient(product_id: Uuid, requested: i64, available: i32) -> Error {
     Error::InsufficientInventory(format!(
@@ -378,9 +252,120 @@ pub fn insufficient(product_id: Uuid, requested: i64, available: i32) -> Error {
 }
 
 /// Deletes expired carts; returns how many.
-pub async fn delete_expired(db: &platform::db::Db) -> Result<u64> {
-    let done = sqlx::query!("DELETE FROM carts WHERE expires_at <= $1", now())
-        .execute(db.pool())
-        .await?;
-    Ok(done.rows_affected())
+pub async fn delete_expired(db: &Db) -> Result<u64> {
+    Ok(db::carts::delete_expired(db.pool(), now()).await?)
+}
+
+/// Told when a quantity does not fit the `INTEGER` column.
+pub const QUANTITY_MAX: &str = "Quantity must not exceed 2147483647";
+/// Told when a line's or the cart's total would not fit the amount columns.
+const CART_LIMIT: &str = "The cart's total would exceed 99999999.99";
+
+/// A line or cart total beyond what its `DECIMAL(10, 2)` column holds: the cart, with
+/// the prices it has, cannot take this quantity (a conflict with what is stored, not a
+/// malformed request).
+fn beyond_cart_limit(e: impl Into<Error>) -> Error {
+    let e = e.into();
+    match &e {
+        Error::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22003") => {
+            Error::Conflict(CART_LIMIT.into())
+        }
+        _ => e,
+    }
+}
+
+/// Finishes a change of cart `cart_id`: its subtotal and life renewed, committed, cached,
+/// and shown.
+async fn committed(
+    db: &Db,
+    cache: &Cache,
+    mut tx: Transaction<'static, Postgres>,
+    cart_id: Uuid,
+) -> Result<Cart> {
+    let cart = touch_and_load(&mut tx, cart_id)
+        .await
+        .map_err(beyond_cart_limit)?;
+    tx.commit().await?;
+    cache_cart(cache, &cart).await;
+    view(db, cache, cart).await
+}
+
+/// Empties the cart of `session_id`.
+pub async fn clear(db: &Db, cache: &Cache, session_id: &str) -> Result<Cart> {
+    let mut tx = db.begin().await?;
+    let cart_id = lock_or_create(&mut tx, session_id).await?;
+    db::carts::delete_items(&mut tx, cart_id).await?;
+    committed(db, cache, tx, cart_id).await
+}
+
+/// Adds `quantity` of `product_id` to the cart of `session_id`: a product already in
+/// the cart gets the quantities added together, within the stock.
+pub async fn add_item(
+    db: &Db,
+    cache: &Cache,
+    session_id: &str,
+    product_id: Uuid,
+    quantity: i64,
+) -> Result<Cart> {
+    let mut tx = db.begin().await?;
+    let cart_id = lock_or_create(&mut tx, session_id).await?;
+    let (stock, existing) = db::carts::stock_and_line(&mut tx, cart_id, product_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Product", product_id))?;
+    if !stock.is_active {
+        return Err(Error::Conflict(format!(
+            "Product is not active: {product_id}"
+        )));
+    }
+    let total = quantity + existing.as_ref().map_or(0, |line| i64::from(line.quantity));
+    if total > i64::from(stock.available) {
+        return Err(insufficient(product_id, total, stock.available));
+    }
+    let total = i32::try_from(total).map_err(|_| Error::field("quantity", QUANTITY_MAX))?;
+    let at = now();
+    let written = match existing {
+        Some(line) => db::carts::set_quantity(&mut tx, line.id, total, at).await,
+        None => db::carts::insert_item(&mut tx, cart_id, product_id, total, stock.price, at).await,
+    };
+    written.map_err(beyond_cart_limit)?;
+    committed(db, cache, tx, cart_id).await
+}
+
+/// Sets the quantity of line `item_id` of the cart of `session_id`, within the stock.
+pub async fn set_item_quantity(
+    db: &Db,
+    cache: &Cache,
+    session_id: &str,
+    item_id: Uuid,
+    quantity: i32,
+) -> Result<Cart> {
+    let mut tx = db.begin().await?;
+    let cart_id = lock_or_create(&mut tx, session_id).await?;
+    let product_id = db::carts::item_product(&mut tx, item_id, cart_id)
+        .await?
+        .ok_or_else(|| Error::not_found("CartItem", item_id))?;
+    let stock = db::products::stock(&mut tx, product_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Product", product_id))?;
+    if quantity > stock.available {
+        return Err(insufficient(
+            product_id,
+            i64::from(quantity),
+            stock.available,
+        ));
+    }
+    db::carts::set_quantity(&mut tx, item_id, quantity, now())
+        .await
+        .map_err(beyond_cart_limit)?;
+    committed(db, cache, tx, cart_id).await
+}
+
+/// Removes line `item_id` from the cart of `session_id`.
+pub async fn remove_item(db: &Db, cache: &Cache, session_id: &str, item_id: Uuid) -> Result<Cart> {
+    let mut tx = db.begin().await?;
+    let cart_id = lock_or_create(&mut tx, session_id).await?;
+    if !db::carts::delete_item(&mut tx, item_id, cart_id).await? {
+        return Err(Error::not_found("CartItem", item_id));
+    }
+    committed(db, cache, tx, cart_id).await
 }

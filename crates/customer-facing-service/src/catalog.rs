@@ -11,48 +11,18 @@
 //! kept in the [`near_cache`](crate::near_cache) when they can.
 
 use crate::cache::{Cache, Versioned};
-use crate::error::{Error, Result};
+use crate::db;
+use crate::error::{Error, Result, LOST_UPDATE};
 use crate::near_cache::{NearCache, Ticket};
 use axum::body::Bytes;
-use platform::time::LocalTime;
-use rust_decimal::Decimal;
+use platform::db::Db;
+use platform::time::{now, LocalTime};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A category of products.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Category {
-    pub id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    pub created_at: LocalTime,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    pub updated_at: LocalTime,
-}
-
-/// A product as clients see it (the optimistic-locking version stays inside).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Product {
-    pub id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub description: Option<String>,
-    #[serde(with = "rust_decimal::serde::float")]
-    #[schema(value_type = f64, example = 19.99)]
-    pub price: Decimal,
-    pub inventory_quantity: i32,
-    pub category_id: Uuid,
-    pub is_active: bool,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    pub created_at: LocalTime,
-    #[schema(value_type = String, example = "2025-10-06T14:03:27.51234")]
-    pub updated_at: LocalTime,
-}
+pub use crate::db::categories::Category;
+pub use crate::db::products::{NewProduct, Product};
 
 /// One page of products, Spring Data's shape.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -266,7 +236,7 @@ where
 }
 
 /// A product's JSON answer, from the near cache, Redis or PostgreSQL.
-pub async fn product_json(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Bytes> {
+pub async fn product_json(db: &Db, cache: &Cache, id: Uuid) -> Result<Bytes> {
     near_json(
         cache,
         NEAR_PRODUCT_CACHE,
@@ -278,11 +248,7 @@ pub async fn product_json(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Res
 }
 
 /// A listing's JSON answer, from the near cache, Redis or PostgreSQL.
-pub async fn product_page_json(
-    db: &platform::db::Db,
-    cache: &Cache,
-    query: &ProductQuery,
-) -> Result<Bytes> {
+pub async fn product_page_json(db: &Db, cache: &Cache, query: &ProductQuery) -> Result<Bytes> {
     let shape = query.shape();
     near_json(
         cache,
@@ -295,14 +261,14 @@ pub async fn product_page_json(
 }
 
 /// A product by id, from the cache or PostgreSQL.
-pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<Product> {
+pub async fn product(db: &Db, cache: &Cache, id: Uuid) -> Result<Product> {
     if let Some(entry) = cache
         .get::<CachedProduct>(PRODUCT_CACHE, &product_key(id))
         .await
     {
         return Ok(entry.product);
     }
-    let product = load_product(&mut *db.acquire().await?, id)
+    let product = db::products::find(&mut *db.acquire().await?, id)
         .await?
         .ok_or_else(|| Error::not_found("Product", id))?;
     cache_products(cache, std::slice::from_ref(&product)).await;
@@ -310,11 +276,7 @@ pub async fn product(db: &platform::db::Db, cache: &Cache, id: Uuid) -> Result<P
 }
 
 /// Products by id, from the cache where possible; unknown ids are left out.
-pub async fn products_by_ids(
-    db: &platform::db::Db,
-    cache: &Cache,
-    ids: &[Uuid],
-) -> Result<Vec<Product>> {
+pub async fn products_by_ids(db: &Db, cache: &Cache, ids: &[Uuid]) -> Result<Vec<Product>> {
     let keys: Vec<String> = ids.iter().map(|id| product_key(*id)).collect();
     let cached = cache.get_many::<CachedProduct>(PRODUCT_CACHE, &keys).await;
     let mut found: Vec<Product> = Vec::with_capacity(ids.len());
@@ -326,15 +288,7 @@ pub async fn products_by_ids(
         }
     }
     if !missing.is_empty() {
-        let loaded = sqlx::query_as!(
-            Product,
-            r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                      created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
-               FROM products WHERE id = ANY($1)"#,
-            &missing
-        )
-        .fetch_all(&mut *db.acquire().await?)
-        .await?;
+        let loaded = db::products::find_many(&mut *db.acquire().await?, &missing).await?;
         // One round trip for all of them, not one per product.
         cache_products(cache, &loaded).await;
         found.extend(loaded);
@@ -342,25 +296,8 @@ pub async fn products_by_ids(
     Ok(found)
 }
 
-/// One product row, without the cache.
-pub async fn load_product(conn: &mut PgConnection, id: Uuid) -> Result<Option<Product>> {
-    Ok(sqlx::query_as!(
-        Product,
-        r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
-           FROM products WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(conn)
-    .await?)
-}
-
 /// A page of products, from the cache or PostgreSQL.
-pub async fn product_page(
-    db: &platform::db::Db,
-    cache: &Cache,
-    query: &ProductQuery,
-) -> Result<ProductPage> {
+pub async fn product_page(db: &Db, cache: &Cache, query: &ProductQuery) -> Result<ProductPage> {
     let generation = cache.counter(GENERATION_KEY).await;
     let key = generation.map(|g| query.cache_key(g));
     if let Some(key) = &key {
@@ -375,65 +312,21 @@ pub async fn product_page(
     Ok(page)
 }
 
-async fn load_product_page(db: &platform::db::Db, query: &ProductQuery) -> Result<ProductPage> {
+async fn load_product_page(db: &Db, query: &ProductQuery) -> Result<ProductPage> {
     let mut conn = db.acquire().await?;
-    let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM products
-           WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2
-             AND ($3::text IS NULL OR ($3 <> '' AND (
-                   to_tsvector('english', name) @@ to_tsquery('english', $3)
-                   OR to_tsvector('english', coalesce(description, '')) @@ to_tsquery('english', $3))))"#,
-        query.category_id,
-        query.is_active,
-        query.search
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let listing = db::products::Listing {
+        category_id: query.category_id,
+        is_active: query.is_active,
+        search: query.search.as_deref(),
+        sort_column: query.sort.column(),
+        descending: query.descending,
+    };
+    let total = db::products::count_listed(&mut conn, &listing).await?;
     let offset = query.page.saturating_mul(query.size);
     let content = if offset >= total {
         Vec::new()
     } else {
-        sqlx::query_as!(
-            Product,
-            r#"SELECT id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                      created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
-               FROM products
-               WHERE ($1::uuid IS NULL OR category_id = $1) AND is_active = $2
-                 AND ($7::text IS NULL OR ($7 <> '' AND (
-                       to_tsvector('english', name) @@ to_tsquery('english', $7)
-                       OR to_tsvector('english', coalesce(description, '')) @@ to_tsquery('english', $7))))
-               ORDER BY
-                 CASE WHEN $3::text = 'sku' AND NOT $4::bool THEN sku END ASC,
-                 CASE WHEN $3::text = 'sku' AND $4::bool THEN sku END DESC,
-                 CASE WHEN $3::text = 'name' AND NOT $4::bool THEN name END ASC,
-                 CASE WHEN $3::text = 'name' AND $4::bool THEN name END DESC,
-                 CASE WHEN $3::text = 'description' AND NOT $4::bool THEN description END ASC,
-                 CASE WHEN $3::text = 'description' AND $4::bool THEN description END DESC,
-                 CASE WHEN $3::text = 'price' AND NOT $4::bool THEN price END ASC,
-                 CASE WHEN $3::text = 'price' AND $4::bool THEN price END DESC,
-                 CASE WHEN $3::text = 'inventory_quantity' AND NOT $4::bool THEN inventory_quantity END ASC,
-                 CASE WHEN $3::text = 'inventory_quantity' AND $4::bool THEN inventory_quantity END DESC,
-                 CASE WHEN $3::text = 'category_id' AND NOT $4::bool THEN category_id END ASC,
-                 CASE WHEN $3::text = 'category_id' AND $4::bool THEN category_id END DESC,
-                 CASE WHEN $3::text = 'is_active' AND NOT $4::bool THEN is_active END ASC,
-                 CASE WHEN $3::text = 'is_active' AND $4::bool THEN is_active END DESC,
-                 CASE WHEN $3::text = 'created_at' AND NOT $4::bool THEN created_at END ASC,
-                 CASE WHEN $3::text = 'created_at' AND $4::bool THEN created_at END DESC,
-                 CASE WHEN $3::text = 'updated_at' AND NOT $4::bool THEN updated_at END ASC,
-                 CASE WHEN $3::text = 'updated_at' AND $4::bool THEN updated_at END DESC,
-                 CASE WHEN $3::text = 'id' AND $4::bool THEN id END DESC,
-                 id ASC
-               LIMIT $5 OFFSET $6"#,
-            query.category_id,
-            query.is_active,
-            query.sort.column(),
-            query.descending,
-            query.size,
-            offset,
-            query.search
-        )
-        .fetch_all(&mut *conn)
-        .await?
+        db::products::list(&mut conn, &listing, query.size, offset).await?
     };
     let total_pages = if total == 0 {
         0
@@ -473,27 +366,155 @@ pub async fn invalidate_products(cache: &Cache, ids: &[Uuid], at: chrono::NaiveD
     cache.near().invalidate(ids);
 }
 
-/// A category by id.
-pub async fn category(conn: &mut PgConnection, id: Uuid) -> Result<Option<Category>> {
-    Ok(sqlx::query_as!(
-        Category,
-        r#"SELECT id, name, description,
-                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
-           FROM categories WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(conn)
-    .await?)
+/// Every category, by name.
+pub async fn categories(db: &Db) -> Result<Vec<Category>> {
+    Ok(db::categories::list(&mut *db.acquire().await?).await?)
 }
 
-/// Whether category `id` exists.
-pub async fn category_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM categories WHERE id = $1) AS "exists!""#,
-        id
-    )
-    .fetch_one(conn)
-    .await?)
+/// Category `id`; 404 when there is none.
+pub async fn category(db: &Db, id: Uuid) -> Result<Category> {
+    db::categories::find(&mut *db.acquire().await?, id)
+        .await?
+        .ok_or_else(|| Error::not_found("Category", id))
+}
+
+/// A taken name is a 409 naming it.
+fn duplicate_name(e: sqlx::Error, name: &str) -> Error {
+    if platform::db::is_unique_violation(&e, "uk_category_name") {
+        Error::Duplicate(format!("Category with name '{name}' already exists"))
+    } else {
+        e.into()
+    }
+}
+
+/// Creates a category.
+pub async fn create_category(db: &Db, name: &str, description: Option<&str>) -> Result<Category> {
+    db::categories::insert(&mut *db.acquire().await?, name, description, now())
+        .await
+        .map_err(|e| duplicate_name(e, name))
+}
+
+/// Changes the name and description given of category `id`.
+pub async fn update_category(
+    db: &Db,
+    id: Uuid,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<Category> {
+    db::categories::update(&mut *db.acquire().await?, id, name, description, now())
+        .await
+        .map_err(|e| duplicate_name(e, name.unwrap_or_default()))?
+        .ok_or_else(|| Error::not_found("Category", id))
+}
+
+/// Deletes category `id` unless a product, active or discontinued, is in it (a 409, as
+/// the original's published contract says; its code answered 400).
+pub async fn delete_category(db: &Db, id: Uuid) -> Result<()> {
+    let mut tx = db.begin().await?;
+    if !db::categories::exists(&mut tx, id).await? {
+        return Err(Error::not_found("Category", id));
+    }
+    let in_use = || {
+        Error::Conflict(format!(
+            "Cannot delete category with associated products. Category ID: {id}"
+        ))
+    };
+    if db::categories::has_products(&mut tx, id).await? {
+        return Err(in_use());
+    }
+    match db::categories::delete(&mut tx, id).await {
+        Ok(()) => {}
+        // A product created meanwhile references it.
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Err(in_use()),
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates an active product in an existing category; a taken SKU is a 409.
+pub async fn create_product(db: &Db, cache: &Cache, product: &NewProduct<'_>) -> Result<Product> {
+    let mut tx = db.begin().await?;
+    if !db::categories::exists(&mut tx, product.category_id).await? {
+        return Err(Error::not_found("Category", product.category_id));
+    }
+    let duplicate =
+        || Error::Duplicate(format!("Product with SKU '{}' already exists", product.sku));
+    if db::products::sku_taken(&mut tx, product.sku).await? {
+        return Err(duplicate());
+    }
+    let created = db::products::insert(&mut tx, product, now())
+        .await
+        .map_err(|e| {
+            if platform::db::is_unique_violation(&e, "uk_product_sku") {
+                duplicate()
+            } else {
+                e.into()
+            }
+        })?;
+    tx.commit().await?;
+    invalidate_products(cache, &[created.id], created.updated_at.0).await;
+    Ok(created)
+}
+
+/// What a product update sets; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Already rounded as stored.
+    pub price: Option<rust_decimal::Decimal>,
+    pub inventory_quantity: Option<i32>,
+    pub category_id: Option<Uuid>,
+    pub is_active: Option<bool>,
+}
+
+/// Applies `changes` to product `id` (into an existing category); a concurrent change
+/// since it was read is a 409.
+pub async fn update_product(
+    db: &Db,
+    cache: &Cache,
+    id: Uuid,
+    changes: ProductChanges,
+) -> Result<Product> {
+    let mut tx = db.begin().await?;
+    let current = db::products::find_editable(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("Product", id))?;
+    if let Some(category_id) = changes.category_id {
+        if category_id != current.category_id
+            && !db::categories::exists(&mut tx, category_id).await?
+        {
+            return Err(Error::not_found("Category", category_id));
+        }
+    }
+    let fields = db::products::Editable {
+        name: changes.name.unwrap_or(current.name),
+        description: changes.description.or(current.description),
+        price: changes.price.unwrap_or(current.price),
+        inventory_quantity: changes
+            .inventory_quantity
+            .unwrap_or(current.inventory_quantity),
+        category_id: changes.category_id.unwrap_or(current.category_id),
+        is_active: changes.is_active.unwrap_or(current.is_active),
+        version: current.version,
+    };
+    let product = db::products::update_unless_changed(&mut tx, id, &fields, now())
+        .await?
+        .ok_or_else(|| Error::Conflict(LOST_UPDATE.into()))?;
+    tx.commit().await?;
+    invalidate_products(cache, &[id], product.updated_at.0).await;
+    Ok(product)
+}
+
+/// Discontinues product `id`: it stays readable by id and leaves the default listing.
+pub async fn discontinue_product(db: &Db, cache: &Cache, id: Uuid) -> Result<()> {
+    let at = now();
+    if !db::products::discontinue(&mut *db.acquire().await?, id, at).await? {
+        return Err(Error::not_found("Product", id));
+    }
+    invalidate_products(cache, &[id], at).await;
+    Ok(())
 }
 
 #[cfg(test)]

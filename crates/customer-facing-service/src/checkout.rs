@@ -10,11 +10,15 @@
 
 use crate::carts;
 use crate::catalog;
+use crate::db;
+use crate::db::checkout::NumberedRows;
+use crate::db::products::ForSale;
 use crate::error::{Error, Result};
 use crate::outbox::FIRST_ATTEMPT_LEASE;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::http::StatusCode;
-use events::{Customer, OrderCreated, OrderItem};
+use events::{Customer, EventHeaders, OrderCreated, OrderItem};
+use platform::idempotency::{self, Claim, IdempotencyKey};
 use platform::outbox::OutboxMessage;
 use platform::time::now;
 use rust_decimal::Decimal;
@@ -67,15 +71,6 @@ pub struct Reply {
     pub body: String,
 }
 
-enum Claim {
-    Claimed,
-    Taken {
-        fingerprint: String,
-        response: Option<(i32, String)>,
-    },
-    InFlight,
-}
-
 fn in_flight() -> Error {
     Error::Conflict(
         "A request with this Idempotency-Key is still being processed. Retry later.".into(),
@@ -85,59 +80,11 @@ fn in_flight() -> Error {
 const KEY_REUSED: &str = "Idempotency key already used with different request body. \
      Please use a new idempotency key or retry with the same request.";
 
-fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
-}
-
-async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim> {
+async fn claim(tx: &mut PgConnection, key: &IdempotencyKey, fingerprint: &str) -> Result<Claim> {
     let at = now();
-    // The key's row lock is waited for only IN_FLIGHT_WAIT (then 409), set in the same
-    // statement: the materialized CTE runs before the insert can wait on the row.
-    let claimed = sqlx::query_scalar!(
-        "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $5, true))
-         INSERT INTO checkout_idempotency
-             (idempotency_key, request_fingerprint, status, created_at, expires_at)
-         SELECT $1, $2, 'IN_PROGRESS', $3, $4 FROM wait
-         ON CONFLICT (idempotency_key) DO UPDATE
-         SET request_fingerprint = EXCLUDED.request_fingerprint, status = 'IN_PROGRESS',
-             response_status = NULL, response_body = NULL,
-             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-         WHERE checkout_idempotency.expires_at <= EXCLUDED.created_at
-         RETURNING idempotency_key",
-        key,
-        fingerprint,
-        at,
-        at + chrono::Duration::hours(KEY_LIFETIME_HOURS),
-        IN_FLIGHT_WAIT
-    )
-    .fetch_optional(&mut *tx)
-    .await;
-    let claimed = match claimed {
-        Err(e) if is_lock_timeout(&e) => return Ok(Claim::InFlight),
-        other => other?,
-    };
-    if claimed.is_some() {
-        // The lock timeout goes back to none with the cart's read (place_order).
-        return Ok(Claim::Claimed);
-    }
-    let row = sqlx::query!(
-        "SELECT request_fingerprint, status, response_status, response_body
-         FROM checkout_idempotency WHERE idempotency_key = $1",
-        key
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(match row {
-        // Deleted between the insert and the read (cleanup): another try will claim it.
-        None => Claim::InFlight,
-        Some(row) => Claim::Taken {
-            fingerprint: row.request_fingerprint,
-            response: match (row.status.as_str(), row.response_status, row.response_body) {
-                ("COMPLETED", Some(status), Some(body)) => Some((status, body)),
-                _ => None,
-            },
-        },
-    })
+    let expires_at = at + chrono::Duration::hours(KEY_LIFETIME_HOURS);
+    // The lock wait goes back to none with the cart's read (place_order).
+    Ok(idempotency::claim(tx, key, fingerprint, at, expires_at, IN_FLIGHT_WAIT).await?)
 }
 
 /// A checkout that committed: what to do after the commit.
@@ -206,7 +153,11 @@ impl<E: Into<Error>> From<E> for Failure {
 }
 
 /// Runs a checkout for `key`, or replays what the key already answered.
-pub async fn checkout(state: &AppState, key: &str, input: &CheckoutInput) -> Result<Reply> {
+pub async fn checkout(
+    state: &AppState,
+    key: &IdempotencyKey,
+    input: &CheckoutInput,
+) -> Result<Reply> {
     let fingerprint = input.fingerprint();
     let mut tx = state.db.begin().await?;
     match claim(&mut tx, key, &fingerprint).await? {
@@ -294,27 +245,10 @@ async fn reprice_cart(
     }
     let (ids, prices): (Vec<Uuid>, Vec<Decimal>) = repriced.iter().copied().unzip();
     let mut tx = state.db.begin().await?;
-    let cart = sqlx::query_scalar!(
-        "SELECT id FROM carts WHERE session_id = $1 AND expires_at > $2 FOR UPDATE",
-        session_id,
-        now()
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(cart) = cart else {
+    let Some(cart) = db::carts::lock_live(&mut tx, session_id, now()).await? else {
         return Ok(());
     };
-    sqlx::query!(
-        "UPDATE cart_items i
-         SET price_snapshot = u.price, subtotal = u.price * i.quantity
-         FROM UNNEST($2::uuid[], $3::numeric[]) AS u(id, price)
-         WHERE i.cart_id = $1 AND i.product_id = u.id",
-        cart,
-        &ids,
-        &prices
-    )
-    .execute(&mut *tx)
-    .await?;
+    db::carts::reprice_items(&mut tx, cart, &ids, &prices).await?;
     let stored = carts::touch_and_load(&mut tx, cart).await?;
     tx.commit().await?;
     carts::cache_cart(&state.cache, &stored).await;
@@ -322,9 +256,11 @@ async fn reprice_cart(
 }
 
 /// The locked cart a checkout turns into an order.
-struct CartRow {
+struct LockedCart {
     id: Uuid,
     subtotal: Decimal,
+    /// In the order they were added.
+    lines: Vec<Line>,
 }
 
 /// One line of that cart.
@@ -335,35 +271,97 @@ struct Line {
     subtotal: Decimal,
 }
 
+/// Places the order of the session's cart in `tx`: the cart and its products locked,
+/// the lines checked against today's products, the stock taken and the cart deleted,
+/// the order numbered with its outbox row and the reply stored on `key`.
 async fn place_order(
     state: &AppState,
     tx: &mut PgConnection,
-    key: &str,
+    key: &IdempotencyKey,
     input: &CheckoutInput,
 ) -> std::result::Result<Placed, Failure> {
     let at = now();
-    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
-    // The cart and its lines in one read; it also lifts the key's lock timeout (see
-    // claim) before this statement waits for the cart's lock.
-    let rows = sqlx::query!(
-        r#"WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', '0', true))
-           SELECT c.id, c.subtotal,
-                  i.product_id AS "product_id?", i.quantity AS "quantity?",
-                  i.price_snapshot AS "price_snapshot?", i.subtotal AS "line_subtotal?"
-           FROM wait, carts c LEFT JOIN cart_items i ON i.cart_id = c.id
-           WHERE c.session_id = $1 AND c.expires_at > $2
-           ORDER BY i.item_index, i.created_at
-           FOR UPDATE OF c"#,
-        input.session_id,
-        at
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let cart = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
-    let cart = CartRow {
-        id: cart.0,
-        subtotal: cart.1,
+    let cart = lock_cart(tx, &input.session_id, at).await?;
+    let products = lock_products(tx, &cart.lines).await?;
+    let items = order_items(&cart.lines, &products)?;
+    let ids: Vec<Uuid> = cart.lines.iter().map(|l| l.product_id).collect();
+    let quantities: Vec<i32> = cart.lines.iter().map(|l| l.quantity).collect();
+    // The stock taken and the cart gone, in one statement.
+    db::checkout::take_stock_and_delete_cart(tx, &ids, &quantities, at, cart.id).await?;
+    let order_id = Uuid::new_v4();
+    let ctx = platform::context::current();
+    let mut event = OrderCreated {
+        event_id: Uuid::new_v4(),
+        event_type: events::ORDER_CREATED.into(),
+        event_version: events::EVENT_VERSION.into(),
+        timestamp: events::EventTime::now(),
+        correlation_id: ctx.as_ref().map(|c| c.correlation_id.clone()),
+        order_id,
+        order_number: String::new(),
+        customer: input.customer_info.clone(),
+        items,
+        subtotal: cart.subtotal,
+        cart_id: Some(cart.id),
     };
+    let headers = EventHeaders::new(
+        events::ORDER_CREATED_TYPE_ID,
+        event.event_id,
+        events::ORDER_CREATED,
+    )
+    .request(ctx.as_ref());
+    let outbox_id = Uuid::new_v4();
+    // The number is not known yet: the payload and the reply are written around it.
+    let payload_json = serde_json::to_value(&event).map_err(anyhow::Error::from)?;
+    let (reply_head, reply_tail) = reply_around_number(&input.customer_info.email)?;
+    let order_number = db::checkout::number_order(
+        tx,
+        at,
+        NumberedRows {
+            outbox_id,
+            order_id,
+            payload: payload_json,
+            topic: &state.orders_created_topic,
+            headers: headers.to_json(),
+            lease_until: at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default(),
+            reply_head: &reply_head,
+            reply_tail: &reply_tail,
+            key: key.as_str(),
+        },
+    )
+    .await?;
+    event.order_number.clone_from(&order_number);
+    let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
+    Ok(Placed {
+        reply: Reply {
+            status: StatusCode::CREATED,
+            body: format!("{reply_head}{order_number}{reply_tail}"),
+        },
+        message: OutboxMessage {
+            id: outbox_id,
+            topic: state.orders_created_topic.clone(),
+            key: order_id.to_string(),
+            payload: payload.into_bytes(),
+            headers: headers.into_vec(),
+            attempts: 0,
+        },
+        product_ids: ids,
+        order_number,
+        order_id,
+        at,
+    })
+}
+
+/// Locks the live cart of `session_id` and reads its lines; a missing or empty cart is
+/// a 409. The read also lifts the key's lock timeout (see [`claim`]) before it waits
+/// for the cart's lock.
+async fn lock_cart(
+    tx: &mut PgConnection,
+    session_id: &str,
+    at: chrono::NaiveDateTime,
+) -> std::result::Result<LockedCart, Failure> {
+    let empty = || Failure::Error(Error::Conflict("Cannot checkout with empty cart".into()));
+    let rows = db::checkout::lock_cart(tx, session_id, at).await?;
+    let (id, subtotal) = rows.first().map(|r| (r.id, r.subtotal)).ok_or_else(empty)?;
     let lines: Vec<Line> = rows
         .into_iter()
         .filter_map(|r| {
@@ -378,25 +376,42 @@ async fn place_order(
     if lines.is_empty() {
         return Err(empty());
     }
+    Ok(LockedCart {
+        id,
+        subtotal,
+        lines,
+    })
+}
+
+/// Locks the products of `lines` and reads them; a product gone since it was added is
+/// a 404.
+async fn lock_products(
+    tx: &mut PgConnection,
+    lines: &[Line],
+) -> std::result::Result<HashMap<Uuid, ForSale>, Failure> {
     let mut product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     product_ids.sort();
     product_ids.dedup();
     // Locked in id order, so concurrent checkouts never deadlock.
-    let products: HashMap<Uuid, _> = sqlx::query!(
-        "SELECT id, sku, name, inventory_quantity, price, is_active FROM products
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &product_ids
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
-    for line in &lines {
+    let products: HashMap<Uuid, ForSale> = db::products::lock_for_sale(tx, &product_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    for line in lines {
         if !products.contains_key(&line.product_id) {
             return Err(Failure::Error(Error::not_found("Product", line.product_id)));
         }
     }
+    Ok(products)
+}
+
+/// The order's items: refused when a line's price or product changed since it was
+/// added, or when a product has too little stock.
+fn order_items(
+    lines: &[Line],
+    products: &HashMap<Uuid, ForSale>,
+) -> std::result::Result<Vec<OrderItem>, Failure> {
     // The customer pays today's price for what is still sold, never a stale snapshot.
     let changes = CartChanges::of(lines.iter().filter_map(|line| {
         let p = products.get(&line.product_id)?;
@@ -412,7 +427,7 @@ async fn place_order(
         return Err(Failure::CartChanged(changes));
     }
     let mut items = Vec::with_capacity(lines.len());
-    for line in &lines {
+    for line in lines {
         let product = products
             .get(&line.product_id)
             .ok_or_else(|| Failure::Error(Error::not_found("Product", line.product_id)))?;
@@ -431,101 +446,7 @@ async fn place_order(
             subtotal: line.subtotal,
         });
     }
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-    // The stock taken and the cart gone, in one statement.
-    sqlx::query!(
-        "WITH gone AS (DELETE FROM carts WHERE id = $4)
-         UPDATE products p
-         SET inventory_quantity = p.inventory_quantity - u.quantity,
-             version = p.version + 1, updated_at = $3
-         FROM UNNEST($1::uuid[], $2::int[]) AS u(id, quantity)
-         WHERE p.id = u.id",
-        &ids,
-        &quantities,
-        at,
-        cart.id
-    )
-    .execute(&mut *tx)
-    .await?;
-    let order_id = Uuid::new_v4();
-    let subtotal: Decimal = cart.subtotal;
-    let ctx = platform::context::current();
-    let mut event = OrderCreated {
-        event_id: Uuid::new_v4(),
-        event_type: events::ORDER_CREATED.into(),
-        event_version: events::EVENT_VERSION.into(),
-        timestamp: events::EventTime::now(),
-        correlation_id: ctx.as_ref().map(|c| c.correlation_id.clone()),
-        order_id,
-        order_number: String::new(),
-        customer: input.customer_info.clone(),
-        items,
-        subtotal,
-        cart_id: Some(cart.id),
-    };
-    let mut headers = vec![
-        (
-            events::TYPE_ID_HEADER.to_owned(),
-            events::ORDER_CREATED_TYPE_ID.to_owned(),
-        ),
-        ("eventId".to_owned(), event.event_id.to_string()),
-        ("eventType".to_owned(), events::ORDER_CREATED.to_owned()),
-    ];
-    if let Some(ctx) = &ctx {
-        headers.push((
-            platform::context::CORRELATION_HEADER.to_owned(),
-            ctx.correlation_id.clone(),
-        ));
-        headers.push((
-            platform::context::TRACEPARENT_HEADER.to_owned(),
-            ctx.trace.traceparent(),
-        ));
-    }
-    let headers_json: serde_json::Map<String, serde_json::Value> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let outbox_id = Uuid::new_v4();
-    // The number is not known yet: the payload and the reply are written around it.
-    let payload_json = serde_json::to_value(&event).map_err(anyhow::Error::from)?;
-    let (reply_head, reply_tail) = reply_around_number(&input.customer_info.email)?;
-    let order_number = number_order(
-        tx,
-        at,
-        NumberedRows {
-            outbox_id,
-            order_id,
-            payload: payload_json,
-            topic: &state.orders_created_topic,
-            headers: serde_json::Value::Object(headers_json),
-            lease_until: at + chrono::Duration::from_std(FIRST_ATTEMPT_LEASE).unwrap_or_default(),
-            reply_head: &reply_head,
-            reply_tail: &reply_tail,
-            key,
-        },
-    )
-    .await?;
-    event.order_number.clone_from(&order_number);
-    let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
-    Ok(Placed {
-        reply: Reply {
-            status: StatusCode::CREATED,
-            body: format!("{reply_head}{order_number}{reply_tail}"),
-        },
-        message: OutboxMessage {
-            id: outbox_id,
-            topic: state.orders_created_topic.clone(),
-            key: order_id.to_string(),
-            payload: payload.into_bytes(),
-            headers,
-            attempts: 0,
-        },
-        product_ids: ids,
-        order_number,
-        order_id,
-        at,
-    })
+    Ok(items)
 }
 
 /// The reply to a successful checkout, split where its order number goes.
@@ -545,82 +466,6 @@ fn reply_around_number(email: &str) -> Result<(String, String)> {
             "checkout reply does not start with its order number"
         ))),
     }
-}
-
-/// What the numbering statement writes besides the number.
-struct NumberedRows<'a> {
-    outbox_id: Uuid,
-    order_id: Uuid,
-    /// The event, its `orderNumber` still empty.
-    payload: serde_json::Value,
-    topic: &'a str,
-    headers: serde_json::Value,
-    lease_until: chrono::NaiveDateTime,
-    reply_head: &'a str,
-    reply_tail: &'a str,
-    key: &'a str,
-}
-
-/// Numbers the order `ORD-<yyyyMMdd>-<n>` (`n` counts the day's orders from 1, in the
-/// daily sequence row), and in the same statement writes the outbox row and the reply
-/// stored on the key, both carrying the number. The day's row stays locked until the
-/// commit, so every checkout waits for the one before it here: one statement between
-/// taking that lock and the commit keeps the wait as short as it can be.
-async fn number_order(
-    tx: &mut PgConnection,
-    at: chrono::NaiveDateTime,
-    rows: NumberedRows<'_>,
-) -> Result<String> {
-    let date_key = at.format("%Y%m%d").to_string();
-    Ok(sqlx::query_scalar!(
-        r#"WITH numbered AS (
-               INSERT INTO order_number_sequence (date_key, last_sequence, created_at, updated_at)
-               VALUES ($1, 1, $2, $2)
-               ON CONFLICT (date_key) DO UPDATE
-               SET last_sequence = order_number_sequence.last_sequence + 1,
-                   updated_at = EXCLUDED.updated_at
-               RETURNING 'ORD-' || date_key || '-' || last_sequence AS order_number
-           ), outbox AS (
-               INSERT INTO order_created_outbox
-                   (id, aggregate_id, aggregate_type, event_type, payload, created_at, status,
-                    retry_count, topic, headers, next_attempt_at, locked_until)
-               SELECT $3, $4, 'ORDER', 'OrderCreatedEvent',
-                      jsonb_set($5::jsonb, '{orderNumber}', to_jsonb(order_number)),
-                      $2, 'PENDING', 0, $6, $7, $2, $8
-               FROM numbered
-           ), reply AS (
-               UPDATE checkout_idempotency
-               SET status = 'COMPLETED', response_status = 201,
-                   response_body = $9::text || order_number || $10::text
-               FROM numbered
-               WHERE idempotency_key = $11
-           )
-           SELECT order_number AS "order_number!" FROM numbered"#,
-        date_key,
-        at,
-        rows.outbox_id,
-        rows.order_id,
-        rows.payload,
-        rows.topic,
-        rows.headers,
-        rows.lease_until,
-        rows.reply_head,
-        rows.reply_tail,
-        rows.key
-    )
-    .fetch_one(&mut *tx)
-    .await?)
-}
-
-/// Deletes expired idempotency keys; returns how many.
-pub async fn delete_expired_keys(db: &platform::db::Db) -> Result<u64> {
-    let done = sqlx::query!(
-        "DELETE FROM checkout_idempotency WHERE expires_at <= $1",
-        now()
-    )
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The scheduled cleanup: expired idempotency keys (24 h) and expired carts.
 
 use platform::db::Db;
+use platform::idempotency;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +18,7 @@ pub async fn run_cleanup(db: Db, interval: Duration, shutdown: CancellationToken
 
 /// One pass of the cleanup; failures are logged and retried next time.
 pub async fn cleanup_once(db: &Db) {
-    match crate::checkout::delete_expired_keys(db).await {
+    match idempotency::delete_expired(db.pool(), platform::time::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "expired idempotency keys deleted"),
         Err(e) => tracing::warn!(error = %e, "idempotency cleanup failed"),

@@ -2,9 +2,11 @@
 //! `orders.created` and consumes `orders.released` (group `customer-service-group`),
 //! giving back the stock of orders that ended FAILED or CANCELLED.
 //!
-//! - [`startup`]: [`Application`] wires settings into the HTTP server and its tasks.
+//! - [`app`]: [`Application`] wires settings into the HTTP server and its tasks;
+//!   [`state`] is what every handler can reach.
 //! - [`routes`]: the HTTP API, one module per resource.
-//! - [`catalog`], [`carts`], [`checkout`]: the domain with its SQL.
+//! - [`catalog`], [`carts`], [`checkout`]: the domain, between the routes and [`db`],
+//!   which holds every SQL statement of the service.
 //! - [`cache`]: Redis in front of the catalogue and carts (optional at run time), and
 //!   [`near_cache`], serialized catalogue answers in this process in front of Redis.
 //! - [`orders`]: the order lookup, which answers PENDING until the order service has
@@ -14,12 +16,14 @@
 //! - [`managers`]: who may log in.
 //! - [`storefront`]: the storefront (`/`) and back office (`/admin`) pages.
 //! - [`jobs`]: cleanup of expired idempotency keys and carts.
-//! - [`error`], [`validate`], [`time`], [`metrics`], [`openapi`], [`settings`].
+//! - [`error`], [`validate`], [`metrics`], [`openapi`], [`settings`].
 
+pub mod app;
 pub mod cache;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod managers;
@@ -30,13 +34,13 @@ pub mod orders;
 pub mod outbox;
 pub mod routes;
 pub mod settings;
-pub mod startup;
+pub mod state;
 pub mod stock_returns;
 pub mod storefront;
 pub mod validate;
 
+pub use app::Application;
 pub use settings::Settings;
-pub use startup::Application;
 
 /// The service's name in logs and metrics.
 pub const SERVICE_NAME: &str = "customer-facing-service";

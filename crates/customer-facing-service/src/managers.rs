@@ -1,6 +1,7 @@
 //! The people who may log in: the `managers` table, argon2id password hashes, the demo
 //! users of local development, and the [`LoginGuard`] that bounds what logins cost.
 
+use crate::db;
 use crate::error::{Error, Result};
 use platform::auth::verify_password;
 use platform::db::Db;
@@ -58,19 +59,10 @@ const DUMMY_HASH: &str =
 
 /// Creates the demo users that do not exist yet.
 pub async fn seed_demo_users(db: &Db) -> anyhow::Result<()> {
+    let mut conn = db.acquire().await?;
     for (username, hash, roles) in DEMO_USERS {
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        let created = sqlx::query!(
-            "INSERT INTO managers (id, username, password_hash, roles) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (username) DO NOTHING",
-            uuid::Uuid::new_v4(),
-            username,
-            hash,
-            &roles
-        )
-        .execute(db.pool())
-        .await?;
-        if created.rows_affected() > 0 {
+        if db::managers::insert_if_absent(&mut conn, username, hash, &roles).await? {
             tracing::info!(username, "demo user created");
         }
     }
@@ -85,12 +77,7 @@ pub async fn authenticate(
     username: &str,
     password: &str,
 ) -> Result<Option<Vec<String>>> {
-    let row = sqlx::query!(
-        "SELECT password_hash, roles FROM managers WHERE username = $1",
-        username
-    )
-    .fetch_optional(&mut *db.acquire().await?)
-    .await?;
+    let row = db::managers::credentials(&mut *db.acquire().await?, username).await?;
     let (hash, roles) = match row {
         Some(row) => (row.password_hash, Some(row.roles)),
         None => (DUMMY_HASH.to_owned(), None),

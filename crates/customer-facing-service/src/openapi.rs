@@ -2,7 +2,7 @@
 //! `/v3/api-docs` and committed under `specs/001-e-commerce-platform/contracts/`
 //! (a test fails when the two drift).
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -45,8 +45,6 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
-pub use platform::Problem as ProblemDetails;
-
 use platform::openapi::{
     empty_means_default, link, link_body, parameter_schema, BearerAuth, StandardResponses,
 };
@@ -68,7 +66,7 @@ impl utoipa::Modify for Contract {
         parameter_schema(doc, "sessionId", crate::carts::SESSION_ID.schema());
         parameter_schema(
             doc,
-            crate::routes::checkout::IDEMPOTENCY_KEY,
+            platform::idempotency::HEADER,
             platform::rules::IDEMPOTENCY_KEY.schema(),
         );
         // Malformed ids are 404s, as in the original; well-formed ones are what exists.

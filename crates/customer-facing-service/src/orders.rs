@@ -109,15 +109,7 @@ impl OrderLookup {
 /// committed; `None` for a number no checkout here took (or whose event is long
 /// published and purged, by which time the order service has the order).
 async fn recorded_checkout(db: &Db, number: &str) -> Result<Option<(OrderCreated, NaiveDateTime)>> {
-    let mut conn = db.acquire().await?;
-    let row = sqlx::query!(
-        "SELECT payload, created_at FROM order_created_outbox \
-         WHERE payload ->> 'orderNumber' = $1 \
-         ORDER BY created_at LIMIT 1",
-        number
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = crate::db::outbox::order_created(&mut *db.acquire().await?, number).await?;
     let Some(row) = row else {
         return Ok(None);
     };

@@ -1,5 +1,6 @@
 //! Stock given back by orders that ended FAILED or CANCELLED (ADR 0007): the consumer
-//! of `orders.released` (group `customer-service-group`) and its SQL.
+//! of `orders.released` (group `customer-service-group`) and the transaction that
+//! returns the stock (its statements are in [`crate::db::stock_returns`]).
 //!
 //! Each record is one `customer_db` transaction. Its first statement inserts the
 //! order's `stock_returns` row `ON CONFLICT (order_id) DO NOTHING`; only when that
@@ -16,13 +17,13 @@
 
 use crate::cache::Cache;
 use crate::catalog;
+use crate::db;
 use crate::metrics::{status_label, AppMetrics};
 use events::OrderReleased;
 use futures::future::BoxFuture;
 use platform::db::Db;
 use platform::kafka::{decode, Handler, HandlerError, Record};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Longest `order_number` the table holds.
@@ -150,78 +151,36 @@ pub async fn return_stock(db: &Db, event: &OrderReleased) -> Result<Outcome, sql
         })
         .collect();
     let mut tx = db.begin().await?;
-    let inserted = sqlx::query_scalar!(
-        "INSERT INTO stock_returns
-             (order_id, order_number, event_id, order_status, reason, items, returned_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (order_id) DO NOTHING
-         RETURNING order_id",
-        event.order_id,
-        event.order_number,
-        event.event_id,
-        status_label(event.order_status),
-        event.reason,
-        json(&lines)?,
-        at
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if inserted.is_none() {
-        let row = sqlx::query!(
-            "SELECT event_id, items, returned_at FROM stock_returns WHERE order_id = $1",
-            event.order_id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+    let row = db::stock_returns::NewReturn {
+        order_id: event.order_id,
+        order_number: &event.order_number,
+        event_id: event.event_id,
+        order_status: status_label(event.order_status),
+        reason: &event.reason,
+        items: json(&lines)?,
+    };
+    if !db::stock_returns::insert(&mut tx, &row, at).await? {
+        let recorded = db::stock_returns::find(&mut tx, event.order_id).await?;
         tx.commit().await?;
         return Ok(Outcome::Duplicate {
-            event_id: row.event_id,
+            event_id: recorded.event_id,
             // A row written by hand may not parse; it then invalidates nothing.
-            lines: serde_json::from_value(row.items).unwrap_or_default(),
-            returned_at: row.returned_at,
+            lines: serde_json::from_value(recorded.items).unwrap_or_default(),
+            returned_at: recorded.returned_at,
         });
     }
     let mut ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     ids.sort_unstable();
     ids.dedup();
     // Locked in id order, as checkout locks them, so the two never deadlock.
-    sqlx::query_scalar!(
-        "SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &ids
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    db::products::lock(&mut tx, &ids).await?;
     let line_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-    // Summed per product first: UPDATE ... FROM changes a row once however many source
-    // rows match it, so two lines of one product would otherwise return only one.
-    let applied: HashSet<Uuid> = sqlx::query_scalar!(
-        "UPDATE products p
-         SET inventory_quantity = p.inventory_quantity + u.quantity,
-             version = p.version + 1, updated_at = $3
-         FROM (SELECT id, SUM(quantity)::int AS quantity
-               FROM UNNEST($1::uuid[], $2::int[]) AS t(id, quantity)
-               GROUP BY id) u
-         WHERE p.id = u.id
-         RETURNING p.id",
-        &line_ids,
-        &quantities,
-        at
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let applied = db::products::give_back(&mut tx, &line_ids, &quantities, at).await?;
     for line in &mut lines {
         line.applied = applied.contains(&line.product_id);
     }
-    sqlx::query!(
-        "UPDATE stock_returns SET items = $2 WHERE order_id = $1",
-        event.order_id,
-        json(&lines)?
-    )
-    .execute(&mut *tx)
-    .await?;
+    db::stock_returns::set_items(&mut tx, event.order_id, json(&lines)?).await?;
     tx.commit().await?;
     Ok(Outcome::Returned { lines, at })
 }

@@ -8,9 +8,13 @@
 //! Amounts are JSON numbers. Nulls are written explicitly.
 //!
 //! [`order_view`] is the other contract between the two services: the order as both
-//! services' lookups answer it.
+//! services' lookups answer it. [`EventHeaders`] builds the Kafka headers every event
+//! carries.
 
+pub mod headers;
 pub mod order_view;
+
+pub use headers::EventHeaders;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -1,57 +1,28 @@
 //! Checkout idempotency keys (`checkout_idempotency` in `customer_db`): the runbook's
-//! section 5.3 query as a command, and pruning of old keys after an audit.
+//! section 5.3 query as a command, and pruning of old keys after an audit. The
+//! statements are [`platform::idempotency`]'s, shared with the customer service.
 
 use crate::cli::{IdempotencyCommand, Settings};
 use crate::duration;
 use crate::output::{self, Output};
 use crate::Outcome;
-use serde::Serialize;
+use platform::idempotency::{self, KeyRecord};
 use sqlx::PgPool;
 use std::time::Duration;
 
-/// One key.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IdempotencyKey {
-    pub idempotency_key: String,
-    pub status: String,
-    pub created_at: chrono::NaiveDateTime,
-    pub expires_at: chrono::NaiveDateTime,
-    pub response_status: Option<i32>,
-}
-
 /// The `limit` most recent keys, newest first.
-pub async fn list(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<IdempotencyKey>> {
-    Ok(sqlx::query_as!(
-        IdempotencyKey,
-        "SELECT idempotency_key, status, created_at, expires_at, response_status
-         FROM checkout_idempotency
-         ORDER BY created_at DESC LIMIT $1",
-        limit
-    )
-    .fetch_all(pool)
-    .await?)
+pub async fn list(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<KeyRecord>> {
+    Ok(idempotency::list_recent(pool, limit).await?)
 }
 
 /// Deletes keys created more than `older_than` ago (or counts them when `dry_run`).
 pub async fn prune(pool: &PgPool, older_than: Duration, dry_run: bool) -> anyhow::Result<u64> {
     let cutoff = duration::ago(older_than);
     if dry_run {
-        let n = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM checkout_idempotency WHERE created_at < $1"#,
-            cutoff
-        )
-        .fetch_one(pool)
-        .await?;
+        let n = idempotency::count_created_before(pool, cutoff).await?;
         return Ok(u64::try_from(n).unwrap_or_default());
     }
-    let result = sqlx::query!(
-        "DELETE FROM checkout_idempotency WHERE created_at < $1",
-        cutoff
-    )
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
+    Ok(idempotency::delete_created_before(pool, cutoff).await?)
 }
 
 /// Runs `opsctl idempotency ...`.

@@ -7,6 +7,8 @@
 //! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
 //! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
+//! - [`idempotency`]: the `Idempotency-Key` of a request, checked, and the statements
+//!   of the keys' table.
 //! - [`cors`]: which other origins' pages may call a service from a browser.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
@@ -34,6 +36,7 @@ pub mod cors;
 pub mod db;
 pub mod forward;
 pub mod http;
+pub mod idempotency;
 mod json_body;
 pub mod kafka;
 pub mod limit;

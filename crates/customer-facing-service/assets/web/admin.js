@@ -1,49 +1,22 @@
 // The back office: a manager logs in (POST /api/v1/auth/login) and manages the catalogue
 // on this service and orders on the order API, with the token in sessionStorage (gone
 // when the tab closes). Text from the APIs only reaches the page as text nodes.
+// $, el, money, the route ticket and the toast come from common.js, loaded first.
 "use strict";
 
-const $ = (selector, root = document) => root.querySelector(selector);
 const main = $("#main");
 const orderApi = ($('meta[name="order-api"]').content || "").replace(/\/+$/, "");
 const ORDER_STATUSES = ["PENDING", "PROCESSING", "PAID", "FULFILLED", "CANCELLED", "FAILED"];
-const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" });
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === false || value == null) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child != null) node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-// Each route() is a new ticket; a view that was still loading when the customer moved
-// on (an older ticket) must not paint over the newer one.
-let routeTicket = 0;
 
 /** `render`, for a view started now: does nothing once another route has started. */
-function current() {
-  const mine = routeTicket;
-  return (...args) => { if (mine === routeTicket) render(...args); };
-}
+const current = () => currentView(render);
 
 function render(title, ...children) {
   document.title = `${title} · Back office`;
   main.replaceChildren(el("h1", {}, title), ...children);
 }
 
-function toast(text) {
-  const t = $("#toast");
-  t.textContent = text;
-  t.classList.add("show");
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => t.classList.remove("show"), 3000);
-}
+const toast = (text) => showToast(text, 3000);
 
 const token = () => sessionStorage.getItem("token");
 

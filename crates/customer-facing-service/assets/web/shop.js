@@ -1,50 +1,23 @@
 // The storefront: a few views over the public API, switched by the URL's hash so every
 // page has an address (#/product/<id>, #/cart, #/order/<number>) and Back works.
 // Text from the API only ever reaches the page as text nodes, never as HTML.
+// $, el, money, the route ticket and the toast come from common.js, loaded first.
 "use strict";
 
-const $ = (selector, root = document) => root.querySelector(selector);
 const main = $("#main");
 // Where order lookups go: this origin by default; the server fills the meta tag while
 // the order API lives on the order service.
 const TERMINAL = ["PAID", "FULFILLED", "FAILED", "CANCELLED"];
-const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" });
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === false || value == null) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child != null) node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-// Each route() is a new ticket; a view that was still loading when the customer moved
-// on (an older ticket) must not paint over the newer one.
-let routeTicket = 0;
 
 /** `render`, for a view started now: does nothing once another route has started. */
-function current() {
-  const mine = routeTicket;
-  return (...args) => { if (mine === routeTicket) render(...args); };
-}
+const current = () => currentView(render);
 
 function render(title, ...children) {
   document.title = title ? `${title} · Shop` : "Shop";
   main.replaceChildren(...children);
 }
 
-function toast(text) {
-  const t = $("#toast");
-  t.textContent = text;
-  t.classList.add("show");
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => t.classList.remove("show"), 2500);
-}
+const toast = (text) => showToast(text, 2500);
 
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));

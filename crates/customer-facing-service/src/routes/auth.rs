@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::managers;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::Validator;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
@@ -55,10 +55,10 @@ pub struct LoginResponse {
 /// Logs in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
-        (status = 400, description = "Missing username or password", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Missing username or password", body = platform::Problem, content_type = "application/problem+json"),
         (status = 401, body = LoginResponse, description = "Wrong credentials"),
-        (status = 429, description = "Too many failed logins for this user name or client; see Retry-After", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Too many logins in progress; see Retry-After", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 429, description = "Too many failed logins for this user name or client; see Retry-After", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many logins in progress; see Retry-After", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -1,9 +1,9 @@
 //! `/api/v1/categories`: public browsing, manager create, update and delete.
 
-use super::PathParams;
+use super::params::PathParams;
 use crate::catalog::{self, Category};
-use crate::error::{Error, Result};
-use crate::startup::AppState;
+use crate::error::Result;
+use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +12,6 @@ use axum::Router;
 use platform::auth::Manager;
 use platform::http::Json;
 use platform::rules::Text;
-use platform::time::{now, LocalTime};
 use serde::Deserialize;
 use utoipa::openapi::Object;
 use utoipa::ToSchema;
@@ -67,51 +66,31 @@ const NAME_REQUIRED: &str = "Category name is required";
 const NAME_LENGTH: &str = "Category name must be between 1 and 100 characters";
 const DESCRIPTION_LENGTH: &str = "Category description must not exceed 1000 characters";
 
-fn duplicate_name(e: sqlx::Error, name: &str) -> Error {
-    if platform::db::is_unique_violation(&e, "uk_category_name") {
-        Error::Duplicate(format!("Category with name '{name}' already exists"))
-    } else {
-        e.into()
-    }
-}
-
 /// Every category, by name.
 #[utoipa::path(get, path = "/api/v1/categories", tag = "categories", operation_id = "listCategories",
     responses((status = 200, description = "All categories", body = [Category])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Category>>> {
-    let categories = sqlx::query_as!(
-        Category,
-        r#"SELECT id, name, description,
-                  created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime"
-           FROM categories ORDER BY name"#
-    )
-    .fetch_all(&mut *state.db.acquire().await?)
-    .await?;
-    Ok(Json(categories))
+    Ok(Json(catalog::categories(&state.db).await?))
 }
 
 /// One category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "getCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
-    responses((status = 200, body = Category), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Category), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Category>> {
     let id = path_id(&id)?;
-    let mut conn = state.db.acquire().await?;
-    catalog::category(&mut conn, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::not_found("Category", id))
+    Ok(Json(catalog::category(&state.db, id).await?))
 }
 
 /// Creates a category (manager).
 #[utoipa::path(post, path = "/api/v1/categories", tag = "categories", operation_id = "createCategory",
     request_body = NewCategoryRequest, security(("bearer" = [])),
-    responses((status = 201, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token"), (status = 403, description = "Not a manager"),
-        (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 409, description = "Name taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -133,21 +112,7 @@ pub async fn create(
     );
     v.finish()?;
     let name = body.name.unwrap_or_default();
-    let at = now();
-    let category = sqlx::query_as!(
-        Category,
-        r#"INSERT INTO categories (id, name, description, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $4)
-           RETURNING id, name, description,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
-        uuid::Uuid::new_v4(),
-        name,
-        body.description,
-        at
-    )
-    .fetch_one(&mut *state.db.acquire().await?)
-    .await
-    .map_err(|e| duplicate_name(e, &name))?;
+    let category = catalog::create_category(&state.db, &name, body.description.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(category)))
 }
 
@@ -155,8 +120,8 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "categories", operation_id = "updateCategory",
     params(("id" = String, Path, description = "Category id (UUID)")),
     request_body = CategoryChangesRequest, security(("bearer" = [])),
-    responses((status = 200, body = Category), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Category), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json"), (status = 409, description = "Name taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -173,25 +138,14 @@ pub async fn update(
             DESCRIPTION_LENGTH,
         );
     v.finish()?;
-    let name = body.name.clone().unwrap_or_default();
-    let category = sqlx::query_as!(
-        Category,
-        r#"UPDATE categories
-           SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4
-           WHERE id = $1
-           RETURNING id, name, description,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
+    let category = catalog::update_category(
+        &state.db,
         id,
-        body.name,
-        body.description,
-        now()
+        body.name.as_deref(),
+        body.description.as_deref(),
     )
-    .fetch_optional(&mut *state.db.acquire().await?)
-    .await
-    .map_err(|e| duplicate_name(e, &name))?;
-    category
-        .map(Json)
-        .ok_or_else(|| Error::not_found("Category", id))
+    .await?;
+    Ok(Json(category))
 }
 
 /// Deletes a category that no product references (manager). One still referenced is a
@@ -200,43 +154,14 @@ pub async fn update(
     params(("id" = String, Path, description = "Category id (UUID)")),
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Products (active or discontinued) still reference it", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+        (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Products (active or discontinued) still reference it", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode> {
     let id = path_id(&id)?;
-    let mut tx = state.db.begin().await?;
-    if !catalog::category_exists(&mut tx, id).await? {
-        return Err(Error::not_found("Category", id));
-    }
-    let in_use = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM products WHERE category_id = $1) AS "exists!""#,
-        id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let in_use_error = || {
-        Error::Conflict(format!(
-            "Cannot delete category with associated products. Category ID: {id}"
-        ))
-    };
-    if in_use {
-        return Err(in_use_error());
-    }
-    let deleted = sqlx::query!("DELETE FROM categories WHERE id = $1", id)
-        .execute(&mut *tx)
-        .await;
-    match deleted {
-        Ok(_) => {}
-        // A product created meanwhile references it.
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-            return Err(in_use_error())
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tx.commit().await?;
+    catalog::delete_category(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

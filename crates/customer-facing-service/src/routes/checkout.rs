@@ -3,7 +3,7 @@
 
 use crate::checkout::{self, CheckoutInput, CheckoutResponse};
 use crate::error::{Error, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate::Validator;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -12,18 +12,14 @@ use axum::routing::post;
 use axum::Router;
 use events::{Customer, ShippingAddress};
 use platform::http::Json;
-use platform::rules::{is_email, Pattern, Text, TextViolation};
+use platform::idempotency::IdempotencyKey;
+use platform::rules::{is_email, Pattern, Text};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/checkout", post(checkout))
 }
-
-/// Header that makes a checkout safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// Longest key (the column's length).
-pub const MAX_KEY_CHARS: usize = 255;
 
 /// Customer names.
 const CUSTOMER_NAME: Text = Text::non_blank(1, 200);
@@ -125,6 +121,8 @@ fn is_phone(value: &str) -> bool {
 }
 
 impl CheckoutRequest {
+    /// Every field checked (one message per field), then the request as the checkout
+    /// takes it.
     fn validate(self) -> Result<CheckoutInput> {
         let mut v = Validator::new();
         v.required_text(
@@ -140,110 +138,94 @@ impl CheckoutRequest {
             "Customer information is required",
         );
         if let Some(info) = self.customer_info.as_ref() {
-            v.required_text(
-                "customerInfo.name",
-                info.name.as_deref(),
-                &CUSTOMER_NAME,
-                "Customer name is required",
-                "Customer name must be between 1 and 200 characters",
-            )
-            .required_text(
-                "customerInfo.email",
-                info.email.as_deref(),
-                &EMAIL,
-                "Email is required",
-                "Email must not exceed 100 characters",
-            )
-            .required_text(
-                "customerInfo.phone",
-                info.phone.as_deref(),
-                &PHONE,
-                "Phone is required",
-                PHONE_FORMAT,
-            );
-            let address = info.shipping_address.as_ref();
-            v.check(
-                "customerInfo.shippingAddress",
-                address.is_some(),
-                "Shipping address is required",
-            );
-            if let Some(a) = address {
-                let fields: [(&str, &Option<String>, &Text, &str); 5] = [
-                    ("street", &a.street, &STREET, "Street"),
-                    ("city", &a.city, &CITY, "City"),
-                    ("state", &a.state, &STATE, "State"),
-                    ("postalCode", &a.postal_code, &POSTAL_CODE, "Postal code"),
-                    ("country", &a.country, &COUNTRY, "Country"),
-                ];
-                for (field, value, rule, label) in fields {
-                    v.required_text(
-                        &format!("customerInfo.shippingAddress.{field}"),
-                        value.as_deref(),
-                        rule,
-                        &format!("{label} is required"),
-                        &format!(
-                            "{label} must be between {} and {} characters",
-                            rule.min, rule.max
-                        ),
-                    );
-                }
-            }
+            info.check(&mut v);
         }
         v.finish()?;
-        let (Some(session_id), Some(info)) = (self.session_id, self.customer_info) else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        let (Some(name), Some(email), Some(phone), Some(address)) =
-            (info.name, info.email, info.phone, info.shipping_address)
-        else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        let (Some(street), Some(city), Some(state), Some(postal_code), Some(country)) = (
-            address.street,
-            address.city,
-            address.state,
-            address.postal_code,
-            address.country,
-        ) else {
-            return Err(Error::BadRequest("Invalid request body".into()));
-        };
-        Ok(CheckoutInput {
-            session_id,
+        self.into_input()
+            .ok_or_else(|| Error::BadRequest("Invalid request body".into()))
+    }
+
+    /// The request with every required field present; `None` when one is missing
+    /// (which [`validate`](Self::validate) has reported by then).
+    fn into_input(self) -> Option<CheckoutInput> {
+        let info = self.customer_info?;
+        let address = info.shipping_address?;
+        Some(CheckoutInput {
+            session_id: self.session_id?,
             customer_info: Customer {
-                name,
-                email,
-                phone,
+                name: info.name?,
+                email: info.email?,
+                phone: info.phone?,
                 shipping_address: ShippingAddress {
-                    street,
-                    city,
-                    state,
-                    postal_code,
-                    country,
+                    street: address.street?,
+                    city: address.city?,
+                    state: address.state?,
+                    postal_code: address.postal_code?,
+                    country: address.country?,
                 },
             },
         })
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String> {
-    let value = headers
-        .get(IDEMPOTENCY_KEY)
-        .ok_or_else(|| Error::BadRequest(format!("Missing required header '{IDEMPOTENCY_KEY}'")))?;
-    let printable = || {
-        Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must be printable ASCII"
-        ))
-    };
-    let key = value.to_str().map_err(|_| printable())?.trim();
-    match platform::rules::IDEMPOTENCY_KEY.check(key) {
-        Ok(()) => Ok(key.to_owned()),
-        Err(TextViolation::Blank) => Err(Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must not be blank"
-        ))),
-        Err(TextViolation::Length) => Err(Error::BadRequest(format!(
-            "Header '{IDEMPOTENCY_KEY}' must not exceed {MAX_KEY_CHARS} characters"
-        ))),
-        Err(TextViolation::Pattern) => Err(printable()),
+impl CustomerInfoRequest {
+    /// Checks the customer's fields and address into `v`.
+    fn check(&self, v: &mut Validator) {
+        v.required_text(
+            "customerInfo.name",
+            self.name.as_deref(),
+            &CUSTOMER_NAME,
+            "Customer name is required",
+            "Customer name must be between 1 and 200 characters",
+        )
+        .required_text(
+            "customerInfo.email",
+            self.email.as_deref(),
+            &EMAIL,
+            "Email is required",
+            "Email must not exceed 100 characters",
+        )
+        .required_text(
+            "customerInfo.phone",
+            self.phone.as_deref(),
+            &PHONE,
+            "Phone is required",
+            PHONE_FORMAT,
+        );
+        let address = self.shipping_address.as_ref();
+        v.check(
+            "customerInfo.shippingAddress",
+            address.is_some(),
+            "Shipping address is required",
+        );
+        if let Some(address) = address {
+            address.check(v);
+        }
+    }
+}
+
+impl AddressRequest {
+    /// Checks the address's fields into `v`.
+    fn check(&self, v: &mut Validator) {
+        let fields: [(&str, &Option<String>, &Text, &str); 5] = [
+            ("street", &self.street, &STREET, "Street"),
+            ("city", &self.city, &CITY, "City"),
+            ("state", &self.state, &STATE, "State"),
+            ("postalCode", &self.postal_code, &POSTAL_CODE, "Postal code"),
+            ("country", &self.country, &COUNTRY, "Country"),
+        ];
+        for (field, value, rule, label) in fields {
+            v.required_text(
+                &format!("customerInfo.shippingAddress.{field}"),
+                value.as_deref(),
+                rule,
+                &format!("{label} is required"),
+                &format!(
+                    "{label} must be between {} and {} characters",
+                    rule.min, rule.max
+                ),
+            );
+        }
     }
 }
 
@@ -253,15 +235,16 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String> {
     request_body = CheckoutRequest,
     responses(
         (status = 201, body = CheckoutResponse, description = "Order submitted (a replay returns the stored response)"),
-        (status = 400, description = "Invalid body, or a missing or invalid key", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid body, or a missing or invalid key", body = platform::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Insufficient inventory (a CheckoutResponse with status FAILED); or, as problem details: the cart is empty, the key is in flight or was used with another body, or the cart changed since it was filled (type cart-changed: a price changed or a product is no longer sold; fieldErrors names each line, and the cart now shows today's prices)",
-            content((CheckoutResponse = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json")))))]
+            content((CheckoutResponse = "application/json"), (platform::Problem = "application/problem+json")))))]
 pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<CheckoutRequest>,
 ) -> Result<Response> {
-    let key = idempotency_key(&headers)?;
+    let key =
+        IdempotencyKey::from_headers(&headers).map_err(|e| Error::BadRequest(e.to_string()))?;
     let input = body.validate()?;
     let reply = checkout::checkout(&state, &key, &input).await?;
     let mut response = (reply.status, reply.body).into_response();

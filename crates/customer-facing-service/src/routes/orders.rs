@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::orders::Found;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -29,9 +29,9 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
-        (status = 404, body = crate::openapi::ProblemDetails),
+        (status = 404, body = platform::Problem),
         (status = 503, description = "The order service is not answering and the order is not known here",
-         body = crate::openapi::ProblemDetails),
+         body = platform::Problem),
     )
 )]
 pub async fn get_order(

@@ -1,10 +1,12 @@
 //! `/api/v1/products`: public browsing (through the cache), manager create, partial
 //! update with optimistic locking, and soft delete.
 
-use super::PathParams;
-use crate::catalog::{self, Product, ProductPage, ProductQuery, SortField};
-use crate::error::{Error, Result, LOST_UPDATE};
-use crate::startup::AppState;
+use super::params::PathParams;
+use crate::catalog::{
+    self, NewProduct, Product, ProductChanges, ProductPage, ProductQuery, SortField,
+};
+use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::validate::{path_id, Validator};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +15,6 @@ use axum::Router;
 use platform::auth::Manager;
 use platform::http::{Json, JsonBytes, Query};
 use platform::rules::{count_from, Int, Pattern, Text, TextViolation};
-use platform::time::{now, LocalTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -394,7 +395,7 @@ fn stored_price(price: Decimal) -> Decimal {
 
 /// A page of products.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", operation_id = "listProducts", params(ListParams),
-    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProductPage), (status = 400, description = "Bad parameter", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -408,7 +409,7 @@ pub async fn list(
 /// One product, active or discontinued.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products", operation_id = "getProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
-    responses((status = 200, body = Product), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Product), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -422,8 +423,8 @@ pub async fn read(
 /// Creates a product (manager).
 #[utoipa::path(post, path = "/api/v1/products", tag = "products", operation_id = "createProduct",
     request_body = NewProductRequest, security(("bearer" = [])),
-    responses((status = 201, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"), (status = 409, description = "SKU taken", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 201, body = Product), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Category not found", body = platform::Problem, content_type = "application/problem+json"), (status = 409, description = "SKU taken", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     _manager: Manager,
     State(state): State<AppState>,
@@ -441,48 +442,15 @@ pub async fn create(
     };
     let quantity =
         i32::try_from(quantity).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX))?;
-    let mut tx = state.db.begin().await?;
-    if !catalog::category_exists(&mut tx, category_id).await? {
-        return Err(Error::not_found("Category", category_id));
-    }
-    let duplicate = || Error::Duplicate(format!("Product with SKU '{sku}' already exists"));
-    let taken = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM products WHERE sku = $1) AS "exists!""#,
-        sku
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if taken {
-        return Err(duplicate());
-    }
-    let at = now();
-    let product = sqlx::query_as!(
-        Product,
-        r#"INSERT INTO products (id, sku, name, description, price, inventory_quantity, category_id,
-                                 is_active, created_at, updated_at, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8, 0)
-           RETURNING id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
-        Uuid::new_v4(),
-        sku,
-        name,
-        body.description,
-        stored_price(price),
-        quantity,
+    let new = NewProduct {
+        sku: &sku,
+        name: &name,
+        description: body.description.as_deref(),
+        price: stored_price(price),
+        inventory_quantity: quantity,
         category_id,
-        at
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if platform::db::is_unique_violation(&e, "uk_product_sku") {
-            duplicate()
-        } else {
-            e.into()
-        }
-    })?;
-    tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[product.id], product.updated_at.0).await;
+    };
+    let product = catalog::create_product(&state.db, &state.cache, &new).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -491,9 +459,9 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products", operation_id = "updateProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
     request_body = ProductChangesRequest, security(("bearer" = [])),
-    responses((status = 200, body = Product), (status = 400, description = "Invalid", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "Product or category not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Modified concurrently", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 200, body = Product), (status = 400, description = "Invalid", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Product or category not found", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Modified concurrently", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn update(
     _manager: Manager,
     State(state): State<AppState>,
@@ -502,50 +470,21 @@ pub async fn update(
 ) -> Result<Json<Product>> {
     let id = path_id(&id)?;
     body.validate()?;
-    let mut tx = state.db.begin().await?;
-    let current = sqlx::query!(
-        "SELECT name, description, price, inventory_quantity, category_id, is_active, version
-         FROM products WHERE id = $1",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::not_found("Product", id))?;
-    if let Some(category_id) = body.category_id {
-        if category_id != current.category_id
-            && !catalog::category_exists(&mut tx, category_id).await?
-        {
-            return Err(Error::not_found("Category", category_id));
-        }
-    }
-    let quantity = match body.inventory_quantity {
-        Some(q) => i32::try_from(q).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX))?,
-        None => current.inventory_quantity,
+    let inventory_quantity = body
+        .inventory_quantity
+        .map(|q| i32::try_from(q).map_err(|_| Error::field("inventoryQuantity", QUANTITY_MAX)))
+        .transpose()?;
+    let changes = ProductChanges {
+        name: body.name,
+        description: body.description,
+        price: body.price.map(stored_price),
+        inventory_quantity,
+        category_id: body.category_id,
+        is_active: body.is_active,
     };
-    let product = sqlx::query_as!(
-        Product,
-        r#"UPDATE products
-           SET name = $3, description = $4, price = $5, inventory_quantity = $6, category_id = $7,
-               is_active = $8, updated_at = $9, version = version + 1
-           WHERE id = $1 AND version = $2
-           RETURNING id, sku, name, description, price, inventory_quantity, category_id, is_active,
-                     created_at AS "created_at: LocalTime", updated_at AS "updated_at: LocalTime""#,
-        id,
-        current.version,
-        body.name.unwrap_or(current.name),
-        body.description.or(current.description),
-        body.price.map(stored_price).unwrap_or(current.price),
-        quantity,
-        body.category_id.unwrap_or(current.category_id),
-        body.is_active.unwrap_or(current.is_active),
-        now()
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::Conflict(LOST_UPDATE.into()))?;
-    tx.commit().await?;
-    catalog::invalidate_products(&state.cache, &[id], product.updated_at.0).await;
-    Ok(Json(product))
+    Ok(Json(
+        catalog::update_product(&state.db, &state.cache, id, changes).await?,
+    ))
 }
 
 /// Discontinues a product (manager): it stays readable by id and leaves the default
@@ -553,26 +492,14 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products", operation_id = "deleteProduct",
     params(("id" = String, Path, description = "Product id (UUID)")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found", body = crate::openapi::ProblemDetails, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Discontinued"), (status = 404, description = "Not found", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     _manager: Manager,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode> {
     let id = path_id(&id)?;
-    let at = now();
-    let updated = sqlx::query!(
-        "UPDATE products SET is_active = FALSE, updated_at = $2, version = version + 1
-         WHERE id = $1",
-        id,
-        at
-    )
-    .execute(&mut *state.db.acquire().await?)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(Error::not_found("Product", id));
-    }
-    catalog::invalidate_products(&state.cache, &[id], at).await;
+    catalog::discontinue_product(&state.db, &state.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

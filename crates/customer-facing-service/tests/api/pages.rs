@@ -44,8 +44,9 @@ async fn the_storefront_page_and_its_assets_are_served_with_cache_headers() {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     assert!(again.bytes().await.expect("a body").is_empty());
 
+    // The stylesheet, the script both pages share and the storefront's own.
     let assets = links(&html, "/assets/");
-    assert_eq!(assets.len(), 2, "{assets:?}");
+    assert_eq!(assets.len(), 3, "{assets:?}");
     let mut total = html.len();
     for asset in assets {
         let response = app.get(&asset).await;

@@ -6,11 +6,12 @@ use crate::cache::Cache;
 use crate::metrics::AppMetrics;
 use crate::outbox::OUTBOX_NAME;
 use crate::settings::Settings;
+use crate::state::{AppState, StateInner};
 use crate::stock_returns::StockReturnHandler;
 use anyhow::Context;
 use platform::actuator::Actuator;
 use platform::app::Tasks;
-use platform::auth::{HasJwtKeys, JwtKeys};
+use platform::auth::JwtKeys;
 use platform::db::Db;
 use platform::http::HttpMetrics;
 use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
@@ -34,35 +35,20 @@ const MIGRATION_WAIT: Duration = Duration::from_secs(30);
 /// How long background tasks get to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// What every handler can reach; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<StateInner>,
-}
-
-/// The shared parts of the running service.
-pub struct StateInner {
-    pub db: Db,
-    pub cache: Cache,
-    pub keys: JwtKeys,
-    pub metrics: AppMetrics,
-    pub relay: Relay,
-    pub orders_created_topic: String,
-    pub logins: crate::managers::LoginGuard,
-    pub orders: crate::orders::OrderLookup,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = StateInner;
-    fn deref(&self) -> &StateInner {
-        &self.inner
-    }
-}
-
-impl HasJwtKeys for AppState {
-    fn jwt_keys(&self) -> &JwtKeys {
-        &self.inner.keys
-    }
+/// The API routes with their state, the pages built on them and the API document.
+///
+/// Every route sits behind `reject_invalid_bearer`: a request that carries a bad token
+/// is 401 even on a public route, as in the original.
+fn api(state: AppState, order_api: &str) -> axum::Router {
+    axum::Router::new()
+        .merge(crate::storefront::router(order_api))
+        .merge(crate::routes::router())
+        .merge(crate::openapi::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            platform::auth::reject_invalid_bearer::<AppState>,
+        ))
+        .with_state(state)
 }
 
 /// The built service, listening but not yet serving.
@@ -134,23 +120,21 @@ impl Application {
                 Box::new(store.health_indicator()),
             ],
         );
-        let state = AppState {
-            inner: Arc::new(StateInner {
-                db: db.clone(),
-                cache: cache.clone(),
-                keys,
-                metrics: app_metrics.clone(),
-                relay: relay.clone(),
-                orders_created_topic: settings.orders_created_topic.clone(),
-                logins: crate::managers::LoginGuard::default(),
-                orders: crate::orders::OrderLookup::new(
-                    &settings.order_service_url,
-                    Duration::from_millis(settings.order_service_timeout_ms),
-                )?,
-            }),
-        };
+        let state = AppState::new(StateInner {
+            db: db.clone(),
+            cache: cache.clone(),
+            keys,
+            metrics: app_metrics.clone(),
+            relay: relay.clone(),
+            orders_created_topic: settings.orders_created_topic.clone(),
+            logins: crate::managers::LoginGuard::default(),
+            orders: crate::orders::OrderLookup::new(
+                &settings.order_service_url,
+                Duration::from_millis(settings.order_service_timeout_ms),
+            )?,
+        });
         let router = platform::app::router(
-            crate::routes::api(
+            api(
                 state,
                 if settings.order_service_public_url.is_empty() {
                     &settings.order_service_url
