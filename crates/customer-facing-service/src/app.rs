@@ -10,7 +10,7 @@ use crate::state::{AppState, StateInner};
 use crate::stock_returns::StockReturnHandler;
 use anyhow::Context;
 use platform::actuator::Actuator;
-use platform::app::Tasks;
+use platform::app::{Server, Tasks};
 use platform::auth::JwtKeys;
 use platform::db::Db;
 use platform::http::HttpMetrics;
@@ -18,11 +18,9 @@ use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelaySettings};
 use sqlx::migrate::Migrator;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The migrations of `customer_db`.
@@ -53,8 +51,7 @@ fn api(state: AppState, order_api: &str) -> axum::Router {
 
 /// The built service, listening but not yet serving.
 pub struct Application {
-    port: u16,
-    listener: TcpListener,
+    server: Server,
     router: axum::Router,
     tasks: Tasks,
     shutdown: CancellationToken,
@@ -145,9 +142,7 @@ impl Application {
             &actuator,
             HttpMetrics::new(&metrics)?,
         );
-        let addr = SocketAddr::new(settings.common.server_host, settings.port());
-        let listener = platform::http::bind(addr).await?;
-        let port = listener.local_addr()?.port();
+        let server = Server::bind(&settings.common, crate::DEFAULT_PORT, shutdown.clone()).await?;
         let mut tasks = Tasks::new(shutdown.clone());
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.spawn(cache.clone().run_near_cache(shutdown.clone()));
@@ -182,10 +177,9 @@ impl Application {
                 shutdown.clone(),
             ));
         }
-        tracing::info!(port, environment = %environment.as_str(), "customer-facing service started");
+        tracing::info!(port = server.port(), environment = %environment.as_str(), "customer-facing service started");
         Ok(Self {
-            port,
-            listener,
+            server,
             router,
             tasks,
             shutdown,
@@ -195,7 +189,7 @@ impl Application {
 
     /// The port the listener is bound to.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The token that stops the service (and every task of it) when cancelled.
@@ -206,11 +200,11 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then stops the tasks and flushes
     /// the producer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = platform::http::serve(self.listener, self.router, self.shutdown.clone()).await;
+        let served = self.server.serve(self.router).await;
         self.shutdown.cancel();
         self.tasks.stop(SHUTDOWN_GRACE).await;
         self.producer.flush(Duration::from_secs(5));
         tracing::info!("customer-facing service stopped");
-        served.context("HTTP server failed")
+        served
     }
 }

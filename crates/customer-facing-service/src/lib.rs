@@ -44,3 +44,5 @@ pub use settings::Settings;
 
 /// The service's name in logs and metrics.
 pub const SERVICE_NAME: &str = "customer-facing-service";
+/// The port it listens on unless `--server-port` says otherwise.
+pub const DEFAULT_PORT: u16 = 8080;

@@ -197,7 +197,7 @@ impl Settings {
 
     /// The HTTP port: the setting, or 8080.
     pub fn port(&self) -> u16 {
-        self.common.server_port.unwrap_or(8080)
+        self.common.server_port.unwrap_or(crate::DEFAULT_PORT)
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::db;
 use anyhow::Context as _;
-use events::{OrderReleased, PaymentCompleted, ReleasedStatus};
+use events::{EventHeaders, OrderReleased, PaymentCompleted, ReleasedStatus};
 use platform::context::{self, TraceContext};
 use platform::outbox::OutboxMessage;
 use sqlx::PgConnection;
@@ -48,16 +48,10 @@ const ORDER_RELEASED: Kind = Kind {
 /// correlation id, and the current trace (a new one outside a request).
 fn headers(kind: &Kind, event_id: Uuid, correlation_id: &str) -> BTreeMap<String, String> {
     let trace = context::current().map_or_else(TraceContext::new_root, |c| c.trace);
-    BTreeMap::from([
-        (events::TYPE_ID_HEADER.to_owned(), kind.type_id.to_owned()),
-        ("eventId".to_owned(), event_id.to_string()),
-        ("eventType".to_owned(), kind.event_type.to_owned()),
-        (
-            context::CORRELATION_HEADER.to_owned(),
-            correlation_id.to_owned(),
-        ),
-        (context::TRACEPARENT_HEADER.to_owned(), trace.traceparent()),
-    ])
+    EventHeaders::new(kind.type_id, event_id, kind.event_type)
+        .correlation(correlation_id)
+        .trace(&trace)
+        .into_map()
 }
 
 /// The correlation id events of an order carry: the checkout's, or one made from the
