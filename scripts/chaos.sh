@@ -4,7 +4,8 @@
 # gateway (with its own ledger database), drives steady checkouts (with declines, cancels
 # before and after payment, and so refunds, in the kill tests), breaks a part (broker
 # down 20 s, also during refunds; gateway erroring and hanging; kill -9 of the gateway or
-# either service; the whole platform restarted; Redis stopped; PostgreSQL restarted;
+# either service; two instances of each service, one of each killed mid-load; the whole
+# platform restarted; Redis stopped; PostgreSQL restarted;
 # database connections cut; a login flood; a price change), heals it, and checks the books
 # (orders, ledger net charges, stock returned exactly once); then schemathesis against each service's OpenAPI document
 # (the fuzz run, and the contract test of scripts/test.sh with CONTRACT_MAX_EXAMPLES=100), forged

@@ -26,17 +26,9 @@ export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgre
 export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:6379"
 
-# Each integration test makes its own database; drop those of earlier runs (a database
-# still in use by a test running elsewhere refuses to be dropped, and is left alone).
-psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops|chaos)_[0-9a-f]{32}$'" |
-  while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
-
-# Tests also make topics with unique names (<prefix>_<32 hex>); delete those of earlier runs.
-"$(nisshi_bin)" topic list --broker "tcp://127.0.0.1:$BROKER_PORT" 2>/dev/null |
-  grep -oE '"name":"[a-z_]+_[0-9a-f]{32}(\.dlq)?"' | sed 's/^"name":"//; s/"$//' |
-  while read -r topic; do
-    "$(nisshi_bin)" topic delete --broker "tcp://127.0.0.1:$BROKER_PORT" "$topic" >/dev/null 2>&1 || true
-  done || true
+# Each test makes its own databases and topics and drops them; a run that was cut short
+# leaves some, which this sweeps (also at the end, so the run leaves none behind).
+sweep_test_data
 
 failed_steps=()
 step() { # name command...
@@ -73,6 +65,7 @@ failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$test_log" | grep -Eo '[0
 # The contract test is listed as ignored by the workspace run and then run: not skipped.
 ignored=$(grep -Eo '([0-9]+) ignored' "$test_log" | awk '{s+=$1} END {print (s > 0 ? s - 1 : 0)}')
 rm -f "$test_log"
+sweep_test_data
 
 if [ ${#failed_steps[@]} -gt 0 ]; then
   log "failed: ${failed_steps[*]}"

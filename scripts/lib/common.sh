@@ -258,3 +258,16 @@ wait_platform_ready() {
   wait_ready customer-facing-service 8080 && log "customer-facing-service ready"
   wait_ready order-management-service 8081 && log "order-management-service ready"
 }
+
+# Drops the databases and deletes the topics tests make (<prefix>_<32 hex>), left by a run
+# that was cut short; a database still in use by a test running elsewhere refuses to be
+# dropped, and is left alone.
+sweep_test_data() {
+  psql -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname ~ '^(platform|cfs|oms|pgw|ops|chaos)_[0-9a-f]{32}$'" |
+    while read -r db; do psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+  "$(nisshi_bin)" topic list --broker "tcp://127.0.0.1:$BROKER_PORT" 2>/dev/null |
+    grep -oE '"name":"[a-z_]+_[0-9a-f]{32}(\.dlq)?"' | sed 's/^"name":"//; s/"$//' |
+    while read -r topic; do
+      "$(nisshi_bin)" topic delete --broker "tcp://127.0.0.1:$BROKER_PORT" "$topic" >/dev/null 2>&1 || true
+    done || true
+}
