@@ -87,14 +87,20 @@ backlog() {
   "$OPSCTL" --json kafka lag | jq '[.partitions[].lag] | add // 0'
 }
 unfinished() { psql -d order_db -Atqc "SELECT count(*) FROM orders WHERE status IN ('PENDING', 'PROCESSING')"; }
+# Waits until the running order service replicas have drained the backlog and finished
+# every order; prints "<backlog at the start> <orders drained> <ms> <orders/s>".
+measure_drain() {
+  local start before at ms n
+  start=$(date +%s%N)
+  before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
+  at=$(backlog)
+  while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+  ms=$(ms_since "$start")
+  n=$(( $(psql -d order_db -Atqc "SELECT count(*) FROM orders") - before ))
+  echo "$at $n $ms $(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%d", (ms > 0 ? n * 1000 / ms : 0) }')"
+}
 log "order service draining the checkout backlog"
-drain_start=$(date +%s%N)
-orders_before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
-backlog_start=$(backlog)
-while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
-drain_ms=$(ms_since "$drain_start")
-drained=$(( $(psql -d order_db -Atqc "SELECT count(*) FROM orders") - orders_before ))
-drain_rate=$(awk -v n="$drained" -v ms="$drain_ms" 'BEGIN { printf "%d", (ms > 0 ? n * 1000 / ms : 0) }')
+read -r backlog_start drained drain_ms drain_rate < <(measure_drain)
 
 log "ceiling: pgbench with the checkout's SQL"
 pgbench_db=customer_db
@@ -145,13 +151,7 @@ wait_ready order-management-service-2 8083
 taken() { # port: orders this replica created since it started
   curl -fsS "http://127.0.0.1:$1/actuator/prometheus" | awk '/^orders_created_total/ {print int($2)}'
 }
-drain_start=$(date +%s%N)
-orders_before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
-backlog2_start=$(backlog)
-while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
-drain2_ms=$(ms_since "$drain_start")
-drained2=$(( $(psql -d order_db -Atqc "SELECT count(*) FROM orders") - orders_before ))
-drain2_rate=$(awk -v n="$drained2" -v ms="$drain2_ms" 'BEGIN { printf "%d", (ms > 0 ? n * 1000 / ms : 0) }')
+read -r backlog2_start drained2 drain2_ms drain2_rate < <(measure_drain)
 taken1=$(taken 8081)
 taken2=$(taken 8083)
 stop_service order-management-service-2
