@@ -14,13 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use platform::http::Json;
-use platform::rules;
+use platform::idempotency::{IdempotencyKey, KeyError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// Header that makes a charge or a refund idempotent.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+pub const IDEMPOTENCY_KEY: &str = platform::idempotency::HEADER;
 /// Response header set when the answer is a replay of an earlier charge or refund.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 pub use payments::DECLINE_REASON;
@@ -46,17 +46,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Error> {
-    let value = headers
-        .get(IDEMPOTENCY_KEY)
-        .ok_or(Error::MissingIdempotencyKey)?;
-    let key = value
-        .to_str()
-        .map_err(|_| Error::InvalidIdempotencyKey)?
-        .trim();
-    rules::IDEMPOTENCY_KEY
-        .check(key)
-        .map_err(|_| Error::InvalidIdempotencyKey)?;
-    Ok(key.to_owned())
+    match IdempotencyKey::from_headers(headers) {
+        Ok(key) => Ok(key.as_str().to_owned()),
+        Err(KeyError::Missing) => Err(Error::MissingIdempotencyKey),
+        Err(_) => Err(Error::InvalidIdempotencyKey),
+    }
 }
 
 /// Waits out `hang`, then answers the `errorStatus` knob if it is set; returns the knobs.
