@@ -6,7 +6,6 @@
 use crate::TYPE_ID_HEADER;
 use platform::context::{RequestContext, TraceContext};
 use platform::context::{CORRELATION_HEADER, TRACEPARENT_HEADER};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The headers of one event, in the order they are written.
@@ -58,11 +57,6 @@ impl EventHeaders {
         )
     }
 
-    /// The headers by name.
-    pub fn into_map(self) -> BTreeMap<String, String> {
-        self.0.into_iter().collect()
-    }
-
     /// The headers in the order they are written, as a message carries them.
     pub fn into_vec(self) -> Vec<(String, String)> {
         self.0
@@ -91,7 +85,7 @@ mod tests {
         assert_eq!(
             EventHeaders::new("T", id, "E")
                 .request(None)
-                .into_map()
+                .into_vec()
                 .len(),
             3
         );

@@ -10,7 +10,6 @@ use events::{EventHeaders, OrderReleased, PaymentCompleted, ReleasedStatus};
 use platform::context::{self, TraceContext};
 use platform::outbox::OutboxMessage;
 use sqlx::PgConnection;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -46,12 +45,11 @@ const ORDER_RELEASED: Kind = Kind {
 
 /// The headers of an event: its type for Spring consumers, its id and type, the
 /// correlation id, and the current trace (a new one outside a request).
-fn headers(kind: &Kind, event_id: Uuid, correlation_id: &str) -> BTreeMap<String, String> {
+fn headers(kind: &Kind, event_id: Uuid, correlation_id: &str) -> EventHeaders {
     let trace = context::current().map_or_else(TraceContext::new_root, |c| c.trace);
     EventHeaders::new(kind.type_id, event_id, kind.event_type)
         .correlation(correlation_id)
         .trace(&trace)
-        .into_map()
 }
 
 /// The correlation id events of an order carry: the checkout's, or one made from the
@@ -78,7 +76,7 @@ async fn enqueue(
         kind.row_type,
         topic,
         payload,
-        &headers,
+        headers,
         HANDOFF_LEASE,
     )
     .await?;

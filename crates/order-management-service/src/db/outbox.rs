@@ -3,9 +3,9 @@
 //! type). The relay publishes them through `platform::outbox::PgOutboxStore`, the SQL
 //! every outbox table shares; only the insert, with this service's columns, is here.
 
+use events::EventHeaders;
 use platform::outbox::OutboxMessage;
 use sqlx::PgConnection;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -19,11 +19,10 @@ pub async fn insert(
     event_type: &str,
     topic: &str,
     payload: &serde_json::Value,
-    headers: &BTreeMap<String, String>,
+    headers: EventHeaders,
     lease: Duration,
 ) -> Result<OutboxMessage, sqlx::Error> {
     let id = Uuid::new_v4();
-    let headers_json = serde_json::to_value(headers).unwrap_or_default();
     let payload_text = sqlx::query_scalar!(
         r#"INSERT INTO payment_completed_outbox (id, aggregate_id, event_type, payload, topic, headers, locked_until)
            VALUES ($1, $2, $3, $4, $5, $6, (now() AT TIME ZONE 'UTC') + make_interval(secs => $7))
@@ -33,7 +32,7 @@ pub async fn insert(
         event_type,
         payload,
         topic,
-        headers_json,
+        headers.to_json(),
         lease.as_secs_f64()
     )
     .fetch_one(conn)
@@ -43,7 +42,7 @@ pub async fn insert(
         topic: topic.to_owned(),
         key: aggregate_id.to_string(),
         payload: payload_text.into_bytes(),
-        headers: headers.clone().into_iter().collect(),
+        headers: headers.into_vec(),
         attempts: 0,
     })
 }
