@@ -126,7 +126,7 @@ checkout_two_loaders() { # port port -> summed JSON
   dir=$(mktemp -d)
   for port in "$@"; do
     "$LOADGEN" checkout --base "http://127.0.0.1:$port" --connections 4 --warmup "$WARMUP" \
-      --duration "$SECONDS_MEASURED" >"$dir/$#-$port-${#pids[@]}.json" &
+      --duration "$SECONDS_MEASURED" >"$dir/${#pids[@]}.json" &
     pids+=($!)
   done
   # The two load generators only: a bare `wait` would also wait for the services.
