@@ -5,6 +5,7 @@
 //! `traceparent`).
 
 use crate::db;
+use crate::db::outbox::NewEvent;
 use anyhow::Context as _;
 use events::{EventHeaders, OrderReleased, PaymentCompleted, ReleasedStatus};
 use platform::context::{self, TraceContext};
@@ -58,50 +59,41 @@ pub fn correlation_id(checkout: Option<&str>, order_number: &str) -> String {
     checkout.map_or_else(|| format!("payment-{order_number}"), str::to_owned)
 }
 
-/// Writes the outbox row of one event, keyed by `key`, with the headers every event
-/// carries.
-async fn enqueue(
-    conn: &mut PgConnection,
-    topic: &str,
+/// The outbox row of one event, keyed by `key`, with the headers every event carries.
+fn new_event<'a>(
+    topic: &'a str,
     kind: &Kind,
     key: Uuid,
     event_id: Uuid,
     correlation_id: &str,
-    payload: &serde_json::Value,
-) -> anyhow::Result<OutboxMessage> {
-    let headers = headers(kind, event_id, correlation_id);
-    let message = db::outbox::insert(
-        conn,
-        key,
-        kind.row_type,
+    payload: serde_json::Value,
+) -> NewEvent<'a> {
+    NewEvent {
+        id: Uuid::new_v4(),
+        aggregate_id: key,
+        event_type: kind.row_type,
         topic,
         payload,
-        headers,
-        HANDOFF_LEASE,
-    )
-    .await?;
-    Ok(message)
+        headers: headers(kind, event_id, correlation_id),
+        lease: HANDOFF_LEASE,
+    }
 }
 
-/// Writes a PaymentCompleted row, keyed by the order service's order id as before.
-pub async fn payment_completed(
-    conn: &mut PgConnection,
-    topic: &str,
+/// The PaymentCompleted row of `event`, keyed by the order service's order id as before.
+pub fn payment_completed<'a>(
+    topic: &'a str,
     event: &PaymentCompleted,
-) -> anyhow::Result<OutboxMessage> {
+) -> anyhow::Result<NewEvent<'a>> {
     let payload = serde_json::to_value(event).context("PaymentCompleted serialization")?;
     let correlation = correlation_id(event.correlation_id.as_deref(), &event.order_number);
-    let (key, id) = (event.order_id, event.event_id);
-    enqueue(
-        conn,
+    Ok(new_event(
         topic,
         &PAYMENT_COMPLETED,
-        key,
-        id,
+        event.order_id,
+        event.event_id,
         &correlation,
-        &payload,
-    )
-    .await
+        payload,
+    ))
 }
 
 /// Writes the OrderReleased row of order `order_id` (the order service's id), which
@@ -129,15 +121,13 @@ pub async fn order_released(
         items: order.items,
     };
     let payload = serde_json::to_value(&event).context("OrderReleased serialization")?;
-    let (key, id) = (event.order_id, event.event_id);
-    enqueue(
-        conn,
+    let row = new_event(
         topic,
         &ORDER_RELEASED,
-        key,
-        id,
+        event.order_id,
+        event.event_id,
         &correlation,
-        &payload,
-    )
-    .await
+        payload,
+    );
+    Ok(db::outbox::insert(conn, row).await?)
 }

@@ -7,6 +7,7 @@
 //! cancel can never race a charge. A charge answered after its lease ran out may find
 //! the order cancelled or expired; it is then recorded and refunded, never dropped.
 
+use crate::db::outbox::NewEvent;
 use crate::domain::{OrderStatus, PaymentStatus};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -81,6 +82,71 @@ pub async fn claim(
         amount: row.amount,
         payment_id: row.payment_id,
         attempt_count: row.attempt_count,
+    }))
+}
+
+/// What [`record_approved`] wrote.
+#[derive(Debug)]
+pub struct Approved {
+    /// The PaymentCompleted row's payload, as stored.
+    pub payload: String,
+    /// The order moved to PAID (false when it had ended while the call ran).
+    pub settled: bool,
+}
+
+/// Records an approved charge of a PENDING payment in one statement, the common answer
+/// in one round trip: the payment SUCCESS, the order PAID if it still awaits payment,
+/// and the PaymentCompleted row `event`. It takes the same locks as
+/// [`lock_for_record`], order and payment together. `None`, with nothing written,
+/// when the payment is no longer PENDING: the caller then records the answer step by
+/// step (a late charge is refunded, see `PaymentProcessor::record`).
+pub async fn record_approved(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+    external_transaction_id: &str,
+    gateway_payment_id: &str,
+    event: &NewEvent<'_>,
+) -> Result<Option<Approved>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"WITH target AS (
+               SELECT o.id FROM payment_transactions p JOIN orders o ON o.id = p.order_id
+               WHERE p.id = $1 AND p.status = 'PENDING'
+               FOR UPDATE OF o, p),
+           paid AS (
+               UPDATE payment_transactions
+               SET status = 'SUCCESS', external_transaction_id = $2, failure_reason = NULL,
+                   gateway_payment_id = $3, attempt_count = attempt_count + 1,
+                   completed_at = (now() AT TIME ZONE 'UTC'), updated_at = (now() AT TIME ZONE 'UTC'),
+                   locked_until = NULL, last_error = NULL
+               WHERE id = $1 AND status = 'PENDING' AND EXISTS (SELECT 1 FROM target)
+               RETURNING order_id),
+           settled AS (
+               UPDATE orders SET status = 'PAID', updated_at = (now() AT TIME ZONE 'UTC')
+               WHERE id = (SELECT order_id FROM paid) AND status IN ('PENDING', 'PROCESSING')
+               RETURNING id),
+           event AS (
+               INSERT INTO payment_completed_outbox (id, aggregate_id, event_type, payload, topic, headers, locked_until)
+               SELECT $4, $5, $6, $7, $8, $9, (now() AT TIME ZONE 'UTC') + make_interval(secs => $10)
+               FROM paid
+               RETURNING payload::text AS payload)
+           SELECT (SELECT payload FROM event) AS "payload?",
+                  EXISTS (SELECT 1 FROM settled) AS "settled!""#,
+        payment_id,
+        external_transaction_id,
+        gateway_payment_id,
+        event.id,
+        event.aggregate_id,
+        event.event_type,
+        event.payload,
+        event.topic,
+        event.headers.to_json(),
+        event.lease.as_secs_f64()
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(row.payload.map(|payload| Approved {
+        payload,
+        settled: row.settled,
     }))
 }
 

@@ -253,9 +253,11 @@ impl PaymentProcessor {
 
     /// Records the gateway's answer in one transaction: the payment, the order's new
     /// state (PAID, or FAILED with an `orders.released` row), the PaymentCompleted row;
-    /// then publishes the rows at once. A charge approved after the order ended
-    /// (cancelled or expired while the call's lease had run out) is recorded SUCCESS
-    /// with a refund requested. False if nothing was recorded (another worker did).
+    /// then publishes the rows at once. An approval of a PENDING payment, the common
+    /// answer, is one statement ([`db::payments::record_approved`]); anything else is
+    /// recorded step by step. A charge approved after the order ended (cancelled or
+    /// expired while the call's lease had run out) is recorded SUCCESS with a refund
+    /// requested. False if nothing was recorded (another worker did).
     async fn record(
         &self,
         claim: &db::payments::Claim,
@@ -265,7 +267,55 @@ impl PaymentProcessor {
         gateway_payment_id: Option<&str>,
     ) -> anyhow::Result<bool> {
         let inner = &self.inner;
+        let topic = &inner.settings.payments_completed_topic;
+        let event = PaymentCompleted {
+            event_id: Uuid::new_v4(),
+            event_type: events::PAYMENT_COMPLETED.to_owned(),
+            event_version: events::EVENT_VERSION.to_owned(),
+            timestamp: events::EventTime::now(),
+            correlation_id: Some(outgoing::correlation_id(
+                claim.correlation_id.as_deref(),
+                &claim.order_number,
+            )),
+            order_id: claim.order_id,
+            order_number: claim.order_number.clone(),
+            payment_transaction_id: claim.payment_id,
+            status: outcome,
+            amount: claim.amount,
+            payment_method: PAYMENT_METHOD.to_owned(),
+            external_transaction_id: external_transaction_id.map(str::to_owned),
+            failure_reason: failure_reason.map(str::to_owned),
+        };
+        if let (PaymentOutcome::Success, Some(ext), Some(gw)) =
+            (outcome, external_transaction_id, gateway_payment_id)
+        {
+            let row = outgoing::payment_completed(topic, &event)?;
+            let mut conn = inner.db.acquire().await?;
+            let approved =
+                db::payments::record_approved(&mut conn, claim.payment_id, ext, gw, &row).await?;
+            drop(conn);
+            if let Some(approved) = approved {
+                self.recorded(claim, outcome, None);
+                inner.relay.publish_now(row.into_message(approved.payload));
+                return Ok(true);
+            }
+        }
+        self.record_in_steps(claim, &event, gateway_payment_id)
+            .await
+    }
+
+    /// [`Self::record`] for any answer, in a transaction of several statements.
+    async fn record_in_steps(
+        &self,
+        claim: &db::payments::Claim,
+        event: &PaymentCompleted,
+        gateway_payment_id: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let inner = &self.inner;
         let settings = &inner.settings;
+        let outcome = event.status;
+        let external_transaction_id = event.external_transaction_id.as_deref();
+        let failure_reason = event.failure_reason.as_deref();
         let (status, order_status) = match outcome {
             PaymentOutcome::Success => (PaymentStatus::Success, OrderStatus::Paid),
             PaymentOutcome::Failed => (PaymentStatus::Failed, OrderStatus::Failed),
@@ -332,52 +382,46 @@ impl PaymentProcessor {
                 );
             }
         }
-        let event = PaymentCompleted {
-            event_id: Uuid::new_v4(),
-            event_type: events::PAYMENT_COMPLETED.to_owned(),
-            event_version: events::EVENT_VERSION.to_owned(),
-            timestamp: events::EventTime::now(),
-            correlation_id: Some(outgoing::correlation_id(
-                claim.correlation_id.as_deref(),
-                &claim.order_number,
-            )),
-            order_id: claim.order_id,
-            order_number: claim.order_number.clone(),
-            payment_transaction_id: claim.payment_id,
-            status: outcome,
-            amount: claim.amount,
-            payment_method: PAYMENT_METHOD.to_owned(),
-            external_transaction_id: external_transaction_id.map(str::to_owned),
-            failure_reason: failure_reason.map(str::to_owned),
-        };
-        messages.push(
-            outgoing::payment_completed(&mut tx, &settings.payments_completed_topic, &event)
-                .await?,
-        );
+        let row = outgoing::payment_completed(&settings.payments_completed_topic, event)?;
+        messages.push(db::outbox::insert(&mut tx, row).await?);
         tx.commit().await?;
-        match outcome {
-            PaymentOutcome::Success => {
-                inner.metrics.payments_completed.inc();
-                inner.metrics.payments_success.inc();
-            }
-            PaymentOutcome::Failed => inner.metrics.payments_failed.inc(),
-        }
-        if late {
-            tracing::error!(
-                orderId = %claim.order_id, orderNumber = %claim.order_number,
-                current = %target.order_status,
-                "the gateway charged an order that had ended meanwhile; charge recorded and refund requested"
-            );
-        } else {
-            tracing::info!(
-                orderId = %claim.order_id, orderNumber = %claim.order_number, status = %status,
-                orderStatus = %order_status, "payment recorded"
-            );
-        }
+        self.recorded(claim, outcome, late.then_some(target.order_status));
         for message in messages {
             inner.relay.publish_now(message);
         }
         Ok(true)
+    }
+
+    /// Counts and logs a recorded answer; `late_on` is the state of an order that had
+    /// ended before its charge landed.
+    fn recorded(
+        &self,
+        claim: &db::payments::Claim,
+        outcome: PaymentOutcome,
+        late_on: Option<OrderStatus>,
+    ) {
+        let metrics = &self.inner.metrics;
+        let (status, order_status) = match outcome {
+            PaymentOutcome::Success => {
+                metrics.payments_completed.inc();
+                metrics.payments_success.inc();
+                (PaymentStatus::Success, OrderStatus::Paid)
+            }
+            PaymentOutcome::Failed => {
+                metrics.payments_failed.inc();
+                (PaymentStatus::Failed, OrderStatus::Failed)
+            }
+        };
+        match late_on {
+            Some(current) => tracing::error!(
+                orderId = %claim.order_id, orderNumber = %claim.order_number, current = %current,
+                "the gateway charged an order that had ended meanwhile; charge recorded and refund requested"
+            ),
+            None => tracing::info!(
+                orderId = %claim.order_id, orderNumber = %claim.order_number, status = %status,
+                orderStatus = %order_status, "payment recorded"
+            ),
+        }
     }
 
     /// Ends the payments still unanswered after the payment deadline (see
