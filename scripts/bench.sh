@@ -35,6 +35,15 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A PostgreSQL with autovacuum off (this kind of machine's is) never clears the dead rows
+# each phase leaves nor refreshes the planner's statistics, so every phase would run on
+# the debris of the ones before it and the figures would drift with their order. Each
+# loaded phase starts from vacuumed, analysed databases instead, as autovacuum keeps them.
+autovacuum=$(psql -d postgres -Atqc 'SHOW autovacuum')
+vacuum_platform() {
+  local db
+  for db in customer_db order_db payment_gateway_db; do psql -d "$db" -qc 'VACUUM (ANALYZE)'; done
+}
 
 log "start-up times"
 declare -A startup idle_rss
@@ -75,11 +84,13 @@ browse=$(run "catalogue browsing, 64 connections" browse --base http://127.0.0.1
 # for the same orders on the same two cores), and the orders wait for it in the broker.
 oms_peak_before_checkout=$(hwm_kb order-management-service)
 stop_service order-management-service
+vacuum_platform
 checkout8=$(run "checkout, 8 customers" checkout --base http://127.0.0.1:8080 --connections 8)
 checkout32=$(run "checkout, 32 customers" checkout --base http://127.0.0.1:8080 --connections 32)
 
 # The checkout runs left the order service a backlog; measure how fast it drains it,
 # and let it finish before the end-to-end run, which would otherwise queue behind it.
+vacuum_platform
 log "starting order-management-service again"
 start_oms
 OPSCTL="$CARGO_TARGET_DIR/release/opsctl"
@@ -136,6 +147,7 @@ checkout_two_loaders() { # port port -> summed JSON
     "$dir"/*.json
   rm -rf "$dir"
 }
+vacuum_platform
 log "scale-out: checkout, 8 customers on one customer-service replica (two load generators)"
 stop_service order-management-service
 checkout_one=$(checkout_two_loaders 8080 8080)
@@ -172,6 +184,7 @@ fi
 # Completion keeps pace: the checkout capacity with the order service running beside it
 # on the same cores, then an open loop at 80 % of it. Every order must end PAID, and the
 # back must be idle again (no lag, nothing unfinished) soon after the load stops.
+vacuum_platform
 beside=$(run "checkout, 8 customers, order service running" checkout --base http://127.0.0.1:8080 --connections 8)
 while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
 pace_rate=$(jq -r '.per_second * 0.8 * 10 | floor / 10' <<<"$beside")
@@ -198,6 +211,7 @@ note_peaks
 # rate on the cores being measured.
 rate=$(jq -r --argjson drain "$drain_rate" 'if .per_second > 0 and $drain > 0 then 0.5 / (1 / .per_second + 1 / $drain) else 1 end | if . < 1 then 1 else (. * 10 | floor / 10) end' <<<"$checkout8")
 "$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
+vacuum_platform
 e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate 20)
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate "$rate")
 note_peaks
@@ -233,7 +247,8 @@ echo "$table"
   echo "# Performance"
   echo
   echo "Measured by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB;"
-  echo "each scenario ${WARMUP} s warm-up then ${SECONDS_MEASURED} s measured, load generator and platform on the same machine."
+  echo "each scenario ${WARMUP} s warm-up then ${SECONDS_MEASURED} s measured, load generator and platform on the same machine;"
+  echo "PostgreSQL autovacuum $autovacuum$([ "$autovacuum" = on ] || echo ', so the benchmark vacuums the platform'"'"'s databases before each loaded phase')."
   echo
   echo "$table"
   echo

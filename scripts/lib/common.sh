@@ -67,6 +67,9 @@ ensure_postgres() {
     as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD '$PGPASSWORD'" >/dev/null
     psql -d postgres -Atqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as $PGUSER"
   fi
+  if [ "$(psql -d postgres -Atqc 'SHOW autovacuum')" != on ]; then
+    log "warning: PostgreSQL runs with autovacuum off: the platform's tables keep their dead rows and stale statistics and slow down with their history; turn it on, or VACUUM (ANALYZE) its databases now and then"
+  fi
 }
 
 ensure_database() { # name

@@ -116,7 +116,7 @@ macro_rules! counts {
                       count(*) FILTER (WHERE status = 'FAILED') AS "failed!",
                       COALESCE(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC')
                           - min(created_at) FILTER (WHERE status = 'PENDING')), 0)::int8 AS "oldest!"
-               FROM "# + $table
+               FROM "# + $table + " WHERE status IN ('PENDING', 'FAILED')"
         )
         .fetch_one($pool)
         .await?;
