@@ -85,19 +85,11 @@ pub async fn claim(
     }))
 }
 
-/// What [`record_approved`] wrote.
-#[derive(Debug)]
-pub struct Approved {
-    /// The PaymentCompleted row's payload, as stored.
-    pub payload: String,
-    /// The order moved to PAID (false when it had ended while the call ran).
-    pub settled: bool,
-}
-
 /// Records an approved charge of a PENDING payment in one statement, the common answer
 /// in one round trip: the payment SUCCESS, the order PAID if it still awaits payment,
-/// and the PaymentCompleted row `event`. It takes the same locks as
-/// [`lock_for_record`], order and payment together. `None`, with nothing written,
+/// and the PaymentCompleted row `event`; returns the row's payload as stored. It takes
+/// the same locks as [`lock_for_record`], order and payment together. `None`, with
+/// nothing written,
 /// when the payment is no longer PENDING: the caller then records the answer step by
 /// step (a late charge is refunded, see `PaymentProcessor::record`).
 pub async fn record_approved(
@@ -106,8 +98,8 @@ pub async fn record_approved(
     external_transaction_id: &str,
     gateway_payment_id: &str,
     event: &NewEvent<'_>,
-) -> Result<Option<Approved>, sqlx::Error> {
-    let row = sqlx::query!(
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
         r#"WITH target AS (
                SELECT o.id FROM payment_transactions p JOIN orders o ON o.id = p.order_id
                WHERE p.id = $1 AND p.status = 'PENDING'
@@ -122,15 +114,13 @@ pub async fn record_approved(
                RETURNING order_id),
            settled AS (
                UPDATE orders SET status = 'PAID', updated_at = (now() AT TIME ZONE 'UTC')
-               WHERE id = (SELECT order_id FROM paid) AND status IN ('PENDING', 'PROCESSING')
-               RETURNING id),
+               WHERE id = (SELECT order_id FROM paid) AND status IN ('PENDING', 'PROCESSING')),
            event AS (
                INSERT INTO payment_completed_outbox (id, aggregate_id, event_type, payload, topic, headers, locked_until)
                SELECT $4, $5, $6, $7, $8, $9, (now() AT TIME ZONE 'UTC') + make_interval(secs => $10)
                FROM paid
                RETURNING payload::text AS payload)
-           SELECT (SELECT payload FROM event) AS "payload?",
-                  EXISTS (SELECT 1 FROM settled) AS "settled!""#,
+           SELECT (SELECT payload FROM event) AS "payload?""#,
         payment_id,
         external_transaction_id,
         gateway_payment_id,
@@ -143,11 +133,7 @@ pub async fn record_approved(
         event.lease.as_secs_f64()
     )
     .fetch_one(conn)
-    .await?;
-    Ok(row.payload.map(|payload| Approved {
-        payload,
-        settled: row.settled,
-    }))
+    .await
 }
 
 /// The order and payment a gateway answer is about, locked.

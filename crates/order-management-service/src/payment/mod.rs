@@ -294,9 +294,9 @@ impl PaymentProcessor {
             let approved =
                 db::payments::record_approved(&mut conn, claim.payment_id, ext, gw, &row).await?;
             drop(conn);
-            if let Some(approved) = approved {
+            if let Some(stored_payload) = approved {
                 self.recorded(claim, outcome, None);
-                inner.relay.publish_now(row.into_message(approved.payload));
+                inner.relay.publish_now(row.into_message(stored_payload));
                 return Ok(true);
             }
         }
@@ -316,10 +316,7 @@ impl PaymentProcessor {
         let outcome = event.status;
         let external_transaction_id = event.external_transaction_id.as_deref();
         let failure_reason = event.failure_reason.as_deref();
-        let (status, order_status) = match outcome {
-            PaymentOutcome::Success => (PaymentStatus::Success, OrderStatus::Paid),
-            PaymentOutcome::Failed => (PaymentStatus::Failed, OrderStatus::Failed),
-        };
+        let (status, order_status) = statuses(outcome);
         let mut tx = inner.db.begin().await?;
         let Some(target) = db::payments::lock_for_record(&mut tx, claim.payment_id).await? else {
             tx.rollback().await?;
@@ -401,17 +398,14 @@ impl PaymentProcessor {
         late_on: Option<OrderStatus>,
     ) {
         let metrics = &self.inner.metrics;
-        let (status, order_status) = match outcome {
+        match outcome {
             PaymentOutcome::Success => {
                 metrics.payments_completed.inc();
                 metrics.payments_success.inc();
-                (PaymentStatus::Success, OrderStatus::Paid)
             }
-            PaymentOutcome::Failed => {
-                metrics.payments_failed.inc();
-                (PaymentStatus::Failed, OrderStatus::Failed)
-            }
-        };
+            PaymentOutcome::Failed => metrics.payments_failed.inc(),
+        }
+        let (status, order_status) = statuses(outcome);
         match late_on {
             Some(current) => tracing::error!(
                 orderId = %claim.order_id, orderNumber = %claim.order_number, current = %current,
@@ -473,6 +467,14 @@ impl PaymentProcessor {
             ctx.correlation_id = id;
         }
         ctx
+    }
+}
+
+/// The payment's and the order's state after the gateway's answer.
+fn statuses(outcome: PaymentOutcome) -> (PaymentStatus, OrderStatus) {
+    match outcome {
+        PaymentOutcome::Success => (PaymentStatus::Success, OrderStatus::Paid),
+        PaymentOutcome::Failed => (PaymentStatus::Failed, OrderStatus::Failed),
     }
 }
 
