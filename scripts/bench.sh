@@ -37,12 +37,14 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A PostgreSQL with autovacuum off (this kind of machine's is) never clears the dead rows
 # each phase leaves nor refreshes the planner's statistics, so every phase would run on
-# the debris of the ones before it and the figures would drift with their order. Each
-# loaded phase starts from vacuumed, analysed databases instead, as autovacuum keeps them.
-autovacuum=$(psql -d postgres -Atqc 'SHOW autovacuum')
+# the debris of the ones before it and the figures would drift with their order. There,
+# each loaded phase starts from vacuumed, analysed databases instead, as autovacuum
+# keeps them.
+autovacuum=$(autovacuum_setting)
 vacuum_platform() {
+  [ "$autovacuum" != on ] || return 0
   local db
-  for db in customer_db order_db payment_gateway_db; do psql -d "$db" -qc 'VACUUM (ANALYZE)'; done
+  for db in "${PLATFORM_DATABASES[@]}"; do psql -d "$db" -qc 'VACUUM (ANALYZE)'; done
 }
 
 log "start-up times"
@@ -98,6 +100,9 @@ backlog() {
   "$OPSCTL" --json kafka lag | jq '[.partitions[].lag] | add // 0'
 }
 unfinished() { psql -d order_db -Atqc "SELECT count(*) FROM orders WHERE status IN ('PENDING', 'PROCESSING')"; }
+# Orders still in the broker or not finished.
+busy() { [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; }
+wait_idle() { while busy; do sleep 0.5; done; }
 # Waits until the running order service replicas have drained the backlog and finished
 # every order; prints "<backlog at the start> <orders drained> <ms> <orders/s>".
 measure_drain() {
@@ -105,7 +110,7 @@ measure_drain() {
   start=$(date +%s%N)
   before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
   at=$(backlog)
-  while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+  wait_idle
   ms=$(ms_since "$start")
   n=$(( $(psql -d order_db -Atqc "SELECT count(*) FROM orders") - before ))
   echo "$at $n $ms $(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%d", (ms > 0 ? n * 1000 / ms : 0) }')"
@@ -186,14 +191,14 @@ fi
 # back must be idle again (no lag, nothing unfinished) soon after the load stops.
 vacuum_platform
 beside=$(run "checkout, 8 customers, order service running" checkout --base http://127.0.0.1:8080 --connections 8)
-while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+wait_idle
 pace_rate=$(jq -r '.per_second * 0.8 * 10 | floor / 10' <<<"$beside")
 pace_from=$(psql -d order_db -Atqc "SELECT now() AT TIME ZONE 'UTC'")
 orders_before=$(psql -d order_db -Atqc "SELECT count(*) FROM orders")
 log "completion: checkouts at $pace_rate/s for $PACE_SECONDS s, order service running"
 pace=$("$LOADGEN" pace --rate "$pace_rate" --warmup 0 --duration "$PACE_SECONDS")
 pace_end=$(date +%s%N)
-while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do
+while busy; do
   [ "$(ms_since "$pace_end")" -lt 120000 ] || break
   sleep 0.1
 done
@@ -215,7 +220,7 @@ vacuum_platform
 e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate 20)
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate "$rate")
 note_peaks
-while [ "$(backlog)" -gt 0 ] || [ "$(unfinished)" -gt 0 ]; do sleep 0.5; done
+wait_idle
 if "$OPSCTL" reconcile >/dev/null 2>&1; then books=clean; else books="NOT CLEAN (opsctl reconcile)"; fi
 
 f() { jq -r "$2" <<<"$1"; }

@@ -15,9 +15,7 @@ ensure_build_packages
 ensure_postgres
 ensure_redis
 ensure_broker
-ensure_database customer_db
-ensure_database order_db
-ensure_database payment_gateway_db
+for db in "${PLATFORM_DATABASES[@]}"; do ensure_database "$db"; done
 
 use_shared_target_dir
 log "building release binaries"

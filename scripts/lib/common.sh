@@ -67,10 +67,16 @@ ensure_postgres() {
     as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD '$PGPASSWORD'" >/dev/null
     psql -d postgres -Atqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as $PGUSER"
   fi
-  if [ "$(psql -d postgres -Atqc 'SHOW autovacuum')" != on ]; then
+  if [ "$(autovacuum_setting)" != on ]; then
     log "warning: PostgreSQL runs with autovacuum off: the platform's tables keep their dead rows and stale statistics and slow down with their history; turn it on, or VACUUM (ANALYZE) its databases now and then"
   fi
 }
+
+# PostgreSQL's autovacuum setting: on or off.
+autovacuum_setting() { psql -d postgres -Atqc 'SHOW autovacuum'; }
+
+# The platform's databases: one per service.
+PLATFORM_DATABASES=(customer_db order_db payment_gateway_db)
 
 ensure_database() { # name
   if [ "$(psql -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'")" != 1 ]; then
