@@ -252,6 +252,7 @@ fn spawn_consumers(
         c.max_attempts = topics.record_max_attempts;
         c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
         c.fetch_wait = Duration::from_millis(fetch_wait_ms);
+        c.max_in_flight = usize::from(topics.max_in_flight);
         c
     };
     let orders: Arc<dyn Handler> = Arc::new(OrderCreatedHandler {

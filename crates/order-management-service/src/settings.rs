@@ -83,6 +83,12 @@ pub struct ConsumerSettings {
           env = "KAFKA_PAYMENTS_COMPLETED_FETCH_WAIT_MS",
           default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
     pub payments_completed_fetch_wait_ms: u64,
+    /// Records each consumer handles at once. Creating an order is one round trip to
+    /// `order_db`; handled one by one, the backlog drains at one order per round trip
+    /// while the cores wait (docs/performance.md). Offsets are still committed in order.
+    #[arg(long = "consumer-max-in-flight", env = "KAFKA_CONSUMER_MAX_IN_FLIGHT",
+          default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_in_flight: u16,
     /// Attempts for a record that fails with a retryable error before it is dead-lettered.
     #[arg(long = "consumer-max-attempts", env = "KAFKA_CONSUMER_MAX_ATTEMPTS",
           default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]

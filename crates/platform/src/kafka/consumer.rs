@@ -2,6 +2,10 @@
 //! correlation id and trace, retried with backoff, dead-lettered when hopeless, and only
 //! then has its offset stored.
 //!
+//! Up to [`ConsumerSettings::max_in_flight`] records are handled at once, so a handler
+//! that waits on its database does not leave the cores idle; their offsets are still
+//! stored in the order the records were consumed, each only once it and every record
+//! before it are done, so a crash redelivers (to idempotent handlers) and never skips.
 //! A consumed record's offset is stored only after its handler succeeded, or after it
 //! was written to `<topic>.dlq` (see [`super::dlq`]); stored offsets are committed every
 //! [`COMMIT_INTERVAL`], on rebalance and at shutdown. Committing each record on its own
@@ -15,6 +19,7 @@ use super::handler::{caused_by_transient_db_error, Handler, HandlerError, Record
 use super::producer::Producer;
 use crate::context::{self, RequestContext, TraceContext, CORRELATION_HEADER, TRACEPARENT_HEADER};
 use crate::metrics::Metrics;
+use futures::stream::{FuturesOrdered, StreamExt};
 use prometheus::{IntCounterVec, IntGaugeVec};
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -53,6 +58,9 @@ pub struct ConsumerSettings {
     /// take over. The consumer's `max.poll.interval.ms` is set above it, so waiting
     /// never costs the group a rebalance.
     pub transient_budget: Duration,
+    /// Records handled at once (at least 1): for handlers whose records are independent
+    /// of each other's order, as idempotent ones keyed by event id are.
+    pub max_in_flight: usize,
 }
 
 impl ConsumerSettings {
@@ -66,6 +74,7 @@ impl ConsumerSettings {
             session_timeout: Duration::from_secs(10),
             fetch_wait: Duration::from_millis(100),
             transient_budget: DEFAULT_TRANSIENT_BUDGET,
+            max_in_flight: 1,
         }
     }
 }
@@ -167,24 +176,40 @@ pub async fn run_consumer(
 ) -> Result<(), KafkaError> {
     let consumer = subscribe(&settings, &metrics)?;
     tracing::info!(group = %settings.group_id, topics = ?settings.topics, "consumer started");
-    while let Some(message) = next_message(&consumer, &settings, &shutdown).await {
-        let record = Record::from_message(&message);
-        let ctx = record_context(&record);
-        let span = record_span(&record, &ctx);
-        let done = context::scope(
-            ctx,
-            process(
-                &settings, &*handler, &producer, &metrics, &record, &shutdown,
-            ),
-        )
-        .instrument(span)
-        .await;
-        if !done {
-            // Shutting down mid-record: leave it uncommitted so it is redelivered.
-            break;
-        }
-        if let Err(e) = consumer.store_offset_from_message(&message) {
-            tracing::warn!(error = %e, "offset store failed; the record may be redelivered");
+    let max_in_flight = settings.max_in_flight.max(1);
+    // Handled in consumption order, whatever order they finish in.
+    let mut in_flight = FuturesOrdered::new();
+    let mut receiving = true;
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            // Finished records first: their offsets, and room for the next.
+            biased;
+            Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
+                let (done, record): (bool, Record) = handled;
+                // Shutting down mid-record: it and everything after it stay uncommitted,
+                // to be redelivered; the handlers already running are let finish.
+                interrupted |= !done;
+                if interrupted {
+                    receiving = false;
+                    continue;
+                }
+                if let Err(e) = consumer.store_offset(&record.topic, record.partition, record.offset) {
+                    tracing::warn!(error = %e, "offset store failed; the record may be redelivered");
+                }
+            }
+            message = next_message(&consumer, &settings, &shutdown),
+                if receiving && in_flight.len() < max_in_flight =>
+            {
+                match message {
+                    Some(message) => in_flight.push_back(handle(
+                        Record::from_message(&message),
+                        &settings, &*handler, &producer, &metrics, &shutdown,
+                    )),
+                    None => receiving = false,
+                }
+            }
+            else => break,
         }
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -192,6 +217,27 @@ pub async fn run_consumer(
     }
     tracing::info!(group = %settings.group_id, "consumer stopped");
     Ok(())
+}
+
+/// Handles one record in its context and span; gives it back with whether it is done
+/// (false: interrupted by shutdown).
+async fn handle(
+    record: Record,
+    settings: &ConsumerSettings,
+    handler: &dyn Handler,
+    producer: &Producer,
+    metrics: &ConsumerMetrics,
+    shutdown: &CancellationToken,
+) -> (bool, Record) {
+    let ctx = record_context(&record);
+    let span = record_span(&record, &ctx);
+    let done = context::scope(
+        ctx,
+        process(settings, handler, producer, metrics, &record, shutdown),
+    )
+    .instrument(span)
+    .await;
+    (done, record)
 }
 
 /// The group's client, subscribed to its topics. librdkafka commits only the offsets

@@ -253,3 +253,107 @@ async fn a_restarted_consumer_resumes_after_the_last_committed_record() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// Fails "slow" as a database blip until opened; records everything else it handles.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::atomic::AtomicBool,
+    seen: Mutex<Vec<String>>,
+}
+
+impl Handler for Gate {
+    fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let payload =
+                String::from_utf8_lossy(record.payload.as_deref().unwrap_or_default()).into_owned();
+            if payload == "slow" && !self.open.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(HandlerError::Retryable(anyhow::anyhow!("database blip")));
+            }
+            self.seen.lock().unwrap().push(payload);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn records_are_handled_side_by_side_but_committed_only_up_to_the_oldest_unfinished_one() {
+    let bootstrap = platform::testing::kafka_bootstrap();
+    let topic = platform::testing::unique_name("in_flight");
+    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+        .await
+        .unwrap();
+    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
+    let metrics = Metrics::new("platform-test", "test").unwrap();
+    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
+    let group = platform::testing::unique_name("group");
+    let mut settings = ConsumerSettings::new(&bootstrap, &group, &[&topic]);
+    settings.max_in_flight = 4;
+    settings.max_attempts = 1_000;
+    let consume = |handler: Arc<Gate>| {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_consumer(
+            settings.clone(),
+            handler,
+            producer.clone(),
+            consumer_metrics.clone(),
+            shutdown.clone(),
+        ));
+        (shutdown, task)
+    };
+    let sorted = |gate: &Gate| {
+        let mut seen = gate.seen.lock().unwrap().clone();
+        seen.sort();
+        seen
+    };
+    // One key: one partition, so "slow" is consumed before the others.
+    for payload in ["slow", "a", "b"] {
+        producer
+            .send(&topic, Some("k"), payload.as_bytes(), &[])
+            .await
+            .unwrap();
+    }
+
+    let first = Arc::new(Gate::default());
+    let (shutdown, task) = consume(first.clone());
+    eventually("the records behind the slow one", || {
+        first.seen.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(
+        sorted(&first),
+        ["a", "b"],
+        "the slow record is still retrying"
+    );
+    // Several commit intervals: nothing past the slow record may be committed meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let second = Arc::new(Gate::default());
+    second.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (shutdown, task) = consume(second.clone());
+    eventually("the redelivered records", || {
+        second.seen.lock().unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(
+        sorted(&second),
+        ["a", "b", "slow"],
+        "the unfinished record and those after it are delivered again"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    producer.send(&topic, Some("k"), b"c", &[]).await.unwrap();
+    let third = Arc::new(Gate::default());
+    let (shutdown, task) = consume(third.clone());
+    eventually("the new record", || third.seen.lock().unwrap().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sorted(&third),
+        ["c"],
+        "what was finished is not delivered again"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
