@@ -14,12 +14,13 @@ cd "$ROOT"
 ensure_build_packages
 ensure_postgres
 ensure_redis
-ensure_broker
+port_open "$BROKER_PORT" || start_nisshi_build
 for db in "${PLATFORM_DATABASES[@]}"; do ensure_database "$db"; done
 
 use_shared_target_dir
 log "building release binaries"
 SQLX_OFFLINE=true cargo build --release --locked --bins --quiet
+ensure_broker
 
 start_platform release
 
