@@ -17,14 +17,18 @@ ensure_build_packages
 apt_install chromium chromium-driver
 ensure_postgres
 ensure_redis
-# A missing broker builds beside clippy and the test build (see start_nisshi_build).
-start_nisshi_build
+ensure_broker
+ensure_nisshi_installed
 ensure_schemathesis
 use_shared_target_dir
 export SQLX_OFFLINE=true
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
 export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:6379"
+
+# Each test makes its own databases and topics and drops them; a run that was cut short
+# leaves some, which this sweeps (also at the end, so the run leaves none behind).
+sweep_test_data
 
 failed_steps=()
 step() { # name command...
@@ -37,14 +41,6 @@ step() { # name command...
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 step "operator assets" bash scripts/check-ops-assets.sh
-
-step "building the tests" cargo test --workspace --locked --no-run --quiet
-ensure_broker
-# The tests and the sweep use nisshi's own client, even against a broker it did not start.
-ensure_nisshi_installed
-# Each test makes its own databases and topics and drops them; a run that was cut short
-# leaves some, which this sweeps (also at the end, so the run leaves none behind).
-sweep_test_data
 
 log "cargo test"
 test_log=$(mktemp)

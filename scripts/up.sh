@@ -14,13 +14,12 @@ cd "$ROOT"
 ensure_build_packages
 ensure_postgres
 ensure_redis
-port_open "$BROKER_PORT" || start_nisshi_build
+ensure_broker
 for db in "${PLATFORM_DATABASES[@]}"; do ensure_database "$db"; done
 
 use_shared_target_dir
 log "building release binaries"
 SQLX_OFFLINE=true cargo build --release --locked --bins --quiet
-ensure_broker
 
 start_platform release
 

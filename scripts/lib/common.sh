@@ -100,45 +100,15 @@ nisshi_bin() {
   command -v nisshi 2>/dev/null || { [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ] && echo "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi"; }
 }
 
-nisshi_installed() {
+ensure_nisshi_installed() {
   local bin
-  bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION"
-}
-
-install_nisshi() {
+  bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
+  log "building the nisshi $NISSHI_VERSION broker (once per machine; about 12 minutes on 2 cores)"
+  ensure_build_packages
   # Only the storage engine the platform runs it with (SQLite, through libsql): the
   # default features add the S3 and PostgreSQL engines, and double the build.
   cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --quiet \
     --no-default-features --features libsql
-}
-
-# Building the broker takes 12-16 minutes of two cores, and its last four minutes are a
-# chain of its own large crates, each compiled on one core while the other idles. A
-# workspace build started beside it fills that core, so the scripts start the broker's
-# build in the background first (start_nisshi_build), build the workspace, and only then
-# wait for it (ensure_nisshi_installed, through ensure_broker).
-start_nisshi_build() {
-  nisshi_installed && return 0
-  [ -z "${NISSHI_BUILD_PID:-}" ] || return 0
-  ensure_build_packages
-  mkdir -p "$STATE_DIR"
-  log "building the nisshi $NISSHI_VERSION broker in the background (once per machine; log: $STATE_DIR/nisshi-build.log)"
-  install_nisshi >"$STATE_DIR/nisshi-build.log" 2>&1 &
-  NISSHI_BUILD_PID=$!
-}
-
-ensure_nisshi_installed() {
-  if [ -n "${NISSHI_BUILD_PID:-}" ]; then
-    log "waiting for the nisshi broker's build"
-    local status=0
-    wait "$NISSHI_BUILD_PID" || status=$?
-    NISSHI_BUILD_PID=
-    [ "$status" -eq 0 ] || { tail -20 "$STATE_DIR/nisshi-build.log" >&2; die "building the nisshi broker failed (log: $STATE_DIR/nisshi-build.log)"; }
-  fi
-  nisshi_installed && return 0
-  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12-16 minutes on 2 cores)"
-  ensure_build_packages
-  install_nisshi
 }
 
 # Installs schemathesis (pinned) into $STATE_DIR/venv once, and points SCHEMATHESIS at
