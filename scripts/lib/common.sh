@@ -103,7 +103,7 @@ nisshi_bin() {
 ensure_nisshi_installed() {
   local bin
   bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
-  log "building the nisshi $NISSHI_VERSION broker (once per machine; about 12 minutes on 2 cores)"
+  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12 to 16 minutes on 2 cores)"
   ensure_build_packages
   # Only the storage engine the platform runs it with (SQLite, through libsql): the
   # default features add the S3 and PostgreSQL engines, and double the build.
