@@ -5,17 +5,41 @@ use platform::kafka::{
 };
 use platform::metrics::Metrics;
 use rdkafka::message::{Headers, Message};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Records what it saw; payloads "poison" are undecodable, "flaky" fails twice first,
-/// "failover" meets an unreachable database four times (more than its attempts) first.
+/// "failover" meets an unreachable database four times (more than its attempts) first,
+/// "slow" is a database blip until `slow_passes` is set.
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<(String, Option<String>)>>,
     flaky_failures: Mutex<u32>,
     failover_failures: Mutex<u32>,
+    slow_passes: AtomicBool,
+}
+
+impl Recorder {
+    fn passing_slow() -> Self {
+        let recorder = Self::default();
+        recorder.slow_passes.store(true, Ordering::SeqCst);
+        recorder
+    }
+
+    /// The payloads handled so far, sorted.
+    fn payloads(&self) -> Vec<String> {
+        let mut seen: Vec<String> = self
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        seen.sort();
+        seen
+    }
 }
 
 impl Handler for Recorder {
@@ -42,6 +66,9 @@ impl Handler for Recorder {
                     ));
                 }
             }
+            if payload == "slow" && !self.slow_passes.load(Ordering::SeqCst) {
+                return Err(HandlerError::Retryable(anyhow::anyhow!("database blip")));
+            }
             if payload == "always-failing" {
                 return Err(HandlerError::Retryable(anyhow::anyhow!("still down")));
             }
@@ -62,49 +89,121 @@ async fn eventually<F: Fn() -> bool>(what: &str, condition: F) {
     panic!("timed out waiting for: {what}");
 }
 
+/// A fresh topic (with its DLQ), a producer and the consumers' metrics.
+struct Fixture {
+    bootstrap: String,
+    topic: String,
+    producer: Producer,
+    metrics: Metrics,
+    consumer_metrics: ConsumerMetrics,
+}
+
+impl Fixture {
+    async fn new(name: &str) -> Self {
+        let bootstrap = platform::testing::kafka_bootstrap();
+        let topic = platform::testing::unique_name(name);
+        ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+            .await
+            .unwrap();
+        let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
+        let metrics = Metrics::new("platform-test", "test").unwrap();
+        let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
+        Self {
+            bootstrap,
+            topic,
+            producer,
+            metrics,
+            consumer_metrics,
+        }
+    }
+
+    /// Settings of a new group reading the topic.
+    fn settings(&self) -> ConsumerSettings {
+        ConsumerSettings::new(
+            &self.bootstrap,
+            &platform::testing::unique_name("group"),
+            &[&self.topic],
+        )
+    }
+
+    /// Sends payloads, in order, to one partition (one key).
+    async fn send(&self, payloads: &[&str]) {
+        for payload in payloads {
+            self.producer
+                .send(&self.topic, Some("k"), payload.as_bytes(), &[])
+                .await
+                .unwrap();
+        }
+    }
+
+    fn consume(&self, settings: &ConsumerSettings, handler: Arc<Recorder>) -> Running {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_consumer(
+            settings.clone(),
+            handler,
+            self.producer.clone(),
+            self.consumer_metrics.clone(),
+            shutdown.clone(),
+        ));
+        Running { shutdown, task }
+    }
+    /// Starts a consumer with `recorder` and waits until it has handled `count` records.
+    async fn consume_until(
+        &self,
+        settings: &ConsumerSettings,
+        recorder: &Arc<Recorder>,
+        count: usize,
+        what: &str,
+    ) -> Running {
+        let consumer = self.consume(settings, recorder.clone());
+        eventually(what, || recorder.seen.lock().unwrap().len() == count).await;
+        consumer
+    }
+}
+
+/// A consumer running until [`Running::stop`].
+struct Running {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), rdkafka::error::KafkaError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn topics_are_created_once_and_creating_them_again_is_harmless() {
-    let bootstrap = platform::testing::kafka_bootstrap();
-    let topic = platform::testing::unique_name("created");
-    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+    // The fixture creates them once.
+    let fx = Fixture::new("created").await;
+    ensure_topics(&fx.bootstrap, &TopicSpec::with_dlq(&fx.topic))
         .await
         .unwrap();
-    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
+    let (partition, _) = fx
+        .producer
+        .send(&fx.topic, Some("k"), b"v", &[])
         .await
         .unwrap();
-    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
-    let (partition, _) = producer.send(&topic, Some("k"), b"v", &[]).await.unwrap();
     assert!((0..3).contains(&partition));
 }
 
 #[tokio::test]
 async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq_but_database_trouble_is_waited_out(
 ) {
-    let bootstrap = platform::testing::kafka_bootstrap();
-    let topic = platform::testing::unique_name("events");
-    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
-        .await
-        .unwrap();
-    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
-    let metrics = Metrics::new("platform-test", "test").unwrap();
-    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
+    let fx = Fixture::new("events").await;
+    let (topic, producer) = (&fx.topic, &fx.producer);
     let recorder = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
-    let mut settings = ConsumerSettings::new(
-        &bootstrap,
-        &platform::testing::unique_name("group"),
-        &[&topic],
-    );
+    let mut settings = fx.settings();
     settings.initial_backoff = Duration::from_millis(10);
     settings.max_attempts = 3;
     settings.session_timeout = Duration::from_secs(6);
-    let consumer = tokio::spawn(run_consumer(
-        settings,
-        recorder.clone(),
-        producer.clone(),
-        consumer_metrics,
-        shutdown.clone(),
-    ));
+    let consumer = fx.consume(&settings, recorder.clone());
 
     // Everything goes to one partition (same key), so order is kept.
     let mut ctx = platform::context::RequestContext::new_root();
@@ -120,7 +219,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
         ] {
             producer
                 .send(
-                    &topic,
+                    topic,
                     Some("order-1"),
                     payload.as_bytes(),
                     &[("eventType", "TEST")],
@@ -146,7 +245,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
         ]
     );
 
-    let dlq = platform::testing::reader(&dlq_topic(&topic)).unwrap();
+    let dlq = platform::testing::reader(&dlq_topic(topic)).unwrap();
     let mut dead = Vec::new();
     while dead.len() < 2 {
         let message = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
@@ -171,7 +270,7 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
     }
     assert_eq!(dead[0].0, "poison");
     let headers = &dead[0].1;
-    assert_eq!(headers["kafka_dlt-original-topic"], topic);
+    assert_eq!(&headers["kafka_dlt-original-topic"], topic);
     assert_eq!(headers["kafka_dlt-exception-fqcn"], "JsonParseException");
     assert_eq!(headers["kafka_dlt-exception-message"], "not an event");
     assert!(headers.contains_key("kafka_dlt-original-partition"));
@@ -181,179 +280,85 @@ async fn records_are_handled_in_their_context_retried_and_poison_goes_to_the_dlq
     assert_eq!(dead[1].0, "always-failing");
     assert_eq!(dead[1].1["kafka_dlt-exception-fqcn"], "RetriesExhausted");
 
-    let text = metrics.encode();
-    let dlq_name = dlq_topic(&topic);
+    let text = fx.metrics.encode();
+    let dlq_name = dlq_topic(topic);
     assert_eq!(
         crate::support::metric_value(&text, "dlq_messages_total", &[("topic", &dlq_name)]),
         Some(2.0),
         "{text}"
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), consumer)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    consumer.stop().await;
 }
 
 #[tokio::test]
 async fn a_restarted_consumer_resumes_after_the_last_committed_record() {
-    let bootstrap = platform::testing::kafka_bootstrap();
-    let topic = platform::testing::unique_name("resume");
-    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
-        .await
-        .unwrap();
-    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
-    let metrics = Metrics::new("platform-test", "test").unwrap();
-    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
-    let group = platform::testing::unique_name("group");
-    let settings = ConsumerSettings::new(&bootstrap, &group, &[&topic]);
+    let fx = Fixture::new("resume").await;
+    let settings = fx.settings();
 
-    producer.send(&topic, Some("k"), b"one", &[]).await.unwrap();
+    fx.send(&["one"]).await;
     let first = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_consumer(
-        settings.clone(),
-        first.clone(),
-        producer.clone(),
-        consumer_metrics.clone(),
-        shutdown.clone(),
-    ));
-    eventually("the first record", || first.seen.lock().unwrap().len() == 1).await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    let consumer = fx
+        .consume_until(&settings, &first, 1, "the first record")
+        .await;
+    consumer.stop().await;
 
-    producer.send(&topic, Some("k"), b"two", &[]).await.unwrap();
+    fx.send(&["two"]).await;
     let second = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_consumer(
-        settings,
-        second.clone(),
-        producer,
-        consumer_metrics,
-        shutdown.clone(),
-    ));
-    eventually("the second record", || {
-        second.seen.lock().unwrap().len() == 1
-    })
-    .await;
+    let consumer = fx
+        .consume_until(&settings, &second, 1, "the second record")
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen: Vec<String> = second
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(p, _)| p.clone())
-        .collect();
     assert_eq!(
-        seen,
+        second.payloads(),
         vec!["two"],
         "the committed record is not delivered again"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
-}
-
-/// Fails "slow" as a database blip until opened; records everything else it handles.
-#[derive(Default)]
-struct Gate {
-    open: std::sync::atomic::AtomicBool,
-    seen: Mutex<Vec<String>>,
-}
-
-impl Handler for Gate {
-    fn handle<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let payload =
-                String::from_utf8_lossy(record.payload.as_deref().unwrap_or_default()).into_owned();
-            if payload == "slow" && !self.open.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(HandlerError::Retryable(anyhow::anyhow!("database blip")));
-            }
-            self.seen.lock().unwrap().push(payload);
-            Ok(())
-        })
-    }
+    consumer.stop().await;
 }
 
 #[tokio::test]
 async fn records_are_handled_side_by_side_but_committed_only_up_to_the_oldest_unfinished_one() {
-    let bootstrap = platform::testing::kafka_bootstrap();
-    let topic = platform::testing::unique_name("in_flight");
-    ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
-        .await
-        .unwrap();
-    let producer = Producer::new(&bootstrap, Duration::from_secs(10)).unwrap();
-    let metrics = Metrics::new("platform-test", "test").unwrap();
-    let consumer_metrics = ConsumerMetrics::new(&metrics).unwrap();
-    let group = platform::testing::unique_name("group");
-    let mut settings = ConsumerSettings::new(&bootstrap, &group, &[&topic]);
+    let fx = Fixture::new("in_flight").await;
+    let mut settings = fx.settings();
     settings.max_in_flight = 4;
     settings.max_attempts = 1_000;
-    let consume = |handler: Arc<Gate>| {
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_consumer(
-            settings.clone(),
-            handler,
-            producer.clone(),
-            consumer_metrics.clone(),
-            shutdown.clone(),
-        ));
-        (shutdown, task)
-    };
-    let sorted = |gate: &Gate| {
-        let mut seen = gate.seen.lock().unwrap().clone();
-        seen.sort();
-        seen
-    };
     // One key: one partition, so "slow" is consumed before the others.
-    for payload in ["slow", "a", "b"] {
-        producer
-            .send(&topic, Some("k"), payload.as_bytes(), &[])
-            .await
-            .unwrap();
-    }
+    fx.send(&["slow", "a", "b"]).await;
 
-    let first = Arc::new(Gate::default());
-    let (shutdown, task) = consume(first.clone());
-    eventually("the records behind the slow one", || {
-        first.seen.lock().unwrap().len() == 2
-    })
-    .await;
+    let first = Arc::new(Recorder::default());
+    let consumer = fx
+        .consume_until(&settings, &first, 2, "the records behind the slow one")
+        .await;
     assert_eq!(
-        sorted(&first),
+        first.payloads(),
         ["a", "b"],
         "the slow record is still retrying"
     );
     // Several commit intervals: nothing past the slow record may be committed meanwhile.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    consumer.stop().await;
 
-    let second = Arc::new(Gate::default());
-    second.open.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (shutdown, task) = consume(second.clone());
-    eventually("the redelivered records", || {
-        second.seen.lock().unwrap().len() == 3
-    })
-    .await;
+    let second = Arc::new(Recorder::passing_slow());
+    let consumer = fx
+        .consume_until(&settings, &second, 3, "the redelivered records")
+        .await;
     assert_eq!(
-        sorted(&second),
+        second.payloads(),
         ["a", "b", "slow"],
         "the unfinished record and those after it are delivered again"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    consumer.stop().await;
 
-    producer.send(&topic, Some("k"), b"c", &[]).await.unwrap();
-    let third = Arc::new(Gate::default());
-    let (shutdown, task) = consume(third.clone());
-    eventually("the new record", || third.seen.lock().unwrap().len() == 1).await;
+    fx.send(&["c"]).await;
+    let third = Arc::new(Recorder::default());
+    let consumer = fx
+        .consume_until(&settings, &third, 1, "the new record")
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        sorted(&third),
+        third.payloads(),
         ["c"],
         "what was finished is not delivered again"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    consumer.stop().await;
 }
