@@ -84,8 +84,8 @@ pub struct ConsumerSettings {
           default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
     pub payments_completed_fetch_wait_ms: u64,
     /// Records each consumer handles at once. Creating an order is one round trip to
-    /// `order_db`; handled one by one, the backlog drains at one order per round trip
-    /// while the cores wait (docs/performance.md). Offsets are still committed in order.
+    /// `order_db`; handled one by one, a backlog drains no faster than one round trip
+    /// after another (ADR 0010). Offsets are still committed in consumption order.
     #[arg(long = "consumer-max-in-flight", env = "KAFKA_CONSUMER_MAX_IN_FLIGHT",
           default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_in_flight: u16,
