@@ -195,13 +195,38 @@ start_instance() { # profile binary instance port env...
   echo $! >"$pid_file"
 }
 
-# Each service on its standard port, against the local dependencies; extra variables
-# (env...) come last and so override these.
+# The local stack's secrets: the gateway's admin token (its fault knobs and ledger reads)
+# and its service token (which the order service sends), made once per machine with 32
+# random bytes each and kept, readable by root only, in $LOCAL_SECRETS. Nothing local
+# runs on a secret a stranger could know. `set -a; . $LOCAL_SECRETS; set +a` gives a shell
+# the admin token for the runbook's curl lines and opsctl reconcile.
+LOCAL_SECRETS=$STATE_DIR/local-secrets.env
+ensure_local_secrets() {
+  [ -s "$LOCAL_SECRETS" ] && return 0
+  mkdir -p "$STATE_DIR"
+  (
+    umask 077
+    {
+      echo "# Made by scripts/lib/common.sh for the local stack; not for shared environments."
+      echo "PAYMENT_GATEWAY_ADMIN_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+      echo "PAYMENT_GATEWAY_SERVICE_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    } >"$LOCAL_SECRETS"
+  )
+  log "made the local stack's gateway tokens in $LOCAL_SECRETS"
+}
+local_secret() { ensure_local_secrets; sed -n "s/^$1=//p" "$LOCAL_SECRETS"; } # name
+
+# Each service on its standard port, against the local dependencies, in the local
+# development environment and listening on loopback only; extra variables (env...) come
+# last and so override these.
 start_gateway() { # profile env...
   local profile=$1
   shift
   start_service "$profile" payment-gateway 9090 \
+    ENVIRONMENT=local \
     PAYMENT_GATEWAY_SERVER_PORT=9090 \
+    PAYMENT_GATEWAY_ADMIN_TOKEN="$(local_secret PAYMENT_GATEWAY_ADMIN_TOKEN)" \
+    PAYMENT_GATEWAY_SERVICE_TOKEN="$(local_secret PAYMENT_GATEWAY_SERVICE_TOKEN)" \
     PAYMENT_GATEWAY_DATABASE_URL="$(db_url payment_gateway_db)" "$@"
 }
 start_customer_service() { # profile env...
@@ -220,6 +245,7 @@ start_customer_replica() { # profile n env...
   local profile=$1 port
   port=$(replica_port 8080 "$2")
   start_instance "$profile" customer-facing-service "$(replica_name customer-facing-service "$2")" "$port" \
+    ENVIRONMENT=local \
     CUSTOMER_SERVICE_SERVER_PORT="$port" \
     CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
     CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" "${@:3}"
@@ -228,7 +254,9 @@ start_order_replica() { # profile n env...
   local profile=$1 port
   port=$(replica_port 8081 "$2")
   start_instance "$profile" order-management-service "$(replica_name order-management-service "$2")" "$port" \
+    ENVIRONMENT=local \
     ORDER_SERVICE_SERVER_PORT="$port" \
+    ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN="$(local_secret PAYMENT_GATEWAY_SERVICE_TOKEN)" \
     ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" \
     ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
     ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 "${@:3}"
