@@ -23,6 +23,7 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "REDIS_PORT",
     "REDIS_PASSWORD",
     "SERVER_PORT",
+    "SERVER_HOST",
     "ENVIRONMENT",
     "LOG_LEVEL",
     "KAFKA_TOPICS_ORDERS_CREATED",
