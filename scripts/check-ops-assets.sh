@@ -205,7 +205,7 @@ SETTING_NAMES |= {"SERVICE_TOKEN", "PREVIOUS_SERVICE_TOKENS", "PAYMENT_GATEWAY_T
 SERVICE_PREFIX = dict(zip(SERVICES, PREFIXES))
 
 # Safe by default. What compose may publish (on 127.0.0.1 only): what a user opens.
-PUBLISHED_SERVICES = set(SERVICES) | {"prometheus", "grafana"}
+PUBLISHED_SERVICES = set(SERVICES) | {"prometheus", "alertmanager", "grafana"}
 # A variable with one of these in its name holds a secret; so does a URL's password.
 SECRET_NAME_RE = re.compile(r"PASSWORD|SECRET|TOKEN")
 REQUIRED_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}")
