@@ -284,6 +284,56 @@ pub struct CommonSettings {
         default_value = "info,sqlx=warn,rdkafka=warn"
     )]
     pub log_level: String,
+    /// How the HTTP server holds its connections, and the headers it adds.
+    #[command(flatten)]
+    pub http: HttpServerSettings,
+}
+
+/// The HTTP server's connection limits and optional headers (see `platform::connections`).
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct HttpServerSettings {
+    /// Seconds a client has from the first byte of a request to the end of its headers;
+    /// a connection that takes longer is closed.
+    #[arg(long = "http-header-read-timeout-secs", env = "HTTP_HEADER_READ_TIMEOUT_SECS",
+          default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight and no byte moving
+    /// (a keep-alive connection between requests, a client that stops reading); then closed.
+    #[arg(long = "http-idle-timeout-secs", env = "HTTP_IDLE_TIMEOUT_SECS",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen queue until one closes.
+    #[arg(long = "http-max-connections", env = "HTTP_MAX_CONNECTIONS",
+          default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// `max-age` of the `Strict-Transport-Security` header; unset sends none. Set it only
+    /// where browsers reach the service over HTTPS (behind a TLS-terminating ingress).
+    #[arg(long = "hsts-max-age-secs", env = "HSTS_MAX_AGE_SECS",
+          value_parser = clap::value_parser!(u64).range(0..=63_072_000))]
+    pub hsts_max_age_secs: Option<u64>,
+}
+
+impl Default for HttpServerSettings {
+    /// The defaults of the settings above.
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            hsts_max_age_secs: None,
+        }
+    }
+}
+
+impl HttpServerSettings {
+    /// The connection limits these settings ask for.
+    pub fn limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// PostgreSQL connection settings.
