@@ -26,7 +26,8 @@ start_platform release
 
 wait_platform_ready
 
-"$ROOT/scripts/validate-quickstart.sh" --target local
+# The demo manager local development seeds; the script takes no password otherwise.
+OPSCTL_SMOKE_PASSWORD=manager123 "$ROOT/scripts/validate-quickstart.sh" --target local
 
 cat <<MSG
 
