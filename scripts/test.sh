@@ -7,8 +7,10 @@
 # integration, and the browser journeys in Chromium), the operator-asset checks (alert
 # rules with promtool, dashboards, manifests validated against the Kubernetes schemas,
 # the compose file with docker-compose, the Dockerfile with hadolint, every variable
-# against the binaries' --help) and their test on deliberately broken copies, and the
-# contract test:
+# against the binaries' --help) and their test on deliberately broken copies, the
+# container smoke (scripts/container-smoke.sh: the image's runtime stage built from
+# those binaries with podman, each service started in it as the pods run it, the
+# quickstart against it), and the contract test:
 # schemathesis, with every check and its stateful phase, against each service's OpenAPI
 # document (crates/chaos/tests/contract.rs, about two minutes). Ends with one summary
 # line, "N passed, N failed"; exits non-zero on any
@@ -60,6 +62,9 @@ set -e
 export CHECK_OPS_BIN_DIR="$CARGO_TARGET_DIR/debug" CHECK_OPS_REQUIRE_BINARIES=1
 step "operator assets" bash scripts/check-ops-assets.sh
 step "operator-asset checks catch broken files" bash scripts/test-check-ops-assets.sh
+# The image built from those binaries and started as the pods run it, answering the
+# quickstart (about 30 s; 75 s the first time on a machine, which makes its base image).
+step "container smoke" bash scripts/container-smoke.sh --bin-dir "$CARGO_TARGET_DIR/debug"
 
 # Ignored by the run above because it needs schemathesis and the service binaries
 # (which that run built); counted here.
