@@ -93,11 +93,21 @@ run_id=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 containers=() databases=()
 cleanup() {
   rm -rf "$context"
+  # Earlier runs' images, untagged by this build (170 MB each with debug binaries).
+  "${PODMAN[@]}" image prune -f --filter label=ecommerce-platform.container-smoke=1 >/dev/null 2>&1 || true
   [ "$keep" -eq 1 ] && { say "kept containers ${containers[*]:-} and databases ${databases[*]:-}"; return; }
   for c in "${containers[@]}"; do "${PODMAN[@]}" rm -f -t 5 "$c" >/dev/null 2>&1 || true; done
   for db in "${databases[@]}"; do
     psql "$(db_url postgres)" -qAtc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
+  # This run's topics and their dead-letter topics (smoke-<run id>.*).
+  local nisshi
+  nisshi=$(nisshi_bin 2>/dev/null) || return 0
+  { "$nisshi" topic list --broker "tcp://127.0.0.1:$BROKER_PORT" 2>/dev/null || true; } |
+    grep -oE "\"name\":\"smoke-$run_id\\.[a-z.]+\"" | sed 's/^"name":"//; s/"$//' |
+    while read -r topic; do
+      "$nisshi" topic delete --broker "tcp://127.0.0.1:$BROKER_PORT" "$topic" >/dev/null 2>&1 || true
+    done
 }
 trap cleanup EXIT
 
@@ -106,7 +116,7 @@ mkdir "$context/dist"
 for b in $BINARIES; do cp "$bin_dir/$b" "$context/dist/"; done
 say "building the runtime stage (target runtime-prebuilt) on $BASE_IMAGE"
 "${PODMAN[@]}" build "${LIMITS[@]}" --network host --pull=never --target runtime-prebuilt \
-  --build-arg "RUNTIME_BASE=$BASE_IMAGE" -t "$IMAGE" "$context" >"$cache/container-smoke-build.log" 2>&1 \
+  --build-arg "RUNTIME_BASE=$BASE_IMAGE" --label ecommerce-platform.container-smoke=1 -t "$IMAGE" "$context" >"$cache/container-smoke-build.log" 2>&1 \
   || { tail -20 "$cache/container-smoke-build.log"; die "image build (log: $cache/container-smoke-build.log)"; }
 
 # ---------------------------------------------------------------- data of its own
