@@ -16,8 +16,8 @@
 #   --keep         leave the containers and databases for inspection
 # Installs podman, runc and debootstrap (Debian packages) when missing. Needs root.
 # Prints each step with its elapsed time; exits non-zero naming the step that failed.
-# scripts/test.sh runs it with the debug binaries its test run built: about 30 s here
-# (75 s the first time on a machine, which makes and imports the base).
+# scripts/test.sh runs it with the debug binaries its test run built: 15 to 30 s here
+# (about 2 minutes the first time on a machine, which makes and imports the base).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -74,7 +74,7 @@ base_tar=$cache/debian-bookworm-minbase.tar
 BASE_IMAGE=localhost/ecommerce-bookworm-base:latest
 mkdir -p "$cache"
 if [ ! -s "$base_tar" ]; then
-  say "making a Debian bookworm base with debootstrap (about 35 s, once)"
+  say "making a Debian bookworm base with debootstrap (35 to 90 s, once per machine)"
   rootfs=$(mktemp -d "$cache/bookworm-rootfs.XXXXXX")
   debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 \
     || { rm -rf "$rootfs"; die "debootstrap failed (see $cache/debootstrap.log)"; }

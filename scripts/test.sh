@@ -63,7 +63,7 @@ export CHECK_OPS_BIN_DIR="$CARGO_TARGET_DIR/debug" CHECK_OPS_REQUIRE_BINARIES=1
 step "operator assets" bash scripts/check-ops-assets.sh
 step "operator-asset checks catch broken files" bash scripts/test-check-ops-assets.sh
 # The image built from those binaries and started as the pods run it, answering the
-# quickstart (about 30 s; 75 s the first time on a machine, which makes its base image).
+# quickstart (15 to 30 s; about 2 minutes the first time on a machine, which makes its base image).
 step "container smoke" bash scripts/container-smoke.sh --bin-dir "$CARGO_TARGET_DIR/debug"
 
 # Ignored by the run above because it needs schemathesis and the service binaries
