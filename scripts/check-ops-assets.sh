@@ -704,7 +704,7 @@ def check_env_against_binary(service, where, env_vars, shared=frozenset()):
     for env, names in sorted(settings["requires"].items()):
         check(bool(names & set(env_vars)), where,
               f"does not set {' or '.join(sorted(names))}, which {service} requires ({service} --help)",
-              f"{where}: sets {env}, which {service} requires")
+              f"{where}: sets {' or '.join(sorted(names & set(env_vars))) or env}, which {service} requires")
 
 
 # --------------------------------------------------------------------------- schemas, lint
