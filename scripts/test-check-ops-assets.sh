@@ -44,7 +44,7 @@ set -e
 
 passed=0 failed=0
 expect() { # description, extended regex a FAIL line must match
-  if grep -E '^FAIL ' "$out" | grep -Eq -- "$2"; then
+  if grep -Eq -- "^FAIL .*($2)" "$out"; then
     passed=$((passed + 1))
     echo "  ok    $1"
   else
