@@ -104,6 +104,29 @@ fn refilled(bucket: Bucket, now: Instant, burst: f64, per_sec: f64) -> f64 {
     (bucket.tokens + elapsed * per_sec).min(burst)
 }
 
+/// How many anonymous order lookups one client may make. Order numbers count up per
+/// day, so without a bound anyone could read every order's status, items and totals
+/// by walking them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LookupLimitSettings {
+    /// Anonymous order lookups one client address may make at once; 429 with
+    /// Retry-After beyond. A manager's token is not limited.
+    #[arg(long = "order-lookup-burst", env = "ORDER_LOOKUP_BURST", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub burst: u32,
+    /// Anonymous order lookups per minute a client address gets back after its burst.
+    #[arg(long = "order-lookups-per-minute", env = "ORDER_LOOKUPS_PER_MINUTE",
+          default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub per_minute: u32,
+}
+
+impl LookupLimitSettings {
+    /// The limiter these settings describe, keyed by client address.
+    pub fn limiter(&self) -> RateLimiter {
+        RateLimiter::new(self.burst, self.per_minute)
+    }
+}
+
 /// `problem` with a `Retry-After` of `after` (whole seconds, at least 1).
 pub fn with_retry_after(problem: Problem, after: Duration) -> Response {
     let mut response = problem.into_response();
