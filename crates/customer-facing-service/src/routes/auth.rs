@@ -20,7 +20,10 @@ use utoipa::openapi::Object;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/auth/login", post(login))
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        // An answer may carry a token.
+        .layer(axum::middleware::map_response(platform::web::no_store))
 }
 
 /// User names.
@@ -71,8 +74,8 @@ pub async fn login(
     body: std::result::Result<Json<LoginRequest>, Problem>,
 ) -> Response {
     let client = state.client_key(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
-    // Taken before the body is even read: a malformed attempt is still an attempt.
-    let mut response = match state.logins.per_client.take(&client) {
+    // Taken before the body is looked at: a malformed attempt is still an attempt.
+    match state.logins.per_client.take(&client) {
         Err(wait) => refused(None, &client, wait).into_response(),
         Ok(()) => match body {
             Err(problem) => problem.into_response(),
@@ -81,12 +84,7 @@ pub async fn login(
                 Err(e) => e.into_response(),
             },
         },
-    };
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
+    }
 }
 
 fn refused(username: Option<&str>, client: &str, retry_after: Duration) -> Error {
