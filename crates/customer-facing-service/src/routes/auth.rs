@@ -58,9 +58,10 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-/// Logs in. Every attempt takes a token of its client and of its user name from that
-/// client before anything else (see [`managers::LoginGuard`]); a login that succeeds
-/// gives them back. No answer may be stored: it can carry a token.
+// Every attempt takes a token of its client and of its user name from that client
+// before anything else (see `managers::LoginGuard`); a login that succeeds gives them
+// back.
+/// Logs in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 400, description = "Missing username or password", body = platform::Problem, content_type = "application/problem+json"),
