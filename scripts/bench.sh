@@ -221,7 +221,7 @@ e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --or
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate "$rate")
 note_peaks
 wait_idle
-if "$OPSCTL" reconcile >/dev/null 2>&1; then books=clean; else books="NOT CLEAN (opsctl reconcile)"; fi
+if PAYMENT_GATEWAY_ADMIN_TOKEN="$(local_secret PAYMENT_GATEWAY_ADMIN_TOKEN)" "$OPSCTL" reconcile >/dev/null 2>&1; then books=clean; else books="NOT CLEAN (opsctl reconcile)"; fi
 
 f() { jq -r "$2" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }

@@ -21,6 +21,7 @@ use_shared_target_dir
 log "building release binaries"
 SQLX_OFFLINE=true cargo build --release --locked --bins --quiet
 
+ensure_local_secrets
 start_platform release
 
 wait_platform_ready
@@ -36,6 +37,8 @@ The platform is up:
   broker                    127.0.0.1:$BROKER_PORT  (nisshi; data in $STATE_DIR)
   logs and pids             $RUN_DIR
   opsctl                    $CARGO_TARGET_DIR/release/opsctl --help
+  gateway tokens            $LOCAL_SECRETS (set -a; . $LOCAL_SECRETS; set +a)
+Every service listens on 127.0.0.1 only, in the local development environment.
 API documentation: /swagger-ui.html on each service.
 Stop it with: scripts/down.sh
 

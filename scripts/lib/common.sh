@@ -125,6 +125,57 @@ ensure_schemathesis() {
   export SCHEMATHESIS="$STATE_DIR/venv/bin/schemathesis"
 }
 
+# cargo-deny, pinned: deny.toml's keys follow its version. scripts/check-dependencies.sh
+# runs it.
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+  cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION" && return 0
+  log "installing cargo-deny $CARGO_DENY_VERSION (once per machine; about 6 minutes on 2 cores)"
+  # Built in a temporary directory of its own, not in the workspace's target directory.
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION"
+}
+
+# The RustSec advisory database cargo deny checks against: the machine's snapshot when
+# there is one (ADVISORY_SNAPSHOT, by default ../shared/advisory-db beside the clone),
+# read offline; otherwise none is prepared and cargo deny fetches the live one.
+# cargo-deny reads a database only as a git repository in a directory named after its
+# URL, so the snapshot is copied into one, committed with the snapshot's own date (which
+# cargo-deny's staleness limit, deny.toml's maximum-db-staleness, is measured from).
+# Sets ADVISORY_OFFLINE=1 and exports ECOM_ADVISORY_DBS (deny.toml's db-path) when it
+# prepared the snapshot.
+ADVISORY_SNAPSHOT=${ADVISORY_SNAPSHOT:-$ROOT/../shared/advisory-db}
+ADVISORY_OFFLINE=
+ensure_advisory_db() {
+  [ -d "$ADVISORY_SNAPSHOT/crates" ] || return 0
+  local root=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs-snapshot
+  # cargo-deny's directory for https://github.com/RustSec/advisory-db: the URL's last
+  # path segment and the XxHash64 of the lower-cased URL (its url_to_db_path).
+  local dest=$root/advisory-db-3157b0e258782691
+  local id day
+  id=$(cat "$ADVISORY_SNAPSHOT/SNAPSHOT" 2>/dev/null || date -r "$ADVISORY_SNAPSHOT" +%F)
+  if [ "$(cat "$dest/.git/ecom-snapshot" 2>/dev/null)" != "$id" ]; then
+    log "preparing the advisory database snapshot $id for cargo deny"
+    rm -rf "$dest"
+    mkdir -p "$root"
+    cp -r "$ADVISORY_SNAPSHOT" "$dest"
+    chmod -R u+w "$dest"
+    if [ ! -d "$dest/.git" ]; then
+      # The snapshot's date: SNAPSHOT's second field (<commit> <YYYY-MM-DD> <repo>).
+      day=$(awk '{print $2}' "$dest/SNAPSHOT" 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' ||
+        date -r "$ADVISORY_SNAPSHOT" +%F)
+      git -C "$dest" init -q
+      git -C "$dest" add -A
+      GIT_AUTHOR_DATE="${day}T00:00:00Z" GIT_COMMITTER_DATE="${day}T00:00:00Z" \
+        git -C "$dest" -c user.name=snapshot -c user.email=snapshot@localhost -c commit.gpgsign=false \
+        commit -qm "RustSec advisory database snapshot $id"
+      touch -d "${day}T00:00:00Z" "$dest/.git/HEAD"
+    fi
+    echo "$id" >"$dest/.git/ecom-snapshot"
+  fi
+  export ECOM_ADVISORY_DBS=advisory-dbs-snapshot
+  ADVISORY_OFFLINE=1
+}
+
 # Starts the broker on 127.0.0.1:$BROKER_PORT with durable SQLite storage, unless one
 # already listens there.
 ensure_broker() {
@@ -195,13 +246,38 @@ start_instance() { # profile binary instance port env...
   echo $! >"$pid_file"
 }
 
-# Each service on its standard port, against the local dependencies; extra variables
-# (env...) come last and so override these.
+# The local stack's secrets: the gateway's admin token (its fault knobs and ledger reads)
+# and its service token (which the order service sends), made once per machine with 32
+# random bytes each and kept, readable by root only, in $LOCAL_SECRETS. Nothing local
+# runs on a secret a stranger could know. `set -a; . $LOCAL_SECRETS; set +a` gives a shell
+# the admin token for the runbook's curl lines and opsctl reconcile.
+LOCAL_SECRETS=$STATE_DIR/local-secrets.env
+ensure_local_secrets() {
+  [ -s "$LOCAL_SECRETS" ] && return 0
+  mkdir -p "$STATE_DIR"
+  (
+    umask 077
+    {
+      echo "# Made by scripts/lib/common.sh for the local stack; not for shared environments."
+      echo "PAYMENT_GATEWAY_ADMIN_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+      echo "PAYMENT_GATEWAY_SERVICE_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    } >"$LOCAL_SECRETS"
+  )
+  log "made the local stack's gateway tokens in $LOCAL_SECRETS"
+}
+local_secret() { ensure_local_secrets; sed -n "s/^$1=//p" "$LOCAL_SECRETS"; } # name
+
+# Each service on its standard port, against the local dependencies, in the local
+# development environment and listening on loopback only; extra variables (env...) come
+# last and so override these.
 start_gateway() { # profile env...
   local profile=$1
   shift
   start_service "$profile" payment-gateway 9090 \
+    ENVIRONMENT=local \
     PAYMENT_GATEWAY_SERVER_PORT=9090 \
+    PAYMENT_GATEWAY_ADMIN_TOKEN="$(local_secret PAYMENT_GATEWAY_ADMIN_TOKEN)" \
+    PAYMENT_GATEWAY_SERVICE_TOKEN="$(local_secret PAYMENT_GATEWAY_SERVICE_TOKEN)" \
     PAYMENT_GATEWAY_DATABASE_URL="$(db_url payment_gateway_db)" "$@"
 }
 start_customer_service() { # profile env...
@@ -220,6 +296,7 @@ start_customer_replica() { # profile n env...
   local profile=$1 port
   port=$(replica_port 8080 "$2")
   start_instance "$profile" customer-facing-service "$(replica_name customer-facing-service "$2")" "$port" \
+    ENVIRONMENT=local \
     CUSTOMER_SERVICE_SERVER_PORT="$port" \
     CUSTOMER_SERVICE_DATABASE_URL="$(db_url customer_db)" \
     CUSTOMER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" "${@:3}"
@@ -228,7 +305,9 @@ start_order_replica() { # profile n env...
   local profile=$1 port
   port=$(replica_port 8081 "$2")
   start_instance "$profile" order-management-service "$(replica_name order-management-service "$2")" "$port" \
+    ENVIRONMENT=local \
     ORDER_SERVICE_SERVER_PORT="$port" \
+    ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN="$(local_secret PAYMENT_GATEWAY_SERVICE_TOKEN)" \
     ORDER_SERVICE_DATABASE_URL="$(db_url order_db)" \
     ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
     ORDER_SERVICE_PAYMENT_GATEWAY_URL=http://127.0.0.1:9090 "${@:3}"

@@ -265,6 +265,10 @@ pub struct Platform {
     /// The gateway's ledger (`payment_gateway_db` of this run): kept across a restart of
     /// the gateway.
     pub gateway_db: String,
+    /// The gateway's admin token of this run: turns its fault knobs, reads its ledger.
+    pub gateway_admin_token: String,
+    /// The gateway's service token of this run, which the order service sends.
+    pub gateway_service_token: String,
     pub orders_topic: String,
     pub payments_topic: String,
     pub released_topic: String,
@@ -339,6 +343,11 @@ impl Platform {
                 .unwrap_or(default)
         };
 
+        // Credentials of this run only: the gateway trusts the order service and the
+        // harness (as an operator), nobody else.
+        let gateway_admin_token = format!("chaos-admin-{}", uuid::Uuid::new_v4().simple());
+        let gateway_service_token = format!("chaos-service-{}", uuid::Uuid::new_v4().simple());
+        let environment = ("ENVIRONMENT".to_owned(), "test".to_owned());
         let gateway_port = platform::testing::free_port()?;
         let gateway = Service {
             process: Process::new(
@@ -352,7 +361,17 @@ impl Platform {
                     "--latency-ms".into(),
                     "5".into(),
                 ],
-                vec![],
+                vec![
+                    environment.clone(),
+                    (
+                        "PAYMENT_GATEWAY_ADMIN_TOKEN".into(),
+                        gateway_admin_token.clone(),
+                    ),
+                    (
+                        "PAYMENT_GATEWAY_SERVICE_TOKEN".into(),
+                        gateway_service_token.clone(),
+                    ),
+                ],
                 &dir,
             ),
             port: gateway_port,
@@ -385,7 +404,7 @@ impl Platform {
                     "--order-lookup-burst".into(),
                     setting("order-lookup-burst", "1000000".into()),
                 ],
-                vec![],
+                vec![environment.clone()],
                 &dir,
             ),
             port: customer_port,
@@ -428,7 +447,13 @@ impl Platform {
                     "--order-lookup-burst".into(),
                     setting("order-lookup-burst", "1000000".into()),
                 ],
-                vec![],
+                vec![
+                    environment,
+                    (
+                        "ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN".into(),
+                        gateway_service_token.clone(),
+                    ),
+                ],
                 &dir,
             ),
             port: order_port,
@@ -447,6 +472,8 @@ impl Platform {
             customer_db,
             order_db,
             gateway_db,
+            gateway_admin_token,
+            gateway_service_token,
             orders_topic,
             payments_topic,
             released_topic,
@@ -493,6 +520,7 @@ impl Platform {
     pub async fn gateway_faults(&self, faults: Value) -> anyhow::Result<()> {
         let response = reqwest::Client::new()
             .put(format!("{}/admin/faults", self.gateway.url()))
+            .bearer_auth(&self.gateway_admin_token)
             .json(&faults)
             .send()
             .await?;
@@ -1009,6 +1037,7 @@ pub struct GatewayBlips {
 impl GatewayBlips {
     pub fn start(platform: &Platform, faults: Value, every: Duration, length: Duration) -> Self {
         let url = format!("{}/admin/faults", platform.gateway.url());
+        let token = platform.gateway_admin_token.clone();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let handle = tokio::spawn(async move {
@@ -1019,6 +1048,7 @@ impl GatewayBlips {
                 // A dead gateway misses this change; the next one reaches it.
                 let request = http
                     .put(&url)
+                    .bearer_auth(&token)
                     .json(&body)
                     .timeout(Duration::from_secs(5))
                     .send();
@@ -1264,7 +1294,11 @@ async fn read_books(
     // Money, refunds and stock_returns rows: what an operator's reconcile checks, with
     // no grace period (this loop is the grace period). A pending refund is not balanced
     // yet either.
-    let ledger = opsctl::reconcile::fetch_ledger(&platform.gateway.url()).await?;
+    let ledger = opsctl::reconcile::fetch_ledger(
+        &platform.gateway.url(),
+        Some(&platform.gateway_admin_token),
+    )
+    .await?;
     let args = opsctl::cli::ReconcileArgs {
         grace: Duration::ZERO,
         stuck_after: Duration::ZERO,

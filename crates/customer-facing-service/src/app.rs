@@ -70,6 +70,7 @@ impl Application {
         let db = Db::new(pool);
         db.register_metrics(&metrics, "customer_db")?;
         if !environment.is_local_development() {
+            crate::managers::refuse_demo_passwords(&db).await?;
             tracing::info!("not local development: no demo users");
         } else {
             crate::managers::seed_demo_users(&db)

@@ -68,6 +68,30 @@ pub const DEMO_USERS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The demo users' passwords, which everybody who has read the original's README knows.
+const DEMO_PASSWORDS: &[(&str, &str)] = &[("manager", "manager123"), ("guest", "guest123")];
+
+/// Refuses to serve, outside local development, a database where a demo user still has
+/// its demo password: a `customer_db` first used for a local trial, or a copy of one, would
+/// otherwise let anybody in as `manager`.
+pub async fn refuse_demo_passwords(db: &Db) -> anyhow::Result<()> {
+    let mut conn = db.acquire().await?;
+    for (username, password) in DEMO_PASSWORDS {
+        let Some(row) = db::managers::credentials(&mut conn, username).await? else {
+            continue;
+        };
+        let password = (*password).to_owned();
+        let hash = row.password_hash;
+        let known = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await?;
+        anyhow::ensure!(
+            !known,
+            "the user '{username}' still has its demo password: change it (opsctl manager \
+             rotate-password) or remove the user before starting outside local development"
+        );
+    }
+    Ok(())
+}
+
 /// Hash compared against when the user does not exist, so an unknown name costs as
 /// much time as a wrong password.
 const DUMMY_HASH: &str =
@@ -126,5 +150,9 @@ mod tests {
     fn the_demo_hashes_are_the_demo_passwords() {
         assert!(verify_password("manager123", DEMO_USERS[0].1));
         assert!(verify_password("guest123", DEMO_USERS[1].1));
+        for ((user, password), (seeded, hash, _)) in DEMO_PASSWORDS.iter().zip(DEMO_USERS) {
+            assert_eq!(user, seeded);
+            assert!(verify_password(password, hash), "{user}");
+        }
     }
 }

@@ -194,9 +194,13 @@ pub struct RedisSettings {
 }
 
 impl Settings {
-    /// The settings with every default, as a run with no configuration gets them.
+    /// Every default, in the `test` environment (a run must name its environment).
     pub fn defaults() -> Result<Self, platform::config::ConfigError> {
-        platform::config::parse_from("CUSTOMER_SERVICE", ["customer-facing-service"], |_| None)
+        platform::config::parse_from(
+            "CUSTOMER_SERVICE",
+            ["customer-facing-service", "--environment=test"],
+            |_| None,
+        )
     }
 
     /// The HTTP port: the setting, or 8080.
@@ -225,6 +229,7 @@ mod tests {
     #[test]
     fn consumer_settings_take_the_order_services_names_with_this_services_prefix() {
         let env = |name: &str| match name {
+            "ENVIRONMENT" => Some("test".to_owned()),
             "CUSTOMER_SERVICE_KAFKA_TOPICS_ORDERS_RELEASED" => Some("released.v2".to_owned()),
             "CUSTOMER_SERVICE_KAFKA_CONSUMER_GROUP_ID" => Some("g".to_owned()),
             "CUSTOMER_SERVICE_KAFKA_SESSION_TIMEOUT_MS" => Some("6000".to_owned()),
@@ -249,6 +254,7 @@ mod tests {
     #[test]
     fn redis_and_topic_settings_take_the_originals_variable_names() {
         let env = |name: &str| match name {
+            "ENVIRONMENT" => Some("test".to_owned()),
             "REDIS_HOST" => Some("cache".to_owned()),
             "REDIS_PORT" => Some("6380".to_owned()),
             "REDIS_PASSWORD" => Some("pw".to_owned()),

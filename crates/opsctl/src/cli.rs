@@ -95,7 +95,8 @@ pub struct Settings {
     /// Base URL of the order service [default: http://127.0.0.1:8081].
     #[arg(long = "order-base", env = "ORDER_BASE_URL", global = true)]
     pub order_base: Option<String>,
-    /// Base URL of the payment gateway [default: http://127.0.0.1:9090].
+    /// Base URL of the payment gateway [default: http://127.0.0.1:9090]; its ledger is read
+    /// with the admin token in the environment variable PAYMENT_GATEWAY_ADMIN_TOKEN.
     #[arg(long = "gateway-base", env = "GATEWAY_BASE_URL", global = true)]
     pub gateway_base: Option<String>,
     /// Print JSON instead of tables.
@@ -107,7 +108,19 @@ impl Settings {
     pub fn gateway_base(&self) -> &str {
         self.gateway_base.as_deref().unwrap_or(DEFAULT_GATEWAY_BASE)
     }
+
+    /// The gateway's admin token, which reads its ledger: from the environment
+    /// (`PAYMENT_GATEWAY_ADMIN_TOKEN`) only, never a flag, so it stays out of shell
+    /// histories and process lists.
+    pub fn gateway_token(&self) -> Option<String> {
+        std::env::var(GATEWAY_TOKEN_VARIABLE)
+            .ok()
+            .filter(|token| !token.is_empty())
+    }
 }
+
+/// Where opsctl reads the gateway's admin token from.
+pub const GATEWAY_TOKEN_VARIABLE: &str = "PAYMENT_GATEWAY_ADMIN_TOKEN";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {

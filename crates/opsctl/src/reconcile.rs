@@ -244,47 +244,65 @@ pub fn money(cents: i64) -> String {
 }
 
 /// Reads the gateway's ledger: every charge, and every refund when the gateway has a
-/// refunds API (a 404 there means an older gateway, noted by [`reconcile`]).
-pub async fn fetch_ledger(gateway_base: &str) -> anyhow::Result<Ledger> {
+/// refunds API (a 404 there means an older gateway, noted by [`reconcile`]). `token` is
+/// the gateway's admin token, which reads the ledger; it pages through both lists.
+pub async fn fetch_ledger(gateway_base: &str, token: Option<&str>) -> anyhow::Result<Ledger> {
     let base = gateway_base.trim_end_matches('/');
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()?;
-    let url = format!("{base}/api/v1/payments");
-    let response = client.get(&url).send().await.with_context(|| {
-        format!("cannot read the payment gateway's ledger at {url} (use --no-ledger to skip it)")
-    })?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "the payment gateway answered {} for {url}",
-        response.status()
-    );
-    let charges = response
-        .json()
+    let charges = fetch_all(&client, &format!("{base}/api/v1/payments"), token)
         .await
-        .with_context(|| format!("unexpected ledger body from {url}"))?;
-    let url = format!("{base}/api/v1/refunds");
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("cannot read the payment gateway's refunds at {url}"))?;
-    let refunds = if response.status() == reqwest::StatusCode::NOT_FOUND {
-        None
-    } else {
-        anyhow::ensure!(
-            response.status().is_success(),
-            "the payment gateway answered {} for {url}",
-            response.status()
-        );
-        Some(
-            response
-                .json()
-                .await
-                .with_context(|| format!("unexpected refunds body from {url}"))?,
-        )
-    };
+        .context("use --no-ledger to skip the ledger")?
+        .context("the payment gateway has no ledger API")?;
+    let refunds = fetch_all(&client, &format!("{base}/api/v1/refunds"), token).await?;
     Ok(Ledger { charges, refunds })
+}
+
+/// Lines the gateway is asked for at once: its largest page.
+const LEDGER_PAGE: usize = 500;
+
+/// Every line of a paged gateway listing at `url`, oldest first; `None` when the gateway
+/// answers 404 (it predates that listing).
+async fn fetch_all<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Option<Vec<T>>> {
+    let mut lines = Vec::new();
+    for page in 0.. {
+        let mut request = client
+            .get(url)
+            .query(&[("page", page), ("size", LEDGER_PAGE)]);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot read the payment gateway at {url}"))?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            reqwest::StatusCode::UNAUTHORIZED => anyhow::bail!(
+                "the payment gateway refused to show {url}: set PAYMENT_GATEWAY_ADMIN_TOKEN \
+                 to its admin token"
+            ),
+            status if !status.is_success() => {
+                anyhow::bail!("the payment gateway answered {status} for {url}")
+            }
+            _ => {}
+        }
+        let page: Vec<T> = response
+            .json()
+            .await
+            .with_context(|| format!("unexpected body from {url}"))?;
+        let last = page.len() < LEDGER_PAGE;
+        lines.extend(page);
+        if last {
+            break;
+        }
+    }
+    Ok(Some(lines))
 }
 
 /// A pending refund of an order (`refund_requested_at` set, not refunded yet).
@@ -1004,7 +1022,7 @@ pub async fn run(
     let ledger = if args.no_ledger {
         None
     } else {
-        Some(fetch_ledger(settings.gateway_base()).await?)
+        Some(fetch_ledger(settings.gateway_base(), settings.gateway_token().as_deref()).await?)
     };
     let mut report = reconcile(&customer, &order, ledger.as_ref(), &args).await?;
     if args.repair {

@@ -156,8 +156,14 @@ impl Payments {
             metrics,
         )
         .context("breaker metrics")?;
+        settings
+            .common
+            .environment
+            .check_secret("ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN", &pay.gateway_token)
+            .map_err(anyhow::Error::msg)?;
         let client = GatewayClient::new(
             &pay.gateway_url,
+            &pay.gateway_token,
             pay.timeout(),
             pay.max_attempts,
             pay.retry_backoff(),

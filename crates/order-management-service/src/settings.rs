@@ -124,6 +124,10 @@ pub struct PaymentSettings {
     #[arg(long = "payment-gateway-url", env = "PAYMENT_GATEWAY_URL",
           default_value = "http://127.0.0.1:9090", value_parser = parse_url)]
     pub gateway_url: String,
+    /// The gateway's service token (its PAYMENT_GATEWAY_SERVICE_TOKEN), sent as a bearer
+    /// token on every call.
+    #[arg(long = "payment-gateway-token", env = "PAYMENT_GATEWAY_TOKEN")]
+    pub gateway_token: platform::config::Secret,
     /// Timeout of one gateway call, in milliseconds.
     #[arg(long = "payment-timeout-ms", env = "PAYMENT_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(10..=120_000))]
@@ -207,14 +211,21 @@ impl PaymentSettings {
 }
 
 impl Settings {
-    /// Parses settings from explicit flags only (tests).
+    /// Parses settings from explicit flags only (tests); the required ones the flags do
+    /// not give are those of a test: environment `test` and a placeholder gateway token.
     pub fn from_args<I, T>(args: I) -> anyhow::Result<Self>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString>,
     {
-        let argv = std::iter::once(std::ffi::OsString::from("order-management-service"))
-            .chain(args.into_iter().map(Into::into));
+        let argv = [
+            "order-management-service",
+            "--environment=test",
+            "--payment-gateway-token=test-service-token-REPLACE-ME-0123456789abcdef",
+        ]
+        .into_iter()
+        .map(std::ffi::OsString::from)
+        .chain(args.into_iter().map(Into::into));
         platform::config::parse_from::<Self>(crate::ENV_PREFIX, argv, |_| None)
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -244,6 +255,11 @@ mod tests {
             ("ORDER_SERVICE_KAFKA_CONSUMER_GROUP_ID", "g"),
             ("ORDER_SERVICE_KAFKA_TOPICS_ORDERS_RELEASED", "r"),
             ("ORDER_SERVICE_PAYMENT_DEADLINE_SECS", "60"),
+            ("ENVIRONMENT", "test"),
+            (
+                "ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN",
+                "a-token-of-at-least-32-characters-0123",
+            ),
         ]);
         let s = platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["oms"], |name| {
             env.get(name).map(|v| (*v).to_owned())
@@ -254,6 +270,19 @@ mod tests {
         assert_eq!(s.consumer.group_id, "g");
         assert_eq!(s.consumer.orders_released_topic, "r");
         assert_eq!(s.payment.deadline(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_service_does_not_start_without_the_gateways_token() {
+        let err = platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["oms"], |name| {
+            (name == "ENVIRONMENT").then(|| "local".to_owned())
+        })
+        .expect_err("no token");
+        assert!(
+            err.to_string()
+                .contains("ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::faults::FaultSwitch;
 use crate::metrics::GatewayMetrics;
 use crate::routes;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, Credentials};
 use anyhow::Context as _;
 use platform::actuator::{Actuator, HealthIndicator};
 use platform::app::Server;
@@ -31,7 +31,7 @@ impl Application {
     /// `payment_gateway_db` (waiting up to 30 s for PostgreSQL). The port is bound first
     /// so that a port in use is reported as such, whatever the database's state.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let admin_token = admin_token(&settings)?;
+        let credentials = Arc::new(Credentials::from_settings(&settings)?);
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new(crate::SERVICE_NAME, settings.common.environment.as_str())
             .context("metrics registry")?;
@@ -55,7 +55,7 @@ impl Application {
             db: db.clone(),
             faults: FaultSwitch::new(settings.initial_faults()),
             metrics: gateway_metrics,
-            admin_token,
+            credentials,
         };
         let http_metrics = HttpMetrics::new(&metrics).context("http metrics")?;
         // Without its ledger the gateway can neither charge nor refund: unready.
@@ -83,20 +83,5 @@ impl Application {
         self.server.serve(self.router).await?;
         tracing::info!("payment gateway stopped");
         Ok(())
-    }
-}
-
-/// The token `/admin/faults` requires: a stranger who can reach a shared gateway must
-/// not be able to make it decline every payment.
-fn admin_token(settings: &Settings) -> anyhow::Result<Option<Arc<platform::config::Secret>>> {
-    match &settings.admin_token {
-        Some(token) if token.expose().len() < 16 => {
-            anyhow::bail!("--admin-token must be at least 16 characters")
-        }
-        Some(token) => Ok(Some(Arc::new(token.clone()))),
-        None if settings.common.environment.is_local_development() => Ok(None),
-        None => anyhow::bail!(
-            "set PAYMENT_GATEWAY_ADMIN_TOKEN: the fault knobs need a credential outside local development"
-        ),
     }
 }

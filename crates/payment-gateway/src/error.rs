@@ -25,8 +25,9 @@ pub enum Error {
     RefundExceedsCharge(String),
     #[error("invalid request body")]
     Validation(FieldErrors),
-    /// An admin route without the admin token.
-    #[error("The fault knobs need the admin token (Authorization: Bearer ...)")]
+    /// A request without the credential its route needs (the service token for
+    /// `/api/v1/*`, the admin token for the fault knobs).
+    #[error("This route needs the gateway's credential (Authorization: Bearer ...)")]
     Unauthorized,
     /// The `errorStatus` fault knob is set.
     #[error("injected fault: HTTP {0}")]

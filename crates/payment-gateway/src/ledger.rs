@@ -99,6 +99,8 @@ pub struct Payment {
 pub struct LedgerEntry {
     #[serde(flatten)]
     pub payment: Payment,
+    /// Never sent: it is what a refund names the charge by.
+    #[serde(skip)]
     pub idempotency_key: String,
     /// Charges made for this key: 1, always (the key is unique in the ledger).
     pub charge_count: u64,
@@ -112,6 +114,13 @@ pub struct LedgerEntry {
     #[schema(value_type = f64, example = 299.98)]
     #[serde(with = "rust_decimal::serde::float")]
     pub net_amount: Decimal,
+}
+
+/// One page of a listing: at most `limit` lines after the first `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub limit: i64,
+    pub offset: i64,
 }
 
 /// Why the ledger refused or failed a charge.
@@ -341,8 +350,9 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<LedgerEntry
 pub async fn list(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
+    window: Window,
 ) -> Result<Vec<LedgerEntry>, LedgerError> {
-    let rows = sql::lines(conn, order_id).await?;
+    let rows = sql::lines(conn, order_id, window.limit, window.offset).await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(line) = row.entry()? {

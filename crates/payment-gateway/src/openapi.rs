@@ -27,7 +27,8 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
-/// What the handlers' attributes cannot say: the answers every route can give, the
+/// What the handlers' attributes cannot say: the answers every route can give, who may
+/// call which route, the
 /// idempotency key's rule, and the links from a charge to its ledger line, its order's
 /// lines and its refund, and from a refund to its line.
 struct Contract;
@@ -38,6 +39,20 @@ impl utoipa::Modify for Contract {
             bad_token_anywhere: false,
         }
         .modify(doc);
+        platform::openapi::require_service_token(
+            doc,
+            "/api/v1/",
+            "serviceToken",
+            "The order service's token (PAYMENT_GATEWAY_SERVICE_TOKEN)",
+            &["adminToken"],
+        );
+        platform::openapi::require_service_token(
+            doc,
+            "/admin/",
+            "adminToken",
+            "The operators' token (PAYMENT_GATEWAY_ADMIN_TOKEN); it also reads the ledger",
+            &[],
+        );
         parameter_schema(
             doc,
             crate::routes::IDEMPOTENCY_KEY,

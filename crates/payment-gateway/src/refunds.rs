@@ -94,6 +94,8 @@ pub struct Refund {
 pub struct RefundLine {
     #[serde(flatten)]
     pub refund: Refund,
+    /// Never sent: a listing must not hand out what replays a refund.
+    #[serde(skip)]
     pub idempotency_key: String,
     /// Requests received with this key, replays included.
     pub request_count: u64,
@@ -308,8 +310,9 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RefundLine>
 pub async fn list(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
+    window: crate::ledger::Window,
 ) -> Result<Vec<RefundLine>, LedgerError> {
-    let rows = sql::list(conn, order_id).await?;
+    let rows = sql::list(conn, order_id, window.limit, window.offset).await?;
     rows.into_iter().map(RefundRow::line).collect()
 }
 

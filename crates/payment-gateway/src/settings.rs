@@ -6,7 +6,7 @@
 //! be changed later through `PUT /admin/faults`.
 
 use crate::faults::Faults;
-use platform::config::{CommonSettings, DatabaseSettings};
+use platform::config::{CommonSettings, DatabaseSettings, Secret};
 use sqlx::postgres::PgConnectOptions;
 
 /// The gateway's settings.
@@ -35,10 +35,21 @@ pub struct Settings {
     /// When true, charge and refund requests hang until the fault is cleared.
     #[arg(long = "hang", env = "HANG", default_value_t = false, action = clap::ArgAction::Set)]
     pub hang: bool,
-    /// Bearer token that `/admin/faults` requires. Required outside local development
-    /// (the gateway refuses to start without one); without it, locally, the knobs are open.
+    /// Bearer token that `/admin/faults` requires (at least 16 characters), in every
+    /// environment; it also reads the ledger (`GET /api/v1/*`), for operators.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN")]
-    pub admin_token: Option<platform::config::Secret>,
+    pub admin_token: Secret,
+    /// Bearer token the order service sends on every `/api/v1/*` call (at least 32
+    /// characters): nobody else may charge, refund or read the ledger.
+    #[arg(long = "service-token", env = "SERVICE_TOKEN")]
+    pub service_token: Secret,
+    /// Comma-separated earlier service tokens still accepted during a rotation.
+    #[arg(
+        long = "previous-service-tokens",
+        env = "PREVIOUS_SERVICE_TOKENS",
+        value_delimiter = ','
+    )]
+    pub previous_service_tokens: Vec<Secret>,
 }
 
 fn parse_rate(value: &str) -> Result<f64, String> {
@@ -65,7 +76,7 @@ impl Settings {
     }
 
     /// Settings for a test instance keeping its ledger in `database`: port 0,
-    /// environment `test`, no faults, a small pool.
+    /// environment `test`, no faults, a small pool, the tokens of [`crate::testing`].
     pub fn for_tests(database: PgConnectOptions) -> anyhow::Result<Self> {
         let mut settings = platform::config::parse_from::<Self>(
             crate::ENV_PREFIX,
@@ -75,6 +86,8 @@ impl Settings {
                 "--server-host=127.0.0.1",
                 "--environment=test",
                 "--database-max-connections=5",
+                &format!("--admin-token={}", crate::testing::ADMIN_TOKEN),
+                &format!("--service-token={}", crate::testing::SERVICE_TOKEN),
             ],
             |_| None,
         )
@@ -89,10 +102,20 @@ mod tests {
     use super::*;
 
     fn parse(env: &[(&str, &str)]) -> Result<Settings, platform::config::ConfigError> {
-        let env: std::collections::HashMap<String, String> = env
+        let mut env: std::collections::HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        for (name, value) in [
+            ("ENVIRONMENT", "test"),
+            ("PAYMENT_GATEWAY_ADMIN_TOKEN", crate::testing::ADMIN_TOKEN),
+            (
+                "PAYMENT_GATEWAY_SERVICE_TOKEN",
+                crate::testing::SERVICE_TOKEN,
+            ),
+        ] {
+            env.entry(name.into()).or_insert_with(|| value.into());
+        }
         platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["pg"], |name| {
             env.get(name).cloned()
         })
@@ -135,6 +158,29 @@ mod tests {
         assert_eq!(url.get_database(), Some("payment_gateway_db"));
         assert_eq!(url.get_host(), "db.internal");
         assert!(parse(&[("PAYMENT_GATEWAY_DATABASE_URL", "mysql://nope")]).is_err());
+    }
+
+    #[test]
+    fn the_gateway_does_not_start_without_its_credentials() {
+        for missing in [
+            "PAYMENT_GATEWAY_ADMIN_TOKEN",
+            "PAYMENT_GATEWAY_SERVICE_TOKEN",
+        ] {
+            let err = platform::config::parse_from::<Settings>(crate::ENV_PREFIX, ["pg"], |name| {
+                match name {
+                    "ENVIRONMENT" => Some("local".into()),
+                    "PAYMENT_GATEWAY_ADMIN_TOKEN" if missing != name => {
+                        Some(crate::testing::ADMIN_TOKEN.into())
+                    }
+                    "PAYMENT_GATEWAY_SERVICE_TOKEN" if missing != name => {
+                        Some(crate::testing::SERVICE_TOKEN.into())
+                    }
+                    _ => None,
+                }
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(missing), "{missing}: {err}");
+        }
     }
 
     #[test]

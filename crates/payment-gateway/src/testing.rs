@@ -5,6 +5,22 @@
 use crate::{Application, Settings};
 use tokio_util::sync::CancellationToken;
 
+/// The service token of test gateways. Public, so it carries the placeholder mark and no
+/// gateway outside local development accepts it.
+pub const SERVICE_TOKEN: &str = "test-service-token-REPLACE-ME-0123456789abcdef";
+/// The admin token of test gateways (also a placeholder, for the same reason).
+pub const ADMIN_TOKEN: &str = "test-admin-token-REPLACE-ME";
+
+/// The `Authorization` value the order service sends to a test gateway.
+pub fn service_authorization() -> String {
+    format!("Bearer {SERVICE_TOKEN}")
+}
+
+/// The `Authorization` value that opens a test gateway's fault knobs.
+pub fn admin_authorization() -> String {
+    format!("Bearer {ADMIN_TOKEN}")
+}
+
 /// Starts `settings` in the background; returns its base URL and the token that stops it.
 pub async fn start(settings: Settings) -> anyhow::Result<(String, CancellationToken)> {
     let app = Application::build(settings).await?;

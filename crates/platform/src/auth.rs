@@ -92,6 +92,8 @@ pub enum KeyError {
     TooShort,
     #[error("the demo JWT secret is refused outside local development: set JWT_SECRET and JWT_PREVIOUS_SECRETS to real secrets")]
     DemoSecretOutsideDevelopment,
+    #[error("JWT_SECRET or JWT_PREVIOUS_SECRETS is an example placeholder (REPLACE-ME): set real secrets outside local development")]
+    PlaceholderOutsideDevelopment,
 }
 
 struct Key {
@@ -176,6 +178,12 @@ impl JwtKeys {
             .any(|s| s.expose() == DEMO_SECRET);
         if demo && !local_development {
             return Err(KeyError::DemoSecretOutsideDevelopment);
+        }
+        let placeholder = std::iter::once(&settings.secret)
+            .chain(&settings.previous_secrets)
+            .any(Secret::is_placeholder);
+        if placeholder && !local_development {
+            return Err(KeyError::PlaceholderOutsideDevelopment);
         }
         let previous = settings
             .previous_secrets
@@ -531,6 +539,19 @@ mod tests {
             Err(KeyError::DemoSecretOutsideDevelopment)
         ));
         assert!(JwtKeys::from_settings(&settings(DEMO_SECRET, &[]), true).is_ok());
+    }
+
+    #[test]
+    fn an_example_placeholder_is_refused_outside_local_development() {
+        let placeholder = "REPLACE-ME-with-at-least-32-random-bytes-0123456789";
+        assert!(matches!(
+            JwtKeys::from_settings(&settings(placeholder, &[]), false),
+            Err(KeyError::PlaceholderOutsideDevelopment)
+        ));
+        assert!(matches!(
+            JwtKeys::from_settings(&settings(A, &[placeholder]), false),
+            Err(KeyError::PlaceholderOutsideDevelopment)
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "REDIS_PORT",
     "REDIS_PASSWORD",
     "SERVER_PORT",
+    "SERVER_HOST",
     "ENVIRONMENT",
     "LOG_LEVEL",
     "KAFKA_TOPICS_ORDERS_CREATED",
@@ -75,6 +76,7 @@ pub fn parse_from<T: Parser>(
     // values as leading flags: explicit flags given later still win.
     let mut resolved: Vec<OsString> = Vec::new();
     let mut ids = Vec::new();
+    let mut longs = Vec::new();
     for arg in command.get_arguments() {
         let (Some(name), Some(long)) = (arg.get_env(), arg.get_long()) else {
             continue;
@@ -97,6 +99,7 @@ pub fn parse_from<T: Parser>(
         if let Some(value) = value {
             resolved.push(format!("--{long}={value}").into());
         }
+        longs.push((format!("--{long}"), prefixed.clone()));
         ids.push((arg.get_id().clone(), prefixed));
     }
     for (id, prefixed) in ids {
@@ -109,17 +112,47 @@ pub fn parse_from<T: Parser>(
         .chain(resolved)
         .chain(args)
         .collect();
-    let matches = command.try_get_matches_from(argv).map_err(clap_error)?;
-    T::from_arg_matches(&matches).map_err(clap_error)
+    let error = |e| clap_error(e, &longs);
+    let matches = command.try_get_matches_from(argv).map_err(error)?;
+    T::from_arg_matches(&matches).map_err(error)
 }
 
-fn clap_error(error: clap::Error) -> ConfigError {
+/// One line for a clap error; `longs` maps each flag to its variable, so that a missing
+/// setting is named the way an operator sets it.
+fn clap_error(error: clap::Error, longs: &[(String, String)]) -> ConfigError {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             ConfigError::Display(error.render().to_string())
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let text = error.render().to_string();
+            let missing: Vec<String> = text
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .take_while(|l| l.starts_with("--"))
+                .map(|line| {
+                    let flag = line.split_whitespace().next().unwrap_or(line);
+                    match longs.iter().find(|(long, _)| long == flag) {
+                        Some((_, variable)) => format!("{variable} ({flag})"),
+                        None => flag.to_owned(),
+                    }
+                })
+                .collect();
+            let mut message = format!(
+                "configuration error: required setting missing: {}",
+                missing.join(", ")
+            );
+            if missing.iter().any(|m| m.contains("--environment")) {
+                message.push_str(&format!(
+                    "; set ENVIRONMENT to one of {}",
+                    Environment::choices()
+                ));
+            }
+            ConfigError::Invalid(message)
         }
         _ => {
             let text = error.render().to_string();
@@ -144,6 +177,16 @@ impl Secret {
     }
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// The text every placeholder secret of the example files carries (`REPLACE-ME-...`).
+pub const PLACEHOLDER_MARK: &str = "REPLACE-ME";
+
+impl Secret {
+    /// Whether this is an example file's placeholder rather than a real secret.
+    pub fn is_placeholder(&self) -> bool {
+        self.0.to_ascii_uppercase().contains(PLACEHOLDER_MARK)
     }
 }
 
@@ -180,6 +223,28 @@ impl Environment {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// Every accepted name, for messages.
+    pub fn choices() -> String {
+        LOCAL_DEVELOPMENT
+            .iter()
+            .chain(SHARED)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Refuses `secret` (the setting `name`) outside local development when it is an
+    /// example file's placeholder: a deployment that copied `secrets.example.yaml`
+    /// without filling it in must not start with a secret the whole world can read.
+    pub fn check_secret(&self, name: &str, secret: &Secret) -> Result<(), String> {
+        if !self.is_local_development() && secret.is_placeholder() {
+            return Err(format!(
+                "{name} is an example placeholder ({PLACEHOLDER_MARK}); set a secret of your own \
+                 outside local development"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl FromStr for Environment {
@@ -191,12 +256,7 @@ impl FromStr for Environment {
         } else {
             Err(format!(
                 "unknown environment '{s}': use one of {}",
-                LOCAL_DEVELOPMENT
-                    .iter()
-                    .chain(SHARED)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                Self::choices()
             ))
         }
     }
@@ -208,12 +268,14 @@ pub struct CommonSettings {
     /// Port for the HTTP API and the actuator (0 picks a free port).
     #[arg(long = "server-port", env = "SERVER_PORT")]
     pub server_port: Option<u16>,
-    /// Address to listen on.
-    #[arg(long = "server-host", env = "SERVER_HOST", default_value = "0.0.0.0")]
+    /// Address to listen on: loopback unless set, so nothing beyond this machine reaches
+    /// a service by accident (containers and pods set 0.0.0.0).
+    #[arg(long = "server-host", env = "SERVER_HOST", default_value = "127.0.0.1")]
     pub server_host: std::net::IpAddr,
-    /// Environment name: local, dev, development, test, ci, docker (local development:
-    /// demo secret and demo users allowed), staging, production or prod; a metric label too.
-    #[arg(long, env = "ENVIRONMENT", default_value = "local")]
+    /// Environment name, required: local, dev, development, test, ci, docker (local
+    /// development: demo secret and demo users allowed), staging, production or prod; a
+    /// metric label too.
+    #[arg(long, env = "ENVIRONMENT")]
     pub environment: Environment,
     /// Log filter in RUST_LOG syntax, e.g. `info` or `info,sqlx=warn`.
     #[arg(
@@ -332,11 +394,15 @@ mod tests {
         kafka: KafkaSettings,
     }
 
+    /// Parses with `ENVIRONMENT=test` unless `env` names one (or asks for none with "").
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env: HashMap<String, String> = env
+        let mut env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        env.entry("ENVIRONMENT".into())
+            .or_insert_with(|| "test".into());
+        env.retain(|_, v| !v.is_empty());
         let argv = std::iter::once("svc").chain(args.iter().copied());
         parse_from("ORDER_SERVICE", argv, |name| env.get(name).cloned())
     }
@@ -443,6 +509,43 @@ mod tests {
             let s = parse_with(&[], &[("ENVIRONMENT", name)]).unwrap();
             assert_eq!(s.common.environment.is_local_development(), local, "{name}");
         }
+    }
+
+    #[test]
+    fn start_up_without_an_environment_names_the_choices() {
+        let err = parse_with(&[], &[("ENVIRONMENT", "")]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("--environment"), "{text}");
+        assert!(text.contains("local, dev"), "{text}");
+        assert!(text.contains("production"), "{text}");
+    }
+
+    #[test]
+    fn services_listen_on_loopback_unless_told_otherwise() {
+        let s = parse_with(&[], &[]).unwrap();
+        assert_eq!(s.common.server_host.to_string(), "127.0.0.1");
+        let s = parse_with(&[], &[("ORDER_SERVICE_SERVER_HOST", "0.0.0.0")]).unwrap();
+        assert_eq!(s.common.server_host.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn an_example_placeholder_secret_is_refused_outside_local_development() {
+        let placeholder = Secret::new("REPLACE-ME-with-32-random-bytes-of-your-own");
+        let real = Secret::new("4f1c0e5d9a8b7c6d5e4f3a2b1c0d9e8f");
+        let production: Environment = "production".parse().unwrap();
+        let local: Environment = "local".parse().unwrap();
+        let err = production
+            .check_secret("JWT_SECRET", &placeholder)
+            .unwrap_err();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        assert!(
+            !err.contains("random-bytes"),
+            "the secret is never echoed: {err}"
+        );
+        assert!(production.check_secret("JWT_SECRET", &real).is_ok());
+        assert!(local.check_secret("JWT_SECRET", &placeholder).is_ok());
     }
 
     #[test]

@@ -269,3 +269,65 @@ pub fn empty_means_default(doc: &mut OpenApi, operation_id: &str, names: &[&str]
         }
     }
 }
+
+/// Declares the bearer scheme `scheme` (a shared secret, not a JWT) and requires it of
+/// every operation under `path_prefix`; `also_for_reads` are schemes a `GET` may use
+/// instead. Each such operation documents the 401 it answers without one.
+pub fn require_service_token(
+    doc: &mut OpenApi,
+    path_prefix: &str,
+    scheme: &str,
+    description: &str,
+    also_for_reads: &[&str],
+) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        scheme,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(description))
+                .build(),
+        ),
+    );
+    let requirement = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with(path_prefix) {
+            continue;
+        }
+        let reads = item.get.iter_mut().map(|op| (op, true));
+        let writes = [
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|op| (op, false));
+        for (operation, read) in reads.chain(writes) {
+            let mut requirements = vec![requirement(scheme)];
+            if read {
+                requirements.extend(also_for_reads.iter().map(|name| requirement(name)));
+            }
+            operation.security = Some(requirements);
+            operation.responses.responses.insert(
+                "401".into(),
+                RefOr::T(
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("No bearer token, or not one this route accepts")
+                        .header(
+                            "WWW-Authenticate",
+                            HeaderBuilder::new().description(Some("`Bearer`")).build(),
+                        )
+                        .content(
+                            PROBLEM_JSON,
+                            Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                        )
+                        .build(),
+                ),
+            );
+        }
+    }
+}

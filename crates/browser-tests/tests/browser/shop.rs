@@ -257,6 +257,10 @@ impl Shop {
         let response = self
             .http
             .put(format!("{}/admin/faults", self.gateway_url))
+            .header(
+                "Authorization",
+                payment_gateway::testing::admin_authorization(),
+            )
             .json(&faults)
             .send()
             .await?;

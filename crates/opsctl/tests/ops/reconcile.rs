@@ -112,6 +112,7 @@ async fn released_row(order: &PgPool, source: Uuid, status: &str) {
 async fn charge(base: &str, order_id: Uuid, number: &str, amount: f64) {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/v1/payments"))
+        .bearer_auth(payment_gateway::testing::SERVICE_TOKEN)
         .header("Idempotency-Key", order_id.to_string())
         .json(&json!({"orderId": order_id, "orderNumber": number, "amount": amount}))
         .send()
@@ -171,6 +172,7 @@ async fn reconcile_finds_a_missing_a_stuck_and_a_double_charged_order_and_nothin
     for key in ["first-key", "second-key"] {
         let response = http
             .post(format!("{base}/api/v1/payments"))
+            .bearer_auth(payment_gateway::testing::SERVICE_TOKEN)
             .header("Idempotency-Key", key)
             .json(&json!({"orderId": paid, "orderNumber": "ORD-20260101-000001", "amount": 10.0}))
             .send()
@@ -179,7 +181,9 @@ async fn reconcile_finds_a_missing_a_stuck_and_a_double_charged_order_and_nothin
         assert_eq!(response.status(), 201);
     }
 
-    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let ledger = reconcile::fetch_ledger(&base, Some(payment_gateway::testing::ADMIN_TOKEN))
+        .await
+        .expect("ledger read");
     let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
         .await
         .expect("reconciled");
@@ -233,7 +237,9 @@ async fn a_charge_on_a_failed_order_is_an_amount_mismatch() {
     let (base, stop) = gateway().await;
     charge(&base, failed, "ORD-20260101-000011", 10.0).await;
 
-    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let ledger = reconcile::fetch_ledger(&base, Some(payment_gateway::testing::ADMIN_TOKEN))
+        .await
+        .expect("ledger read");
     let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
         .await
         .expect("reconciled");
@@ -264,7 +270,9 @@ async fn a_paid_order_without_a_charge_is_an_amount_mismatch() {
     let (base, stop) = gateway().await;
     charge(&base, charged, "ORD-20260101-000013", 10.0).await;
 
-    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let ledger = reconcile::fetch_ledger(&base, Some(payment_gateway::testing::ADMIN_TOKEN))
+        .await
+        .expect("ledger read");
     let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
         .await
         .expect("reconciled");
@@ -286,7 +294,9 @@ async fn a_charge_for_no_order_is_an_orphan_charge() {
     let (base, stop) = gateway().await;
     charge(&base, stranger, "ORD-20260101-000014", 25.0).await;
 
-    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let ledger = reconcile::fetch_ledger(&base, Some(payment_gateway::testing::ADMIN_TOKEN))
+        .await
+        .expect("ledger read");
     let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
         .await
         .expect("reconciled");
@@ -550,6 +560,7 @@ async fn repair_makes_a_stuck_payment_and_a_pending_refund_due_now() {
 async fn refund(base: &str, order_id: Uuid) -> serde_json::Value {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/v1/refunds"))
+        .bearer_auth(payment_gateway::testing::SERVICE_TOKEN)
         .header("Idempotency-Key", format!("refund-{order_id}"))
         .json(&json!({"paymentKey": order_id.to_string(), "reason": "cancelled"}))
         .send()
@@ -578,7 +589,9 @@ async fn a_refunded_cancelled_order_and_an_expired_one_whose_key_was_voided_reco
     assert_eq!(refund(&base, cancelled).await["status"], "REFUNDED");
     assert_eq!(refund(&base, expired).await["status"], "NOTHING_CHARGED");
 
-    let ledger = reconcile::fetch_ledger(&base).await.expect("ledger read");
+    let ledger = reconcile::fetch_ledger(&base, Some(payment_gateway::testing::ADMIN_TOKEN))
+        .await
+        .expect("ledger read");
     let report = reconcile::reconcile(&customer, &orders, Some(&ledger), &args())
         .await
         .expect("reconciled");

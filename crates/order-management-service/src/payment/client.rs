@@ -117,14 +117,26 @@ impl Attempt<std::convert::Infallible> {
 }
 
 impl GatewayClient {
+    /// A client of the gateway at `base_url`, sending `token` (its service token) on every
+    /// call.
     pub fn new(
         base_url: &str,
+        token: &platform::config::Secret,
         timeout: Duration,
         max_attempts: u32,
         backoff: Duration,
         breaker: CircuitBreaker,
     ) -> anyhow::Result<Self> {
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| anyhow::anyhow!("the payment gateway token must be visible ASCII"))?;
+        authorization.set_sensitive(true);
+        let headers = reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::AUTHORIZATION,
+            authorization,
+        )]);
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .build()?;

@@ -123,6 +123,10 @@ impl Fixture {
             ("kafka-session-timeout-ms", "6000".into()),
             ("consumer-max-attempts", "2".into()),
             ("payment-gateway-url", self.gateway_address.clone()),
+            (
+                "payment-gateway-token",
+                payment_gateway::testing::SERVICE_TOKEN.into(),
+            ),
             ("payment-timeout-ms", "1000".into()),
             ("payment-max-attempts", "2".into()),
             ("payment-retry-backoff-ms", "50".into()),
@@ -313,6 +317,10 @@ impl TestApp {
         let response = self
             .client
             .put(format!("{}/admin/faults", self.gateway_address))
+            .header(
+                "Authorization",
+                payment_gateway::testing::admin_authorization(),
+            )
             .json(&faults)
             .send()
             .await
@@ -328,6 +336,10 @@ impl TestApp {
                 "{}/api/v1/payments?orderId={order_id}",
                 self.gateway_address
             ))
+            .header(
+                "Authorization",
+                payment_gateway::testing::admin_authorization(),
+            )
             .send()
             .await
             .expect("request sent")
@@ -499,6 +511,10 @@ impl TestApp {
                 "{}/api/v1/refunds?orderId={order_id}",
                 self.gateway_address
             ))
+            .header(
+                "Authorization",
+                payment_gateway::testing::admin_authorization(),
+            )
             .send()
             .await
             .expect("request sent")

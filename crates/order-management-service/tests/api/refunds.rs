@@ -126,6 +126,10 @@ async fn a_payment_the_gateway_never_answers_fails_at_the_deadline_releases_its_
     let response = app
         .client
         .post(format!("{}/api/v1/payments", app.gateway_address))
+        .header(
+            "Authorization",
+            payment_gateway::testing::service_authorization(),
+        )
         .header("Idempotency-Key", event.order_id.to_string())
         .json(&json!({
             "orderId": event.order_id,

@@ -190,10 +190,13 @@ pub async fn line(conn: &mut PgConnection, id: Uuid) -> Result<Option<LineRow>, 
     .await
 }
 
-/// The lines of every charge with an order, or of those of `order_id`, oldest first.
+/// The lines of the charges with an order, or of those of `order_id`, oldest first:
+/// `limit` of them after the first `offset`.
 pub async fn lines(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
 ) -> Result<Vec<LineRow>, sqlx::Error> {
     sqlx::query_as!(
         LineRow,
@@ -205,8 +208,11 @@ pub async fn lines(
                       AS "refunded_amount!"
            FROM gateway_charges c
            WHERE c.order_id IS NOT NULL AND ($1::uuid IS NULL OR c.order_id = $1)
-           ORDER BY c.created_at, c.id"#,
-        order_id
+           ORDER BY c.created_at, c.id
+           LIMIT $2 OFFSET $3"#,
+        order_id,
+        limit,
+        offset
     )
     .fetch_all(&mut *conn)
     .await

@@ -120,6 +120,8 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<RefundRow>,
 pub async fn list(
     conn: &mut PgConnection,
     order_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
 ) -> Result<Vec<RefundRow>, sqlx::Error> {
     sqlx::query_as!(
         RefundRow,
@@ -127,8 +129,11 @@ pub async fn list(
                 status, reason, request_count, created_at \
          FROM gateway_refunds \
          WHERE ($1::uuid IS NULL OR order_id = $1) \
-         ORDER BY created_at, id",
-        order_id
+         ORDER BY created_at, id \
+         LIMIT $2 OFFSET $3",
+        order_id,
+        limit,
+        offset
     )
     .fetch_all(&mut *conn)
     .await

@@ -1,4 +1,4 @@
-//! `/admin/faults`: the fault knobs, behind the admin token when the gateway has one.
+//! `/admin/faults`: the fault knobs, behind the admin token.
 
 use crate::error::Error;
 use crate::faults::{Faults, FaultsUpdate};
@@ -11,7 +11,7 @@ use platform::FieldErrors;
 /// The fault knobs now.
 #[utoipa::path(get, path = "/admin/faults", tag = "admin", operation_id = "getFaults",
     responses((status = 200, body = Faults),
-        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = platform::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "The request does not carry the admin token", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn get_faults(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -27,7 +27,7 @@ pub async fn get_faults(
     responses(
         (status = 200, description = "The knobs after the change", body = Faults),
         (status = 400, body = platform::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The gateway has an admin token and the request does not carry it", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The request does not carry the admin token", body = platform::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = platform::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -47,14 +47,8 @@ pub async fn put_faults(
 
 /// Lets an admin request through when it carries the admin token.
 fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
-    let Some(expected) = &state.admin_token else {
-        return Ok(());
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given = super::bearer(headers);
+    let expected = &state.credentials.admin_token;
     if platform::auth::constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {

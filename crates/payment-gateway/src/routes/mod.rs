@@ -25,9 +25,10 @@ pub const IDEMPOTENCY_KEY: &str = platform::idempotency::HEADER;
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 pub use payments::DECLINE_REASON;
 
-/// The API routes.
+/// The API routes: `/api/v1/*` only for callers holding a credential ([`authorize_caller`]),
+/// `/admin/faults` only with the admin token.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route(
             "/api/v1/payments",
             post(payments::create_payment).get(payments::list_payments),
@@ -38,11 +39,50 @@ pub fn router(state: AppState) -> Router {
             post(refunds::create_refund).get(refunds::list_refunds),
         )
         .route("/api/v1/refunds/{id}", get(refunds::get_refund))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize_caller,
+        ));
+    Router::new()
+        .merge(api)
         .route(
             "/admin/faults",
             get(admin::get_faults).put(admin::put_faults),
         )
         .with_state(state)
+}
+
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+}
+
+/// Lets a charge or refund through only with a service token (the order service's,
+/// current or previous during a rotation); a read of the ledger also with the admin
+/// token, which operators hold. Everybody else gets 401 before anything is read.
+async fn authorize_caller(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, Error> {
+    let given = bearer(request.headers()).as_bytes();
+    let matches = |secret: &platform::config::Secret| {
+        platform::auth::constant_time_eq(given, secret.expose().as_bytes())
+    };
+    let service = state.credentials.service_tokens.iter().any(matches);
+    let operator =
+        request.method() == axum::http::Method::GET && matches(&state.credentials.admin_token);
+    if service || operator {
+        Ok(next.run(request).await)
+    } else {
+        tracing::warn!(method = %request.method(), path = request.uri().path(),
+            "API request refused: missing or wrong service token");
+        Err(Error::Unauthorized)
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Error> {
@@ -79,11 +119,46 @@ fn answer<T: serde::Serialize>(body: T, replayed: bool) -> Response {
     response
 }
 
-/// Filter of the ledger and refund listings.
+/// Filter and page of the ledger and refund listings.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
     /// Only the charges (or refunds) of this order.
     pub order_id: Option<Uuid>,
+    /// Page number, from 0, oldest lines first; a page shorter than `size` is the last.
+    #[param(minimum = 0)]
+    pub page: Option<i64>,
+    /// Lines per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub size: Option<i64>,
+}
+
+/// Most lines one listing answers: the whole ledger is never one answer.
+pub const MAX_PAGE_SIZE: i64 = 500;
+const DEFAULT_PAGE_SIZE: i64 = 100;
+
+impl LedgerQuery {
+    /// The page asked for, as `(limit, offset)`; a 400 naming the field when out of range.
+    pub fn window(&self) -> Result<crate::ledger::Window, Error> {
+        let size = self.size.unwrap_or(DEFAULT_PAGE_SIZE);
+        let page = self.page.unwrap_or(0);
+        let mut fields = platform::FieldErrors::new();
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
+            fields.insert(
+                "size".into(),
+                format!("size must be between 1 and {MAX_PAGE_SIZE}"),
+            );
+        }
+        if !(0..=i64::from(i32::MAX)).contains(&page) {
+            fields.insert("page".into(), "page must be 0 or more".into());
+        }
+        if !fields.is_empty() {
+            return Err(Error::Validation(fields));
+        }
+        Ok(crate::ledger::Window {
+            limit: size,
+            offset: page * size,
+        })
+    }
 }

@@ -150,7 +150,8 @@ pub async fn get_payment(
         .ok_or(Error::PaymentNotFound(id))
 }
 
-/// The ledger: every charge (or those of one order), with request counts and refunds.
+/// The ledger, a page at a time: the charges (or those of one order), oldest first, with
+/// request counts and refunds.
 #[utoipa::path(
     get, path = "/api/v1/payments", tag = "payments", operation_id = "listPayments",
     params(LedgerQuery),
@@ -164,6 +165,7 @@ pub async fn list_payments(
     State(state): State<AppState>,
     Query(query): Query<LedgerQuery>,
 ) -> Result<Json<Vec<LedgerEntry>>, Error> {
+    let window = query.window()?;
     let mut conn = state.db.acquire().await?;
-    Ok(Json(ledger::list(&mut conn, query.order_id).await?))
+    Ok(Json(ledger::list(&mut conn, query.order_id, window).await?))
 }

@@ -109,7 +109,8 @@ pub async fn get_refund(
         .ok_or(Error::RefundNotFound(id))
 }
 
-/// Every refund (or those of one order), oldest first. Refunds of nothing carry no order.
+/// The refunds (or those of one order), a page at a time, oldest first. Refunds of
+/// nothing carry no order.
 #[utoipa::path(
     get, path = "/api/v1/refunds", tag = "refunds", operation_id = "listRefunds",
     params(LedgerQuery),
@@ -123,6 +124,9 @@ pub async fn list_refunds(
     State(state): State<AppState>,
     Query(query): Query<LedgerQuery>,
 ) -> Result<Json<Vec<RefundLine>>, Error> {
+    let window = query.window()?;
     let mut conn = state.db.acquire().await?;
-    Ok(Json(refunds::list(&mut conn, query.order_id).await?))
+    Ok(Json(
+        refunds::list(&mut conn, query.order_id, window).await?,
+    ))
 }

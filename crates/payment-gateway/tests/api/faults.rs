@@ -81,50 +81,53 @@ async fn out_of_range_knobs_are_a_400_problem() {
 }
 
 #[tokio::test]
-async fn with_an_admin_token_the_fault_knobs_refuse_callers_without_it() {
-    let mut settings = payment_gateway::testing::settings()
-        .await
-        .expect("settings");
-    settings.admin_token = Some(platform::config::Secret::new("drill-token-0123456789"));
-    let (base, shutdown) = payment_gateway::testing::start(settings)
-        .await
-        .expect("gateway");
+async fn the_fault_knobs_refuse_every_caller_without_the_admin_token_even_locally() {
+    let gw = spawn_gateway().await;
     let http = reqwest::Client::new();
-    let url = format!("{base}/admin/faults");
+    let url = format!("{}/admin/faults", gw.address);
     let body = json!({"successRate": 0.0});
-    for token in [None, Some("wrong-token-0123456789")] {
+    let service_token = payment_gateway::testing::SERVICE_TOKEN;
+    for token in [None, Some("wrong-token-0123456789"), Some(service_token)] {
         let mut request = http.put(&url).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let refused = request.send().await.expect("answered");
-        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.status(), 401, "{token:?}");
         assert_eq!(refused.headers()["www-authenticate"], "Bearer");
     }
     assert_eq!(http.get(&url).send().await.expect("answered").status(), 401);
-    let allowed = http
-        .put(&url)
-        .bearer_auth("drill-token-0123456789")
-        .json(&body)
-        .send()
-        .await
-        .expect("answered");
+    let allowed = gw.set_faults(body).await;
     assert_eq!(allowed.status(), 200);
-    shutdown.cancel();
 }
 
 #[tokio::test]
-async fn outside_local_development_the_gateway_refuses_to_start_without_an_admin_token() {
+async fn outside_local_development_the_gateway_refuses_to_start_with_placeholder_tokens() {
     let mut settings = payment_gateway::testing::settings()
         .await
         .expect("settings");
     settings.common.environment = "staging".parse().expect("environment");
-    let error = payment_gateway::Application::build(settings)
+    let error = payment_gateway::Application::build(settings.clone())
         .await
         .err()
         .expect("refused");
     assert!(
         error.to_string().contains("PAYMENT_GATEWAY_ADMIN_TOKEN"),
+        "{error}"
+    );
+    assert!(
+        !error
+            .to_string()
+            .contains(payment_gateway::testing::ADMIN_TOKEN),
+        "never echoed: {error}"
+    );
+    settings.admin_token = platform::config::Secret::new("an-admin-token-of-our-own-0123");
+    let error = payment_gateway::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("PAYMENT_GATEWAY_SERVICE_TOKEN"),
         "{error}"
     );
 }

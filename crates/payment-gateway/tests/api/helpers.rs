@@ -22,6 +22,21 @@ impl Drop for TestGateway {
     }
 }
 
+/// A client holding the order service's credential, as the order service calls.
+pub fn service_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        payment_gateway::testing::service_authorization()
+            .parse()
+            .expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// A gateway on a fresh `pgw_<32 hex>` database.
 pub async fn spawn_gateway() -> TestGateway {
     let database = platform::testing::fresh_database("pgw")
@@ -44,7 +59,7 @@ async fn start_gateway(database: PgConnectOptions, owned: Option<DatabaseGuard>)
         .expect("gateway builds");
     TestGateway {
         address,
-        client: reqwest::Client::new(),
+        client: service_client(),
         database,
         shutdown,
         _owned_database: owned,
@@ -105,6 +120,10 @@ impl TestGateway {
     pub async fn set_faults(&self, faults: Value) -> reqwest::Response {
         self.client
             .put(format!("{}/admin/faults", self.address))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                payment_gateway::testing::admin_authorization(),
+            )
             .json(&faults)
             .send()
             .await

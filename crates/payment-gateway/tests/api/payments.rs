@@ -30,7 +30,7 @@ async fn a_charge_succeeds_by_default_and_is_in_the_ledger() {
         .json()
         .await
         .expect("json");
-    assert_eq!(line["idempotencyKey"], order_id.to_string());
+    assert_eq!(line["orderId"], order_id.to_string());
     assert_eq!(line["chargeCount"], 1);
 }
 

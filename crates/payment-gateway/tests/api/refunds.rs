@@ -43,7 +43,7 @@ async fn a_refund_without_an_amount_gives_back_the_whole_charge() {
     let refunds = gw.refunds(order_id).await;
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0]["id"], refund["id"]);
-    assert_eq!(refunds[0]["idempotencyKey"], format!("refund-{order_id}"));
+    assert_eq!(refunds[0]["paymentKey"], order_id.to_string());
     let one = gw
         .get_json(&format!(
             "/api/v1/refunds/{}",
