@@ -130,6 +130,8 @@ impl Application {
                 &settings.order_service_url,
                 Duration::from_millis(settings.order_service_timeout_ms),
             )?,
+            lookups: settings.lookup_limits.limiter(),
+            clients: platform::client::ClientAddresses::new(&settings.client_addresses),
         });
         let router = platform::app::router(
             api(

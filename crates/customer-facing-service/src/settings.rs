@@ -24,6 +24,10 @@ pub struct Settings {
     pub redis: RedisSettings,
     #[command(flatten)]
     pub consumer: ConsumerSettings,
+    #[command(flatten)]
+    pub client_addresses: platform::client::ClientAddressSettings,
+    #[command(flatten)]
+    pub lookup_limits: platform::limit::LookupLimitSettings,
     /// Topic the order outbox publishes to.
     #[arg(
         long = "orders-created-topic",

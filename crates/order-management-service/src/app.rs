@@ -319,6 +319,12 @@ fn router(
             &settings.customer_service_url,
             Duration::from_millis(settings.customer_service_timeout_ms),
         )?,
+        lookups: Arc::new(settings.lookup_limits.limiter()),
+        guesses: Arc::new(platform::limit::RateLimiter::new(
+            crate::state::GUESS_BURST,
+            crate::state::GUESSES_PER_MINUTE,
+        )),
+        clients: platform::client::ClientAddresses::new(&settings.client_addresses),
     })
     .merge(crate::openapi::router());
     let origins = platform::cors::AllowedOrigins::new(&settings.cors_allowed_origins)?;

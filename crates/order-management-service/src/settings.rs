@@ -24,6 +24,10 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     #[command(flatten)]
     pub payment: PaymentSettings,
+    #[command(flatten)]
+    pub client_addresses: platform::client::ClientAddressSettings,
+    #[command(flatten)]
+    pub lookup_limits: platform::limit::LookupLimitSettings,
     /// Base URL of the customer-facing service: an order this service does not have
     /// (yet) is looked up in what its checkout recorded there, so the lookup never
     /// answers 404 for a checked-out order.

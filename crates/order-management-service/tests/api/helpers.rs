@@ -136,6 +136,9 @@ impl Fixture {
             // No customer-facing service here: a port nothing listens on, so an unknown
             // order number is a plain 404 and never another platform's order.
             ("customer-service-url", self.no_customer_service.clone()),
+            // Tests poll the anonymous lookup while orders are consumed; the limit on
+            // it has tests of its own (lookups.rs), which set it back.
+            ("order-lookup-burst", "1000000".into()),
         ]
     }
 }

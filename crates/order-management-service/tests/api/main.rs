@@ -7,6 +7,7 @@ mod api;
 mod consumer;
 mod contract;
 mod helpers;
+mod lookups;
 mod payments;
 mod refunds;
 mod restart;
