@@ -9,3 +9,4 @@ mod kafka;
 mod migrations;
 mod outbox;
 mod support;
+mod tls;
