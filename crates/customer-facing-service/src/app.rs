@@ -78,8 +78,9 @@ impl Application {
                 .context("creating the demo users")?;
         }
         let cache = Cache::new(&settings.redis, &metrics)?;
+        let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
         let producer = Producer::new(
-            &settings.kafka.bootstrap_servers,
+            &brokers,
             Duration::from_millis(settings.delivery_timeout_ms),
         )?;
         let store = crate::outbox::store(&db);
@@ -100,11 +101,7 @@ impl Application {
                 ]
                 .concat(),
             );
-            kafka::ensure_topics_in_background(
-                settings.kafka.bootstrap_servers.clone(),
-                specs,
-                shutdown.clone(),
-            );
+            kafka::ensure_topics_in_background(brokers.clone(), specs, shutdown.clone());
         }
         let app_metrics = AppMetrics::new(&metrics)?;
         let actuator = Actuator::new(
@@ -156,11 +153,8 @@ impl Application {
         // readiness here (ADR 0004); a record simply waits in the topic while it is down.
         let topics = &settings.consumer;
         if topics.consumers_enabled {
-            let mut consumer = ConsumerSettings::new(
-                &settings.kafka.bootstrap_servers,
-                &topics.group_id,
-                &[&topics.orders_released_topic],
-            );
+            let mut consumer =
+                ConsumerSettings::new(&brokers, &topics.group_id, &[&topics.orders_released_topic]);
             consumer.session_timeout = Duration::from_millis(topics.session_timeout_ms);
             consumer.max_attempts = topics.record_max_attempts;
             consumer.transient_budget = Duration::from_secs(topics.transient_budget_secs);

@@ -38,6 +38,11 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The test broker, reached in plaintext.
+pub fn kafka_brokers() -> crate::kafka::Brokers {
+    crate::kafka::Brokers::plaintext(kafka_bootstrap())
+}
+
 /// A consumer in a group of its own, reading `topic` on the test broker from its
 /// first record, without committing: how a test sees what was published.
 pub fn reader(topic: &str) -> rdkafka::error::KafkaResult<rdkafka::consumer::StreamConsumer> {
