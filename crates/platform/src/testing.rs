@@ -164,3 +164,80 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
                 .flatten()
         })
 }
+
+/// The files of a private certificate authority and of a server certificate it signed,
+/// for tests of TLS to a server they start themselves.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA's certificate (PEM): what a client is told to trust.
+    pub ca: std::path::PathBuf,
+    /// The server's certificate (PEM), for the DNS name given.
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// Makes, with the `openssl` command, a private CA and a certificate it signed for the
+/// DNS name `name`, in `dir` (P-256 keys, valid for a day).
+pub fn private_ca_and_certificate(dir: &std::path::Path, name: &str) -> anyhow::Result<TlsFiles> {
+    let openssl = |args: &[&str]| -> anyhow::Result<()> {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run openssl: {e}"))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let ca = [
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test private CA",
+    ];
+    openssl(&[&ca[..], &ec, &["-keyout", "ca.key", "-out", "ca.pem"]].concat())?;
+    let subject = format!("/CN={name}");
+    let csr = ["req", "-nodes", "-subj", &subject];
+    openssl(
+        &[
+            &csr[..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\n"),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    Ok(TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    })
+}

@@ -8,79 +8,11 @@ use platform::config::Secret;
 use rust_decimal::Decimal;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls;
 use uuid::Uuid;
-
-/// A private CA and a certificate it signed for `localhost`, made with the openssl
-/// command in `dir`: (CA certificate, server certificate, server key).
-fn private_ca_and_localhost_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("the openssl command");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    openssl(
-        &[
-            &[
-                "req",
-                "-x509",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=test private CA",
-            ][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req", "-nodes", "-subj", "/CN=localhost"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr"],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n",
-    )
-    .expect("extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
 
 /// Serves TLS on a free port with `cert`/`key`, passing each connection's bytes to
 /// `backend` (host:port); returns the port.
@@ -154,7 +86,8 @@ fn order() -> ChargeOrder {
 async fn an_https_gateway_signed_by_a_private_ca_is_reached_with_its_ca_file_only() {
     let dir = std::env::temp_dir().join(platform::testing::unique_name("oms"));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let (ca, cert, key) = private_ca_and_localhost_certificate(&dir);
+    let platform::testing::TlsFiles { ca, cert, key } =
+        platform::testing::private_ca_and_certificate(&dir, "localhost").expect("certificates");
     let (gateway, _stop) = payment_gateway::testing::spawn()
         .await
         .expect("a test gateway");

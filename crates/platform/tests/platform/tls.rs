@@ -8,9 +8,12 @@
 //! 3793), so these tests, like the runbook, use `verify-full` with the certificate's name.
 
 use platform::config::DatabaseSettings;
+use platform::kafka::{
+    ensure_topics, Brokers, KafkaSecurity, Producer, SecurityProtocol, TopicSpec,
+};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 #[derive(clap::Parser)]
@@ -83,25 +86,6 @@ async fn encrypted(pool: &PgPool) -> Result<bool, sqlx::Error> {
         .await
 }
 
-/// A CA of the test's own, which signed nothing the server holds.
-fn unrelated_ca(dir: &Path) -> PathBuf {
-    let cert = dir.join("ca.pem");
-    let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-nodes", "-days", "1"])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .args(["-subj", "/CN=a CA that signed nothing of the server"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .arg("-keyout")
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("the openssl command");
-    assert!(status.success(), "openssl made no CA");
-    cert
-}
-
 #[tokio::test]
 async fn verify_full_with_the_servers_ca_encrypts_every_pooled_connection() {
     let ca = server_certificate().await;
@@ -126,7 +110,10 @@ async fn a_ca_that_did_not_sign_the_servers_certificate_is_refused() {
     server_certificate().await;
     let dir = std::env::temp_dir().join(platform::testing::unique_name("platform"));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let ca = unrelated_ca(&dir);
+    // A CA of the test's own, which signed nothing the server holds.
+    let ca = platform::testing::private_ca_and_certificate(&dir, "localhost")
+        .expect("a private CA")
+        .ca;
     let mut settings = database_settings(&localhost_url_with(&format!(
         "sslmode=verify-full&sslrootcert={}",
         ca.display()
@@ -174,4 +161,102 @@ async fn verify_full_refuses_a_certificate_for_another_name() {
     assert!(encrypted(&pool)
         .await
         .expect("verify-full to localhost connects"));
+}
+
+/// A nisshi broker of the test's own that accepts only TLS, with a certificate for
+/// `localhost` signed by a private CA; killed on drop.
+struct TlsBroker {
+    process: std::process::Child,
+    port: u16,
+    files: platform::testing::TlsFiles,
+    dir: PathBuf,
+}
+
+impl TlsBroker {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(platform::testing::unique_name("platform"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let files =
+            platform::testing::private_ca_and_certificate(&dir, "localhost").expect("certificates");
+        let port = platform::testing::free_port().expect("a free port");
+        let process = std::process::Command::new("nisshi")
+            .arg("broker")
+            .args(["--listener-url", &format!("tcp://127.0.0.1:{port}")])
+            .args([
+                "--advertised-listener-url",
+                &format!("tcp://localhost:{port}"),
+            ])
+            .arg("--cert")
+            .arg(&files.cert)
+            .arg("--key")
+            .arg(&files.key)
+            // The SQLite engine is the one the platform's broker build has.
+            .args(["--storage-engine", "sqlite://broker.db"])
+            .arg("--silent")
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the nisshi broker (scripts/broker.sh installs it)");
+        let broker = Self {
+            process,
+            port,
+            files,
+            dir,
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the TLS broker never listened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        broker
+    }
+
+    fn brokers(&self, security: KafkaSecurity) -> Brokers {
+        Brokers {
+            servers: format!("localhost:{}", self.port),
+            security,
+        }
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn kafka_clients_reach_a_tls_only_broker_with_its_ca_location() {
+    let broker = TlsBroker::start().await;
+    let ssl = broker.brokers(KafkaSecurity {
+        protocol: SecurityProtocol::Ssl,
+        sasl: None,
+        ssl_ca_location: Some(broker.files.ca.clone()),
+    });
+    let topic = platform::testing::unique_name("platform");
+    ensure_topics(&ssl, &[TopicSpec::events(&topic)])
+        .await
+        .expect("the admin client creates a topic over TLS");
+    let producer = Producer::new(&ssl, std::time::Duration::from_secs(10)).expect("producer");
+    producer
+        .send(&topic, Some("k"), b"over TLS", &[])
+        .await
+        .expect("the producer's record is acknowledged over TLS");
+
+    // In plaintext the broker is unreachable: the same record is never acknowledged.
+    let plaintext = broker.brokers(KafkaSecurity::default());
+    let producer = Producer::new(&plaintext, std::time::Duration::from_secs(2)).expect("producer");
+    producer
+        .send(&topic, Some("k"), b"in the clear", &[])
+        .await
+        .expect_err("a plaintext client gets nowhere with a TLS listener");
 }
