@@ -64,6 +64,9 @@ impl Application {
         let environment = settings.common.environment.clone();
         let keys = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
         let metrics = Metrics::new(crate::SERVICE_NAME, environment.as_str())?;
+        // Before the database: a settings mistake stops start-up at once.
+        let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        let cache = Cache::new(&settings.redis, &metrics)?;
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let pool = platform::db::pool(&settings.database, default_db);
         platform::db::migrate(&pool, &MIGRATOR, MIGRATION_WAIT).await?;
@@ -77,8 +80,6 @@ impl Application {
                 .await
                 .context("creating the demo users")?;
         }
-        let cache = Cache::new(&settings.redis, &metrics)?;
-        let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
         let producer = Producer::new(
             &brokers,
             Duration::from_millis(settings.delivery_timeout_ms),

@@ -55,8 +55,9 @@ impl Application {
         let metrics =
             Metrics::new(crate::SERVICE_NAME, environment.as_str()).context("metrics registry")?;
         let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
-        let db = open_database(&settings, &metrics).await?;
+        // Before the database: a settings mistake stops start-up at once.
         let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        let db = open_database(&settings, &metrics).await?;
         let producer =
             Producer::new(&brokers, Duration::from_secs(10)).context("kafka producer")?;
         if settings.kafka.create_topics {
