@@ -8,12 +8,17 @@
 # It parses every YAML and JSON file, checks that dashboards and alerts reference only
 # metrics the services export, that probes, ports and container names agree with the
 # runbook and architecture.md, and runs `promtool check rules`, `promtool test rules`
-# and `promtool check config`. One line per problem; the last line is the summary
-# ("N passed, M failed"); the exit status is non-zero when anything failed.
+# and `promtool check config`. Safe by default: compose publishes only the services,
+# Prometheus and Grafana, on 127.0.0.1, with no default secret (validated against the
+# compose spec with check-jsonschema); every Kubernetes Deployment has a NetworkPolicy
+# admitting only its callers, behind a default deny; every secret the manifests read is
+# in the `kubectl create secret` instructions and secrets.example.yaml (as REPLACE-ME).
+# One line per problem; the last line is the summary ("N passed, M failed"); the exit
+# status is non-zero when anything failed.
 #
 # Usage: scripts/check-ops-assets.sh [-v]     (-v also prints every passed check)
-# Needs python3. Installs PyYAML (pip) and promtool (Debian package `prometheus`) when
-# they are missing.
+# Needs python3. Installs PyYAML and check-jsonschema (pip) and promtool (Debian package
+# `prometheus`) when they are missing.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +51,13 @@ if ! python3 -c 'import yaml' >/dev/null 2>&1; then
   python3 -m pip install --quiet pyyaml >/dev/null 2>&1 \
     || python3 -m pip install --quiet --user pyyaml >/dev/null 2>&1 \
     || { as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null; } \
+    || true
+fi
+
+if ! command -v check-jsonschema >/dev/null 2>&1; then
+  echo "check-ops-assets: installing check-jsonschema" >&2
+  python3 -m pip install --quiet check-jsonschema >/dev/null 2>&1 \
+    || python3 -m pip install --quiet --user check-jsonschema >/dev/null 2>&1 \
     || true
 fi
 
@@ -183,6 +195,34 @@ SETTING_NAMES = {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_HOST", "REDIS
 # Where each service finds the other (the order lookup that never answers 404, ADR 0009).
 SERVICE_URLS = {"CUSTOMER_SERVICE_ORDER_SERVICE_URL", "CUSTOMER_SERVICE_ORDER_SERVICE_PUBLIC_URL",
                 "ORDER_SERVICE_CUSTOMER_SERVICE_URL", "ORDER_SERVICE_CORS_ALLOWED_ORIGINS"}
+# Settings agreed for "safe by default" (issue 24): the gateway's service credential,
+# TLS to the backends, the HTTP server's limits, the client address behind a proxy.
+SETTING_NAMES |= {"SERVICE_TOKEN", "PREVIOUS_SERVICE_TOKENS", "PAYMENT_GATEWAY_TOKEN",
+                  "PAYMENT_GATEWAY_CA_FILE", "REDIS_TLS", "KAFKA_SECURITY_PROTOCOL",
+                  "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+                  "KAFKA_SSL_CA_LOCATION", "HTTP_MAX_CONNECTIONS", "HTTP_HEADER_READ_TIMEOUT_SECS",
+                  "HTTP_IDLE_TIMEOUT_SECS", "HSTS_MAX_AGE_SECS", "TRUSTED_PROXIES", "CLIENT_IP_HEADER"}
+SERVICE_PREFIX = dict(zip(SERVICES, PREFIXES))
+
+# Safe by default. What compose may publish (on 127.0.0.1 only): what a user opens.
+PUBLISHED_SERVICES = set(SERVICES) | {"prometheus", "grafana"}
+# A variable with one of these in its name holds a secret; so does a URL's password.
+SECRET_NAME_RE = re.compile(r"PASSWORD|SECRET|TOKEN")
+REQUIRED_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}")
+PLACEHOLDER = "REPLACE-ME"
+# Who calls each service inside the namespace (the URLs each is configured with), and
+# which are public (through the ingress controller). Every service is scraped by
+# Prometheus. Outside callers are recognised by their namespace (network-policies.yaml).
+CALLERS = {
+    "customer-facing-service": {"order-management-service"},   # ORDER_SERVICE_CUSTOMER_SERVICE_URL
+    "order-management-service": {"customer-facing-service"},   # CUSTOMER_SERVICE_ORDER_SERVICE_URL
+    "payment-gateway": {"order-management-service"},           # ORDER_SERVICE_PAYMENT_GATEWAY_URL
+}
+PUBLIC_SERVICES = {"customer-facing-service", "order-management-service"}
+INGRESS_NAMESPACE = "ingress-nginx"
+MONITORING_NAMESPACE = "monitoring"
+PROMETHEUS_POD = "prometheus"
+
 KNOWN_VARIABLES = (set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS
                    | {f"{p}_{s}" for p in PREFIXES for s in SETTING_NAMES})
 
@@ -534,6 +574,118 @@ def check_compose():
             check(os.path.isdir(mount), f"{path} {key}", f"mounted directory {mount} does not exist")
 
 
+def compose_ports(svc):
+    """(host ip, published port) of each of a compose service's published ports."""
+    out = []
+    for p in svc.get("ports") or []:
+        if isinstance(p, dict):
+            out.append((str(p.get("host_ip") or ""), str(p.get("published") or "")))
+            continue
+        text = str(p).split("/")[0]
+        parts = text.rsplit(":", 2)
+        if len(parts) == 3:
+            out.append((parts[0].strip("[]"), parts[1]))
+        elif len(parts) == 2:
+            out.append(("", parts[0]))
+        else:
+            out.append(("", ""))
+    return out
+
+
+def env_items(env):
+    if isinstance(env, dict):
+        return [(str(k), "" if v is None else str(v)) for k, v in env.items()]
+    return [tuple((str(e).split("=", 1) + [""])[:2]) for e in env or []]
+
+
+def env_example_values():
+    """NAME -> value of every uncommented assignment in .env.example."""
+    values = {}
+    if os.path.isfile(".env.example"):
+        for line in open(".env.example", encoding="utf-8"):
+            m = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line.rstrip("\n"))
+            if m:
+                values[m.group(1)] = m.group(2)
+    return values
+
+
+def check_compose_safety():
+    """Compose publishes only what a user opens, on 127.0.0.1, and has no default secret."""
+    path = "docker-compose.yml"
+    compose = first_doc(path)
+    if not isinstance(compose, dict):
+        return
+    services = compose.get("services") or {}
+    required_vars = set()
+    for key, svc in services.items():
+        if not isinstance(svc, dict):
+            continue
+        name = svc.get("container_name") or key
+        where = f"{path} {name}"
+        check(svc.get("network_mode") != "host", where, "must not use the host's network")
+        ports = compose_ports(svc)
+        if name not in PUBLISHED_SERVICES:
+            check(not ports, where, f"publishes {[str(p) for p in svc.get('ports') or []]}; only "
+                  f"{', '.join(sorted(PUBLISHED_SERVICES))} may publish a port", f"{where} publishes nothing")
+        for host_ip, published in ports:
+            check(host_ip == "127.0.0.1", where,
+                  f"publishes port {published or '?'} on {host_ip or 'every interface (0.0.0.0)'}; "
+                  "publish on 127.0.0.1 only (\"127.0.0.1:H:C\")", f"{where} publishes {published} on 127.0.0.1")
+        for var, value in env_items(svc.get("environment")):
+            required_vars |= set(REQUIRED_VAR_RE.findall(value))
+            if SECRET_NAME_RE.search(var):
+                check(REQUIRED_VAR_RE.fullmatch(value) is not None, where,
+                      f"{var} must be ${{VAR:?...}} (no default secret), is {value!r}",
+                      f"{where}: {var} has no default")
+            m = re.match(r"^[a-z][a-z0-9+.-]*://[^:@/]*:([^@/]*)@", value)
+            if m:
+                check(REQUIRED_VAR_RE.fullmatch(m.group(1)) is not None, where,
+                      f"the password in {var} must be ${{VAR:?...}} (no default secret), is {m.group(1)!r}",
+                      f"{where}: {var} has no default password")
+        command = " ".join(map(str, svc.get("command") or [])) if isinstance(svc.get("command"), list) \
+            else str(svc.get("command") or "")
+        env = dict(env_items(svc.get("environment")))
+        image = str(svc.get("image") or "")
+        if "prometheus" in image:
+            check("--web.enable-lifecycle" not in command, where,
+                  "--web.enable-lifecycle lets anyone who reaches Prometheus stop it")
+        if "grafana" in image:
+            check(str(env.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() != "true", where,
+                  "Grafana must not allow anonymous viewing")
+            check(bool(env.get("GF_SECURITY_ADMIN_PASSWORD")), where,
+                  "must set GF_SECURITY_ADMIN_PASSWORD (Grafana's default is admin/admin)")
+        if name in SERVICES:
+            prefix = SERVICE_PREFIX[name]
+            host = env.get(f"{prefix}_SERVER_HOST", env.get("SERVER_HOST"))
+            check(host == "0.0.0.0", where,
+                  f"must set {prefix}_SERVER_HOST=0.0.0.0 (services bind loopback by default), sets {host!r}")
+            check(bool(env.get("ENVIRONMENT") or env.get(f"{prefix}_ENVIRONMENT")), where,
+                  "must set ENVIRONMENT explicitly (it has no default)")
+    # No secret has a default anywhere in the file (${SECRET:-...} or ${SECRET-...}).
+    text = open(path, encoding="utf-8").read()
+    for m in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]*)\}", text):
+        if SECRET_NAME_RE.search(m.group(1)):
+            fail(path, f"${{{m.group(1)}{m.group(2)}...}} gives a secret a default; use ${{{m.group(1)}:?...}}")
+    # What compose requires is given (as a local-only example) in .env.example.
+    example = env_example_values()
+    for var in sorted(required_vars):
+        where = f".env.example {var}"
+        if check(bool(example.get(var)), ".env.example",
+                 f"docker-compose.yml requires {var}; give it an example value", f"{where} is given"):
+            if SECRET_NAME_RE.search(var):
+                check(PLACEHOLDER in example[var], ".env.example",
+                      f"{var}'s example must contain {PLACEHOLDER} (start-up refuses it outside local development)",
+                      f"{where} is a {PLACEHOLDER} placeholder")
+    # The compose specification's own schema.
+    tool = shutil.which("check-jsonschema")
+    if check(tool is not None, path, "check-jsonschema is missing and could not be installed (pip install check-jsonschema)",
+             "check-jsonschema is installed"):
+        proc = subprocess.run([tool, "--builtin-schema", "vendor.compose-spec", path], capture_output=True, text=True)
+        detail = " ".join((proc.stdout + proc.stderr).split())[:400]
+        check(proc.returncode == 0, path, f"does not follow the compose specification: {detail}",
+              f"{path} follows the compose specification")
+
+
 def check_dockerfile():
     path = "Dockerfile"
     if not check(os.path.isfile(path), path, "is missing"):
@@ -599,6 +751,23 @@ def check_k8s():
         # Optional keys are documented as commented-out entries ("# KEY: value").
         secret_keys |= set(re.findall(r"^\s*#\s*([A-Z][A-Z0-9_]*):", open(secret_example, encoding="utf-8").read(), re.M))
 
+    # Every value of the example Secret is a placeholder start-up refuses.
+    if os.path.isfile(secret_example):
+        for doc in parsed.get(secret_example) or []:
+            if isinstance(doc, dict):
+                for key, value in (doc.get("stringData") or {}).items():
+                    check(PLACEHOLDER in str(value), secret_example,
+                          f"{key}'s value must contain {PLACEHOLDER} (start-up refuses it), is {value!r}")
+        for key, value in re.findall(r"^\s*#\s*([A-Z][A-Z0-9_]*):\s*(.*)$",
+                                     open(secret_example, encoding="utf-8").read(), re.M):
+            check(PLACEHOLDER in value, secret_example, f"the optional {key}'s example must contain {PLACEHOLDER}")
+    # The keys the `kubectl create secret` instructions of kustomization.yaml create.
+    kustomization = f"{root}/kustomization.yaml"
+    instructed = set()
+    if os.path.isfile(kustomization):
+        instructed = set(re.findall(r"--from-literal=([A-Z][A-Z0-9_]*)=", open(kustomization, encoding="utf-8").read()))
+
+    deployment_labels = {}  # service -> its pods' labels
     for service, port in SERVICES.items():
         check(os.path.isdir(f"{root}/{service}"), root, f"directory {service}/ is missing")
         deployments = find("Deployment", service)
@@ -609,6 +778,7 @@ def check_k8s():
         path, dep = deployments[0]
         where = f"{path} Deployment {service}"
         spec = dep.get("spec") or {}
+        deployment_labels[service] = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         pod = (spec.get("template") or {}).get("spec") or {}
         containers = pod.get("containers") or []
         if not check(len(containers) >= 1, where, "has no containers"):
@@ -637,20 +807,38 @@ def check_k8s():
         check(str(ann.get("prometheus.io/port")) == str(port) and ann.get("prometheus.io/path") == "/actuator/prometheus",
               where, f"scrape annotations must name port {port} and /actuator/prometheus")
         env_vars = set()
+        env_values = {}
         for ref in c.get("envFrom") or []:
             cm = (ref.get("configMapRef") or {}).get("name")
             if cm:
                 if check(cm in config_maps, where, f"envFrom refers to ConfigMap {cm!r}, which is not defined"):
                     env_vars |= set((config_maps[cm].get("data") or {}))
+                    env_values.update({k: str(v) for k, v in (config_maps[cm].get("data") or {}).items()})
                     sp = (config_maps[cm].get("data") or {}).get("SERVER_PORT")
                     if sp is not None:
                         check(str(sp) == str(port), where, f"ConfigMap {cm} sets SERVER_PORT {sp}, container listens on {port}")
         for e in c.get("env") or []:
             env_vars.add(e.get("name"))
+            if "value" in e:
+                env_values[e.get("name")] = str(e.get("value"))
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
                 check(ref.get("key") in secret_keys, where,
                       f"secretKeyRef {ref.get('name')}/{ref.get('key')} is not documented in {secret_example}")
+                check(ref.get("key") in instructed, where,
+                      f"secretKeyRef {ref.get('name')}/{ref.get('key')} is missing from the `kubectl create secret` "
+                      f"instructions of {kustomization} (--from-literal={ref.get('key')}=...)")
+            elif SECRET_NAME_RE.search(str(e.get("name"))):
+                fail(where, f"{e.get('name')} must come from a Secret (secretKeyRef), not the manifest")
+        for var, value in env_values.items():
+            if SECRET_NAME_RE.search(var):
+                fail(where, f"{var} is set in plain text (a ConfigMap or value); it belongs in the Secret")
+        prefix = SERVICE_PREFIX[service]
+        host = env_values.get(f"{prefix}_SERVER_HOST", env_values.get("SERVER_HOST"))
+        check(host == "0.0.0.0", where,
+              f"must set {prefix}_SERVER_HOST=0.0.0.0 in its ConfigMap (services bind loopback by default), sets {host!r}")
+        check(bool(env_values.get("ENVIRONMENT") or env_values.get(f"{prefix}_ENVIRONMENT")), where,
+              "must set ENVIRONMENT explicitly (platform-config; it has no default)")
         for var in sorted(v for v in env_vars if v):
             check(var in KNOWN_VARIABLES, where, f"sets {var}, which no service reads")
         services = find("Service", service)
@@ -667,11 +855,111 @@ def check_k8s():
                 and ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == service]
         check(len(hpas) == 1, f"{root}/{service}", "needs one HorizontalPodAutoscaler targeting the Deployment")
 
+    check_network_policies(objects, deployment_labels)
+
     kubectl = shutil.which("kubectl")
     if kubectl:
         proc = subprocess.run([kubectl, "kustomize", root], capture_output=True, text=True)
         msg = (proc.stderr.strip().splitlines() or ["failed"])[-1]
         check(proc.returncode == 0, f"kubectl kustomize {root}", msg, f"kubectl kustomize {root} builds")
+
+
+def selects(selector, labels):
+    """Whether a podSelector (matchLabels only) selects pods carrying `labels`."""
+    selector = selector or {}
+    if selector.get("matchExpressions"):
+        return False
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def peer_name(peer):
+    """What an ingress peer is: ("pod", name) in this namespace, ("namespace", ns),
+    ("prometheus", ns), or ("other", description) for anything broader."""
+    pods = ((peer.get("podSelector") or {}).get("matchLabels")) or {}
+    namespaces = ((peer.get("namespaceSelector") or {}).get("matchLabels")) or {}
+    if peer.get("ipBlock") or (peer.get("podSelector") or {}).get("matchExpressions") \
+            or (peer.get("namespaceSelector") or {}).get("matchExpressions"):
+        return ("other", str(peer))
+    if "namespaceSelector" not in peer:
+        name = pods.get("app.kubernetes.io/name")
+        return ("pod", name) if name and len(pods) == 1 else ("other", str(peer))
+    ns = namespaces.get("kubernetes.io/metadata.name")
+    if not ns or len(namespaces) != 1:
+        return ("other", str(peer))
+    if "podSelector" not in peer:
+        return ("namespace", ns)
+    if pods.get("app.kubernetes.io/name") == PROMETHEUS_POD and len(pods) == 1:
+        return ("prometheus", ns)
+    return ("other", str(peer))
+
+
+def check_network_policies(objects, deployment_labels):
+    """A default deny for the namespace; per Deployment, a policy admitting only its callers
+    (CALLERS, the ingress controller for public services, Prometheus) on its port, and
+    egress only to DNS and what it calls."""
+    root = "deploy/k8s"
+    policies = [(p, o) for p, o in objects if o.get("kind") == "NetworkPolicy"]
+    default_deny = [p for p, o in policies
+                    if not ((o.get("spec") or {}).get("podSelector") or {})
+                    and "Ingress" in ((o.get("spec") or {}).get("policyTypes") or [])
+                    and not (o.get("spec") or {}).get("ingress")]
+    check(bool(default_deny), root, "needs a default-deny NetworkPolicy (podSelector: {}, policyTypes: [Ingress], no rules)",
+          f"{root} denies ingress by default")
+    for service, labels in sorted(deployment_labels.items()):
+        port = SERVICES[service]
+        mine = [(p, o) for p, o in policies
+                if ((o.get("spec") or {}).get("podSelector") or {}).get("matchLabels")
+                and selects((o.get("spec") or {}).get("podSelector"), labels)]
+        where = f"{root}/{service}"
+        if not check(bool(mine), where, f"no NetworkPolicy selects the pods of Deployment {service}",
+                     f"{where}: a NetworkPolicy selects Deployment {service}"):
+            continue
+        types = set()
+        admitted = set()
+        egress_to = {}
+        for path, policy in mine:
+            spec = policy.get("spec") or {}
+            types |= set(spec.get("policyTypes") or [])
+            pwhere = f"{path} NetworkPolicy {(policy.get('metadata') or {}).get('name')}"
+            for rule in spec.get("ingress") or []:
+                peers = rule.get("from") or []
+                check(bool(peers), pwhere, "an ingress rule without `from` admits everyone")
+                ports = [p.get("port") for p in rule.get("ports") or []]
+                check(bool(ports) and all(p in (port, "http") for p in ports), pwhere,
+                      f"ingress must be to port {port} only, is to {ports or 'every port'}")
+                for peer in peers:
+                    kind, name = peer_name(peer)
+                    if kind == "pod":
+                        check(name in CALLERS[service], pwhere,
+                              f"admits {name}, which does not call {service} (callers: {sorted(CALLERS[service])})")
+                        admitted.add(name)
+                    elif kind == "namespace":
+                        check(name == INGRESS_NAMESPACE and service in PUBLIC_SERVICES, pwhere,
+                              f"admits every pod of namespace {name}; only the ingress controller's "
+                              f"({INGRESS_NAMESPACE}) and only to {sorted(PUBLIC_SERVICES)}")
+                        admitted.add("ingress")
+                    elif kind == "prometheus":
+                        check(name == MONITORING_NAMESPACE, pwhere, f"Prometheus runs in {MONITORING_NAMESPACE}, not {name}")
+                        admitted.add("prometheus")
+                    else:
+                        fail(pwhere, f"admits {name}: only named pods of this namespace, the ingress controller "
+                                     "and Prometheus may be admitted")
+            for rule in spec.get("egress") or []:
+                ports = {(p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or []}
+                check(bool(ports), pwhere, "an egress rule without ports allows every port")
+                for peer in rule.get("to") or [None]:
+                    kind, name = peer_name(peer) if peer else ("any", "")
+                    check(kind in ("pod", "any"), pwhere, f"egress to {name}: name a pod of this namespace or a port")
+                    egress_to.setdefault(name if kind == "pod" else "", set()).update(ports)
+        check({"Ingress", "Egress"} <= types, where, f"its NetworkPolicy must restrict Ingress and Egress, has {sorted(types)}")
+        wanted = set(CALLERS[service]) | {"prometheus"} | ({"ingress"} if service in PUBLIC_SERVICES else set())
+        for caller in sorted(wanted - admitted):
+            fail(where, f"its NetworkPolicy does not admit {caller}, which needs {service}")
+        check(("UDP", 53) in egress_to.get("", set()), where, "its NetworkPolicy must allow DNS (UDP 53)")
+        for callee, callers in CALLERS.items():
+            if service in callers:
+                check(("TCP", SERVICES[callee]) in egress_to.get(callee, set()), where,
+                      f"its NetworkPolicy must allow egress to {callee} on {SERVICES[callee]}")
 
 
 # --------------------------------------------------------------------------- documents
@@ -714,6 +1002,7 @@ parse_all()
 alerts = check_prometheus()
 check_grafana()
 check_compose()
+check_compose_safety()
 check_dockerfile()
 check_env_example()
 check_k8s()

@@ -2,7 +2,9 @@
 # Runs every check and test of the platform against real dependencies:
 # provisions PostgreSQL, Redis and the nisshi broker as scripts/up.sh does, then runs
 # cargo fmt --check, clippy with warnings denied, the operator-asset checks (alert rules
-# with promtool, dashboards, manifests), the whole Rust test suite (unit and
+# with promtool, dashboards, manifests), cargo deny (RustSec advisories against the
+# machine's snapshot ../shared/advisory-db when there is one, else the live database;
+# bans, licences, sources: deny.toml), the whole Rust test suite (unit and
 # integration, and the browser journeys in Chromium), and the contract test:
 # schemathesis, with every check and its stateful phase, against each service's OpenAPI
 # document (crates/chaos/tests/contract.rs, about two minutes). Ends with one summary
@@ -41,6 +43,7 @@ step() { # name command...
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 step "operator assets" bash scripts/check-ops-assets.sh
+step "dependency advisories" bash scripts/check-dependencies.sh
 
 log "cargo test"
 test_log=$(mktemp)

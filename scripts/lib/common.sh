@@ -159,6 +159,57 @@ ensure_schemathesis() {
   export SCHEMATHESIS="$STATE_DIR/venv/bin/schemathesis"
 }
 
+# cargo-deny, pinned: deny.toml's keys follow its version. scripts/check-dependencies.sh
+# runs it.
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+  cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION" && return 0
+  log "installing cargo-deny $CARGO_DENY_VERSION (once per machine; about 6 minutes on 2 cores)"
+  # Built in a temporary directory of its own, not in the workspace's target directory.
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION"
+}
+
+# The RustSec advisory database cargo deny checks against: the machine's snapshot when
+# there is one (ADVISORY_SNAPSHOT, by default ../shared/advisory-db beside the clone),
+# read offline; otherwise none is prepared and cargo deny fetches the live one.
+# cargo-deny reads a database only as a git repository in a directory named after its
+# URL, so the snapshot is copied into one, committed with the snapshot's own date (which
+# cargo-deny's staleness limit, deny.toml's maximum-db-staleness, is measured from).
+# Sets ADVISORY_OFFLINE=1 and exports ECOM_ADVISORY_DBS (deny.toml's db-path) when it
+# prepared the snapshot.
+ADVISORY_SNAPSHOT=${ADVISORY_SNAPSHOT:-$ROOT/../shared/advisory-db}
+ADVISORY_OFFLINE=
+ensure_advisory_db() {
+  [ -d "$ADVISORY_SNAPSHOT/crates" ] || return 0
+  local root=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs-snapshot
+  # cargo-deny's directory for https://github.com/RustSec/advisory-db: the URL's last
+  # path segment and the XxHash64 of the lower-cased URL (its url_to_db_path).
+  local dest=$root/advisory-db-3157b0e258782691
+  local id day
+  id=$(cat "$ADVISORY_SNAPSHOT/SNAPSHOT" 2>/dev/null || date -r "$ADVISORY_SNAPSHOT" +%F)
+  if [ "$(cat "$dest/.git/ecom-snapshot" 2>/dev/null)" != "$id" ]; then
+    log "preparing the advisory database snapshot $id for cargo deny"
+    rm -rf "$dest"
+    mkdir -p "$root"
+    cp -r "$ADVISORY_SNAPSHOT" "$dest"
+    chmod -R u+w "$dest"
+    if [ ! -d "$dest/.git" ]; then
+      # The snapshot's date: SNAPSHOT's second field (<commit> <YYYY-MM-DD> <repo>).
+      day=$(awk '{print $2}' "$dest/SNAPSHOT" 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' ||
+        date -r "$ADVISORY_SNAPSHOT" +%F)
+      git -C "$dest" init -q
+      git -C "$dest" add -A
+      GIT_AUTHOR_DATE="${day}T00:00:00Z" GIT_COMMITTER_DATE="${day}T00:00:00Z" \
+        git -C "$dest" -c user.name=snapshot -c user.email=snapshot@localhost -c commit.gpgsign=false \
+        commit -qm "RustSec advisory database snapshot $id"
+      touch -d "${day}T00:00:00Z" "$dest/.git/HEAD"
+    fi
+    echo "$id" >"$dest/.git/ecom-snapshot"
+  fi
+  export ECOM_ADVISORY_DBS=advisory-dbs-snapshot
+  ADVISORY_OFFLINE=1
+}
+
 # Starts the broker on 127.0.0.1:$BROKER_PORT with durable SQLite storage, unless one
 # already listens there.
 ensure_broker() {

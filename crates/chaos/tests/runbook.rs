@@ -109,6 +109,7 @@ fn opsctl(platform: &chaos::Platform, args: &[&str]) -> std::process::Output {
             &platform.order.url(),
         ])
         .args(["--gateway-base", &platform.gateway.url()])
+        .env("PAYMENT_GATEWAY_ADMIN_TOKEN", &platform.gateway_admin_token)
         .output()
         .unwrap()
 }

@@ -52,12 +52,70 @@ fn an_unparsable_database_url_stops_start_up_with_one_line_naming_it() {
 }
 
 #[test]
+fn no_service_starts_without_being_told_its_environment_and_the_line_names_the_choices() {
+    for binary in SERVICES {
+        let (code, _, stderr) = run(binary, &[]);
+        assert_eq!(code, Some(2), "{binary}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{binary}: {stderr}");
+        assert!(stderr.contains("ENVIRONMENT"), "{binary}: {stderr}");
+        assert!(stderr.contains("local, dev"), "{binary}: {stderr}");
+        assert!(stderr.contains("production"), "{binary}: {stderr}");
+    }
+}
+
+#[test]
+fn outside_local_development_the_demo_jwt_secret_and_placeholder_tokens_stop_start_up() {
+    // Refused before any connection is tried: nothing listens on port 1.
+    let nowhere = "postgres://postgres@127.0.0.1:1/never_used";
+    let (code, _, stderr) = run(
+        "order-management-service",
+        &[
+            "--environment",
+            "production",
+            "--database-url",
+            nowhere,
+            "--payment-gateway-token",
+            "a-real-looking-service-token-0123456789",
+        ],
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("demo JWT secret"), "{stderr}");
+    let (code, _, stderr) = run(
+        "payment-gateway",
+        &[
+            "--environment",
+            "production",
+            "--database-url",
+            nowhere,
+            "--admin-token",
+            "REPLACE-ME-with-openssl-rand-hex-32",
+            "--service-token",
+            "a-real-looking-service-token-0123456789",
+        ],
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("PAYMENT_GATEWAY_ADMIN_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("openssl-rand"), "never echoed: {stderr}");
+}
+
+#[test]
 fn a_port_in_use_stops_start_up_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let (code, _, stderr) = run(
         "payment-gateway",
-        &["--server-host", "127.0.0.1", "--server-port", &port],
+        &[
+            "--environment",
+            "local",
+            "--admin-token",
+            "a-local-admin-token-0123",
+            "--service-token",
+            "a-local-service-token-0123456789abcdef",
+            "--server-host",
+            "127.0.0.1",
+            "--server-port",
+            &port,
+        ],
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

@@ -30,6 +30,7 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "REDIS_TLS",
     "REDIS_CA_FILE",
     "SERVER_PORT",
+    "SERVER_HOST",
     "ENVIRONMENT",
     "LOG_LEVEL",
     "KAFKA_TOPICS_ORDERS_CREATED",

@@ -8,6 +8,7 @@ mod cache;
 mod carts;
 mod catalog;
 mod checkout;
+mod closed_by_default;
 mod events;
 mod health;
 mod helpers;
