@@ -63,7 +63,7 @@ t0=$(date +%s%N); start_gateway release; wait_ready payment-gateway 9090
 startup[payment-gateway]=$(ms_since "$t0")
 t0=$(date +%s%N); start_cfs; startup[customer-facing-service]=$(ms_since "$t0")
 t0=$(date +%s%N); start_oms; startup[order-management-service]=$(ms_since "$t0")
-"$ROOT/scripts/validate-quickstart.sh" --target local >/dev/null
+OPSCTL_SMOKE_PASSWORD=manager123 "$ROOT/scripts/validate-quickstart.sh" --target local >/dev/null
 sleep 2
 for name in payment-gateway customer-facing-service order-management-service; do idle_rss[$name]=$(rss_kb "$name"); done
 
@@ -215,7 +215,7 @@ note_peaks
 # asking the order service every 5 ms, which cost thousands of lookups a second at this
 # rate on the cores being measured.
 rate=$(jq -r --argjson drain "$drain_rate" 'if .per_second > 0 and $drain > 0 then 0.5 / (1 / .per_second + 1 / $drain) else 1 end | if . < 1 then 1 else (. * 10 | floor / 10) end' <<<"$checkout8")
-"$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
+OPSCTL_SMOKE_PASSWORD=manager123 "$ROOT/scripts/validate-quickstart.sh" --target local --timeout 120 >/dev/null
 vacuum_platform
 e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate 20)
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate "$rate")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops exactly what scripts/up.sh started: the three services (and any replicas), and
+# Stops exactly what scripts/up.sh started: the three services (and any replicas),
+# Prometheus and Alertmanager, and
 # the broker, Redis and PostgreSQL only where the scripts started them (pass --keep-deps
 # to leave those).
 set -euo pipefail
@@ -19,6 +20,9 @@ for pid_file in "$RUN_DIR"/order-management-service*.pid "$RUN_DIR"/customer-fac
   fi
   rm -f "$pid_file"
 done
+
+# Prometheus and Alertmanager watch the services: they go with them.
+stop_monitoring
 
 [ "${1:-}" = "--keep-deps" ] && exit 0
 if [ -f "$STARTED_LIST" ]; then

@@ -4,7 +4,8 @@
 # starts what is not running, creates customer_db, order_db and payment_gateway_db (the
 # gateway's ledger), builds the release binaries, starts payment-gateway (9090),
 # customer-facing-service (8080) and order-management-service (8081) in the
-# background, waits for their readiness, then runs scripts/validate-quickstart.sh.
+# background, waits for their readiness, starts Prometheus (127.0.0.1:9091) and
+# Alertmanager (127.0.0.1:9093) watching them, then runs scripts/validate-quickstart.sh.
 # Running it again restarts the services with a fresh build. scripts/down.sh stops what
 # it started.
 set -euo pipefail
@@ -25,8 +26,10 @@ ensure_local_secrets
 start_platform release
 
 wait_platform_ready
+ensure_monitoring
 
-"$ROOT/scripts/validate-quickstart.sh" --target local
+# The demo manager local development seeds; the script takes no password otherwise.
+OPSCTL_SMOKE_PASSWORD=manager123 "$ROOT/scripts/validate-quickstart.sh" --target local
 
 cat <<MSG
 
@@ -35,6 +38,8 @@ The platform is up:
   order-management-service  http://127.0.0.1:8081
   payment-gateway           http://127.0.0.1:9090
   broker                    127.0.0.1:$BROKER_PORT  (nisshi; data in $STATE_DIR)
+  Prometheus                http://127.0.0.1:$PROMETHEUS_PORT/classic/targets   (rules: /classic/alerts)
+  Alertmanager              http://127.0.0.1:$ALERTMANAGER_PORT
   logs and pids             $RUN_DIR
   opsctl                    $CARGO_TARGET_DIR/release/opsctl --help
   gateway tokens            $LOCAL_SECRETS (set -a; . $LOCAL_SECRETS; set +a)

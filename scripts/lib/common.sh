@@ -240,6 +240,68 @@ stop_broker() {
   rm -f "$STATE_DIR/broker.pid"
 }
 
+# The monitoring stack of the local platform: Prometheus on 127.0.0.1:$PROMETHEUS_PORT
+# (9090 is the gateway's) and Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT, from Debian's
+# packages. Prometheus's configuration is generated from compose's
+# (infrastructure/prometheus/prometheus.yml) with only the addresses changed, and loads
+# the same rules file; Alertmanager runs infrastructure/alertmanager/alertmanager.yml as
+# it is. Data and logs live in $STATE_DIR/monitoring.
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9091}
+ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
+MONITORING_DIR=$STATE_DIR/monitoring
+local_prometheus_config() { # compose's prometheus.yml on stdin, the local one on stdout
+  sed -e 's/"customer-facing-service:8080"/"127.0.0.1:8080"/' \
+    -e 's/"order-management-service:8081"/"127.0.0.1:8081"/' \
+    -e 's/"payment-gateway:9090"/"127.0.0.1:9090"/' \
+    -e "s|\"alertmanager:9093\"|\"127.0.0.1:$ALERTMANAGER_PORT\"|" \
+    -e "s|^  - alerts.yml$|  - $ROOT/infrastructure/prometheus/alerts.yml|"
+}
+ensure_monitoring() {
+  apt_install prometheus prometheus-alertmanager
+  mkdir -p "$MONITORING_DIR"
+  local_prometheus_config <"$ROOT/infrastructure/prometheus/prometheus.yml" >"$MONITORING_DIR/prometheus.yml"
+  promtool check config "$MONITORING_DIR/prometheus.yml" >/dev/null ||
+    die "the generated $MONITORING_DIR/prometheus.yml does not load"
+  if ! port_open "$ALERTMANAGER_PORT"; then
+    log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
+    nohup prometheus-alertmanager \
+      --config.file="$ROOT/infrastructure/alertmanager/alertmanager.yml" \
+      --storage.path="$MONITORING_DIR/alertmanager" \
+      --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" \
+      --cluster.listen-address= \
+      >>"$MONITORING_DIR/alertmanager.log" 2>&1 &
+    echo $! >"$MONITORING_DIR/alertmanager.pid"
+    wait_for_port "$ALERTMANAGER_PORT" 30 "Alertmanager"
+  fi
+  if port_open "$PROMETHEUS_PORT"; then
+    # Already running: SIGHUP makes it read the regenerated configuration and the rules
+    # (no lifecycle endpoint: nobody stops it over HTTP).
+    local pid
+    pid=$(cat "$MONITORING_DIR/prometheus.pid" 2>/dev/null) && kill -HUP "$pid" 2>/dev/null ||
+      log "warning: a Prometheus these scripts did not start holds :$PROMETHEUS_PORT; it keeps its configuration"
+  else
+    log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
+    nohup prometheus \
+      --config.file="$MONITORING_DIR/prometheus.yml" \
+      --storage.tsdb.path="$MONITORING_DIR/prometheus" \
+      --storage.tsdb.retention.time=15d \
+      --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+      >>"$MONITORING_DIR/prometheus.log" 2>&1 &
+    echo $! >"$MONITORING_DIR/prometheus.pid"
+    wait_for_port "$PROMETHEUS_PORT" 30 "Prometheus"
+  fi
+}
+stop_monitoring() {
+  local name pid
+  for name in prometheus alertmanager; do
+    pid=$(cat "$MONITORING_DIR/$name.pid" 2>/dev/null) || continue
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$MONITORING_DIR/$name.pid"
+  done
+}
+
 # A target dir outside the clone, reused across clones and CI runs when it exists.
 use_shared_target_dir() {
   if [ -z "${CARGO_TARGET_DIR:-}" ]; then

@@ -120,6 +120,7 @@ async fn the_runbook_works_as_written_against_the_platform() {
 
     // The quickstart smoke, as the runbook's deployments section runs it.
     let quickstart = std::process::Command::new(root().join("scripts/validate-quickstart.sh"))
+        .env("OPSCTL_SMOKE_PASSWORD", "manager123")
         .args([
             "--target",
             "local",

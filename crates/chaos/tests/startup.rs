@@ -52,6 +52,26 @@ fn an_unparsable_database_url_stops_start_up_with_one_line_naming_it() {
 }
 
 #[test]
+fn a_malformed_database_url_is_reported_without_its_password() {
+    for binary in SERVICES {
+        let (code, _, stderr) = run(
+            binary,
+            &[
+                "--database-url",
+                "postgres://user:Hunter2pw@host:notaport/db",
+            ],
+        );
+        assert_eq!(code, Some(2), "{binary}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{binary}: {stderr}");
+        assert!(stderr.contains("--database-url"), "{binary}: {stderr}");
+        assert!(
+            !stderr.contains("Hunter2pw"),
+            "{binary} echoes the password: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn no_service_starts_without_being_told_its_environment_and_the_line_names_the_choices() {
     for binary in SERVICES {
         let (code, _, stderr) = run(binary, &[]);

@@ -11,6 +11,7 @@
 //! no more than serving any other constant.
 
 use crate::state::AppState;
+use axum::http::HeaderValue;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
@@ -46,8 +47,16 @@ pub fn router(order_api: &str) -> Router<AppState> {
     let common_js_path = format!("/assets/common.{}.js", common_js.fingerprint());
     let shop_js_path = format!("/assets/shop.{}.js", shop_js.fingerprint());
     let admin_js_path = format!("/assets/admin.{}.js", admin_js.fingerprint());
+    // The back office calls the order service from the browser: its origin is the one
+    // other place the pages may fetch from.
+    let admin_policy = platform::headers::page_policy(
+        &platform::headers::origin_of(order_api)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+    let shop_policy = platform::headers::page_policy(&[]);
     let order_api = escape_attribute(order_api.trim_end_matches('/'));
-    let page = |shell: &str, js: &str| {
+    let page = |shell: &str, js: &str, policy: &HeaderValue| {
         StaticFile::new(
             shell
                 .replace("__CSS__", &css_path)
@@ -57,10 +66,14 @@ pub fn router(order_api: &str) -> Router<AppState> {
             "text/html; charset=utf-8",
             Caching::Revalidate,
         )
+        .with_policy(policy.clone())
     };
     Router::new()
-        .route("/", get_file(page(SHOP_HTML, &shop_js_path)))
-        .route("/admin", get_file(page(ADMIN_HTML, &admin_js_path)))
+        .route("/", get_file(page(SHOP_HTML, &shop_js_path, &shop_policy)))
+        .route(
+            "/admin",
+            get_file(page(ADMIN_HTML, &admin_js_path, &admin_policy)),
+        )
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route(&css_path, get_file(css))
         .route(&common_js_path, get_file(common_js))

@@ -349,13 +349,16 @@ pub struct SmokeArgs {
     /// Manager login used to create the catalogue entries.
     #[arg(long, default_value = "manager")]
     pub username: String,
-    /// Password of --username (for production, give it on stdin with --password-stdin).
-    #[arg(long, default_value = "manager123", hide_default_value = true)]
-    pub password: String,
-    /// Read the password from the first line of stdin.
+    /// Read the password of --username from the first line of stdin; without this flag
+    /// it is read from the variable OPSCTL_SMOKE_PASSWORD. Never from the command line
+    /// (which `ps` and shell histories show), and there is no default.
     #[arg(long)]
     pub password_stdin: bool,
 }
+
+/// The variable `opsctl smoke` (and `scripts/validate-quickstart.sh`) read the manager's
+/// password from, unless `--password-stdin` is given.
+pub const SMOKE_PASSWORD_VAR: &str = "OPSCTL_SMOKE_PASSWORD";
 
 #[derive(Subcommand, Debug)]
 pub enum ManagerCommand {

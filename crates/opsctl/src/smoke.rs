@@ -5,6 +5,7 @@
 
 use crate::cli::{
     read_password_from_stdin, Settings, SmokeArgs, DEFAULT_CUSTOMER_BASE, DEFAULT_ORDER_BASE,
+    SMOKE_PASSWORD_VAR,
 };
 use crate::output::Output;
 use crate::Outcome;
@@ -411,7 +412,13 @@ pub async fn run(settings: &Settings, args: SmokeArgs, out: &Output) -> anyhow::
     let password = if args.password_stdin {
         read_password_from_stdin()?
     } else {
-        args.password.clone()
+        match std::env::var(SMOKE_PASSWORD_VAR) {
+            Ok(password) if !password.is_empty() => password,
+            _ => anyhow::bail!(
+                "no password for {}: set {SMOKE_PASSWORD_VAR} or give it on stdin with --password-stdin",
+                args.username
+            ),
+        }
     };
     let report = smoke(
         customer.trim_end_matches('/'),

@@ -2,7 +2,7 @@
 //! service wraps its API in, and the background tasks that stop together.
 
 use crate::actuator::Actuator;
-use crate::config::{self, CommonSettings, ConfigError};
+use crate::config::{self, CommonSettings, ConfigError, HttpServerSettings};
 use crate::http::{self, HttpMetrics, MAX_BODY_BYTES};
 use crate::limit::LoadShedding;
 use anyhow::Context as _;
@@ -97,6 +97,7 @@ pub struct Server {
     listener: TcpListener,
     port: u16,
     shutdown: CancellationToken,
+    settings: HttpServerSettings,
 }
 
 impl Server {
@@ -114,6 +115,7 @@ impl Server {
             listener,
             port,
             shutdown,
+            settings: common.http.clone(),
         })
     }
 
@@ -127,9 +129,10 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Serves `router` until the token is cancelled, then drains in-flight requests.
+    /// Serves `router` until the token is cancelled, then drains in-flight requests;
+    /// within the connection limits and with the security headers of the settings.
     pub async fn serve(self, router: Router) -> anyhow::Result<()> {
-        http::serve(self.listener, router, self.shutdown)
+        http::serve(self.listener, router, self.shutdown, self.settings)
             .await
             .context("HTTP server failed")
     }

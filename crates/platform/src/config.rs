@@ -162,6 +162,9 @@ fn clap_error(error: clap::Error, longs: &[(String, String)]) -> ConfigError {
             ConfigError::Invalid(message)
         }
         _ => {
+            if let Some(line) = without_the_value(&error) {
+                return ConfigError::Invalid(format!("configuration error: {line}"));
+            }
             let text = error.render().to_string();
             let line = text
                 .lines()
@@ -172,6 +175,85 @@ fn clap_error(error: clap::Error, longs: &[(String, String)]) -> ConfigError {
             ConfigError::Invalid(format!("configuration error: {line}"))
         }
     }
+}
+
+/// Words in a setting's flag that mark its value as secret, or as a URL that may carry
+/// a password: a bad value of such a setting is never echoed.
+const SENSITIVE: &[&str] = &["url", "password", "secret", "token", "key", "sasl"];
+
+/// The one-line error of a rejected value that must not be printed (clap's own message
+/// quotes the value): the setting and the reason, with anything of the value that
+/// the reason repeats masked. `None` for other errors, which clap words well enough.
+fn without_the_value(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let Some(ContextValue::String(value)) = error.get(ContextKind::InvalidValue) else {
+        return None;
+    };
+    let flag = arg.to_ascii_lowercase();
+    if !(SENSITIVE.iter().any(|word| flag.contains(word)) || value.contains("://")) {
+        return None;
+    }
+    let reason = std::error::Error::source(error)
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "the value is not accepted".to_owned());
+    let reason = mask(&reason, value);
+    Some(format!(
+        "invalid value for '{arg}' (not shown: it may hold a secret): {}",
+        reason.lines().next().unwrap_or_default()
+    ))
+}
+
+/// `text` with `value`, and the password of the URL `value` may be, replaced by `***`.
+fn mask(text: &str, value: &str) -> String {
+    let mut masked = text.to_owned();
+    if !value.is_empty() {
+        masked = masked.replace(value, "***");
+    }
+    if let Some(password) = url_password(value) {
+        masked = masked.replace(password, "***");
+        if let Ok(decoded) = percent_decode(password) {
+            if !decoded.is_empty() {
+                masked = masked.replace(&decoded, "***");
+            }
+        }
+    }
+    masked
+}
+
+/// The password of `scheme://user:password@host…`, found by hand: the value may be no
+/// valid URL at all (which is why it is being reported).
+fn url_password(value: &str) -> Option<&str> {
+    let (_, rest) = value.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
 }
 
 /// A secret that never prints.
@@ -291,6 +373,56 @@ pub struct CommonSettings {
         default_value = "info,sqlx=warn,rdkafka=warn"
     )]
     pub log_level: String,
+    /// How the HTTP server holds its connections, and the headers it adds.
+    #[command(flatten)]
+    pub http: HttpServerSettings,
+}
+
+/// The HTTP server's connection limits and optional headers (see `platform::connections`).
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct HttpServerSettings {
+    /// Seconds a client has from the first byte of a request to the end of its headers;
+    /// a connection that takes longer is closed.
+    #[arg(id = "http_header_read_timeout_secs", long = "http-header-read-timeout-secs", env = "HTTP_HEADER_READ_TIMEOUT_SECS",
+          default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight and no byte moving
+    /// (a keep-alive connection between requests, a client that stops reading); then closed.
+    #[arg(id = "http_idle_timeout_secs", long = "http-idle-timeout-secs", env = "HTTP_IDLE_TIMEOUT_SECS",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen queue until one closes.
+    #[arg(id = "http_max_connections", long = "http-max-connections", env = "HTTP_MAX_CONNECTIONS",
+          default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// `max-age` of the `Strict-Transport-Security` header; unset sends none. Set it only
+    /// where browsers reach the service over HTTPS (behind a TLS-terminating ingress).
+    #[arg(id = "http_hsts_max_age_secs", long = "hsts-max-age-secs", env = "HSTS_MAX_AGE_SECS",
+          value_parser = clap::value_parser!(u64).range(0..=63_072_000))]
+    pub hsts_max_age_secs: Option<u64>,
+}
+
+impl Default for HttpServerSettings {
+    /// The defaults of the settings above.
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            hsts_max_age_secs: None,
+        }
+    }
+}
+
+impl HttpServerSettings {
+    /// The connection limits these settings ask for.
+    pub fn limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// PostgreSQL connection settings.
@@ -316,7 +448,8 @@ fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, S
     if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
         return Err("must start with postgres:// or postgresql://".into());
     }
-    sqlx::postgres::PgConnectOptions::from_str(value).map_err(|e| e.to_string())
+    // sqlx's message may quote parts of the URL: mask the password in it.
+    sqlx::postgres::PgConnectOptions::from_str(value).map_err(|e| mask(&e.to_string(), value))
 }
 
 /// Kafka-protocol broker settings.
@@ -580,6 +713,28 @@ mod tests {
             err.to_string().contains("--kafka-bootstrap-servers"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_malformed_database_url_names_the_setting_and_never_its_password() {
+        for url in [
+            "postgres://user:Hunter2pw@host:notaport/db",
+            "postgres://user:Hunter2pw@[::1/db",
+            "postgres://user:Hunter2%40pw@host:99999/db",
+        ] {
+            let err = parse_with(&[], &[("ORDER_SERVICE_DATABASE_URL", url)]).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, ConfigError::Invalid(_)), "{text}");
+            assert!(text.contains("--database-url"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+            assert!(!text.contains("Hunter2"), "the password is echoed: {text}");
+        }
+    }
+
+    #[test]
+    fn other_bad_values_are_still_quoted() {
+        let err = parse_with(&[], &[("ORDER_SERVICE_SERVER_PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().contains("eighty"), "{err}");
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //!   `http_server_requests_seconds` labelled by route template.
 //! - [`Json`] and [`Query`]: extractors whose rejections are problem details.
 //! - [`not_found`] and [`method_not_allowed`]: fallbacks that answer with problem details.
-//! - [`bind`] and [`serve`]: listening with readable errors, and graceful shutdown.
+//! - [`bind`] and [`serve`]: listening with readable errors, connection limits, the
+//!   security headers, and graceful shutdown.
 
+use crate::config::HttpServerSettings;
 use crate::context::{self, RequestContext, TraceContext, CORRELATION_HEADER, TRACEPARENT_HEADER};
+use crate::headers::SecurityHeaders;
 use crate::problem::{FieldErrors, Problem};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
@@ -39,6 +42,24 @@ impl HttpMetrics {
                 &["method", "uri", "status", "outcome"],
             )?,
         })
+    }
+}
+
+/// The method as a metric label: the standard ones by name, any other `OTHER`, since
+/// hyper accepts any token as a method and each new label value is a series kept forever.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
     }
 }
 
@@ -103,7 +124,12 @@ pub async fn observe(
     let elapsed = started.elapsed();
     metrics
         .requests
-        .with_label_values(&[method.as_str(), &uri, status.as_str(), outcome(status)])
+        .with_label_values(&[
+            method_label(&method),
+            &uri,
+            status.as_str(),
+            outcome(status),
+        ])
         .observe(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(CORRELATION_HEADER, value);
@@ -272,17 +298,18 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves `router` until `shutdown` is cancelled, then drains in-flight requests.
+/// Serves `router` until `shutdown` is cancelled, then drains in-flight requests; every
+/// answer gets the security headers ([`crate::headers`]), every connection the limits of
+/// `settings` ([`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: CancellationToken,
+    settings: HttpServerSettings,
 ) -> std::io::Result<()> {
-    // The peer address is kept for per-client limits (logins).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        SecurityHeaders::new(settings.hsts_max_age_secs),
+        crate::headers::secure,
+    ));
+    crate::connections::serve(listener, router, shutdown, settings.limits()).await
 }

@@ -9,6 +9,8 @@
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
 //! - [`idempotency`]: the `Idempotency-Key` of a request, checked, and the statements
 //!   of the keys' table.
+//! - [`connections`]: the server loop: header-read and idle time-outs, connection cap.
+//! - [`headers`]: the security headers of every answer and the pages' CSP.
 //! - [`cors`]: which other origins' pages may call a service from a browser.
 //! - [`problem`]: RFC 7807 problem details, the one error body clients ever see.
 //! - [`actuator`]: health, liveness, readiness and Prometheus endpoints.
@@ -31,10 +33,12 @@ pub mod actuator;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod context;
 pub mod cors;
 pub mod db;
 pub mod forward;
+pub mod headers;
 pub mod http;
 pub mod idempotency;
 mod json_body;

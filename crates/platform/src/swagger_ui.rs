@@ -48,7 +48,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         PAGE.replace("VERSION", VERSION),
         "text/html; charset=utf-8",
         Caching::Revalidate,
-    );
+    )
+    .with_policy(crate::headers::page_policy(&[]));
     let asset = |name: &str| format!("/swagger-ui/{VERSION}/{name}");
     Router::new()
         .route("/swagger-ui.html", get_file(page.clone()))

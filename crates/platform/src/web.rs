@@ -39,6 +39,7 @@ pub struct StaticFile {
     etag: HeaderValue,
     fingerprint: String,
     caching: Caching,
+    policy: Option<HeaderValue>,
 }
 
 impl StaticFile {
@@ -55,7 +56,16 @@ impl StaticFile {
             etag,
             fingerprint,
             caching,
+            policy: None,
         }
+    }
+
+    /// Served with this `Content-Security-Policy` (a page's, see
+    /// [`crate::headers::page_policy`]) instead of the one of answers that are not pages.
+    #[must_use]
+    pub fn with_policy(mut self, policy: HeaderValue) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// 16 hex digits of the content's SHA-256: changes whenever the content does.
@@ -81,15 +91,22 @@ impl StaticFile {
                 HeaderValue::from_static("nosniff"),
             ),
         ];
-        if matches {
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        let mut response = if matches {
+            (StatusCode::NOT_MODIFIED, headers).into_response()
+        } else {
+            (
+                headers,
+                [(header::CONTENT_TYPE, self.content_type.clone())],
+                self.body.clone(),
+            )
+                .into_response()
+        };
+        if let Some(policy) = &self.policy {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy.clone());
         }
-        (
-            headers,
-            [(header::CONTENT_TYPE, self.content_type.clone())],
-            self.body.clone(),
-        )
-            .into_response()
+        response
     }
 }
 

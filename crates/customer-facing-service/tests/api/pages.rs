@@ -89,3 +89,93 @@ async fn swagger_ui_is_served_from_the_binary_and_reads_the_services_document() 
         }
     }
 }
+
+/// The directives of a Content-Security-Policy header, by name.
+fn directives(policy: &str) -> std::collections::HashMap<String, String> {
+    policy
+        .split(';')
+        .filter_map(|d| {
+            let d = d.trim();
+            let (name, value) = d.split_once(' ').unwrap_or((d, ""));
+            (!name.is_empty()).then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether `html` has anything a strict policy refuses: an inline script or style, an
+/// event-handler attribute, a `javascript:` URL.
+fn has_inline_code(html: &str) -> bool {
+    let lower = html.to_ascii_lowercase();
+    lower.split("<script").skip(1).any(|tag| {
+        let open = tag.split('>').next().unwrap_or_default();
+        !open.contains(" src=")
+    }) || lower.contains("<style")
+        || lower.contains(" style=")
+        || lower.contains("javascript:")
+        || lower
+            .split(|c: char| c.is_whitespace())
+            .any(|word| word.starts_with("on") && word.contains("=\""))
+}
+
+#[tokio::test]
+async fn every_page_has_a_strict_same_origin_policy_and_no_inline_code() {
+    let app = spawn_app_with(|s| s.order_service_url = "https://orders.example.com/".into()).await;
+    for path in ["/", "/admin", "/swagger-ui.html"] {
+        let page = app.get(path).await;
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .expect("an ASCII policy")
+            .to_owned();
+        let d = directives(&policy);
+        assert_eq!(d["default-src"], "'self'", "{path}: {policy}");
+        assert_eq!(d["script-src"], "'self'", "{path}: {policy}");
+        assert_eq!(d["style-src"], "'self'", "{path}: {policy}");
+        assert_eq!(d["frame-ancestors"], "'none'", "{path}: {policy}");
+        assert_eq!(d["object-src"], "'none'", "{path}: {policy}");
+        assert_eq!(d["base-uri"], "'none'", "{path}: {policy}");
+        let connect = &d["connect-src"];
+        if path == "/admin" {
+            // The back office calls the order service, and only it, from the browser.
+            assert_eq!(connect, "'self' https://orders.example.com", "{policy}");
+        } else {
+            assert_eq!(connect, "'self'", "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            page.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+        let html = page.text().await.expect("the page");
+        assert!(!has_inline_code(&html), "{path} has inline code:\n{html}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_forbids_framing_sniffing_and_referrers_and_hsts_only_when_configured() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/products", "/no-such-page", "/actuator/health"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "{path}: HSTS without HSTS_MAX_AGE_SECS"
+        );
+    }
+    let app = spawn_app_with(|s| s.common.http.hsts_max_age_secs = Some(31_536_000)).await;
+    for path in ["/", "/api/v1/products"] {
+        let response = app.get(path).await;
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+}

@@ -79,3 +79,25 @@ async fn reconcile_exits_1_with_json_findings_and_0_when_all_is_well() {
     assert_eq!(report["findings"][0]["kind"], "missing");
     assert_eq!(report["findings"][0]["orderNumber"], "ORD-X");
 }
+
+#[test]
+fn smoke_takes_no_password_on_the_command_line_and_has_no_default() {
+    let on_the_line = opsctl(&["smoke", "--password", "manager123"]);
+    assert_eq!(on_the_line.status.code(), Some(2), "--password is refused");
+
+    // Nothing given: no demo password is tried; the error names where to put one.
+    let out = Command::new(env!("CARGO_BIN_EXE_opsctl"))
+        .args(["smoke", "--customer-base", "http://127.0.0.1:1"])
+        .args(["--order-base", "http://127.0.0.1:1"])
+        .env_remove("OPSCTL_SMOKE_PASSWORD")
+        .output()
+        .expect("opsctl runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OPSCTL_SMOKE_PASSWORD"), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    assert!(
+        !err.contains("cannot reach") && !err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+}

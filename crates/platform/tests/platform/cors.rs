@@ -23,7 +23,12 @@ async fn spawn_app() -> App {
         .unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    tokio::spawn(platform::http::serve(listener, router, stop.clone()));
+    tokio::spawn(platform::http::serve(
+        listener,
+        router,
+        stop.clone(),
+        Default::default(),
+    ));
     App {
         address,
         client: reqwest::Client::new(),

@@ -337,3 +337,97 @@ async fn nul_characters_in_bodies_and_urls_are_refused_before_they_reach_the_dat
         "application/problem+json"
     );
 }
+
+/// The `http_server_requests_seconds_count` lines of the app's metrics.
+async fn request_series(app: &crate::support::TestApp) -> Vec<String> {
+    app.client
+        .get(format!("{}/actuator/prometheus", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("http_server_requests_seconds_count{"))
+        .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn invented_methods_share_one_metric_label_and_add_no_series() {
+    let app = spawn(api(), vec![]).await;
+    let invented = |name: &str| reqwest::Method::from_bytes(name.as_bytes()).unwrap();
+    let send = |method: reqwest::Method| {
+        let request = app
+            .client
+            .request(method, format!("{}/things/1", app.address));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(send(invented("FROBNICATE")).await, 405);
+    // The scrape itself is a series too: take it once before counting.
+    request_series(&app).await;
+    let before = request_series(&app).await;
+    for name in ["WIBBLE", "XYZZY", "PLUGH1"] {
+        assert_eq!(send(invented(name)).await, 405);
+    }
+    let after = request_series(&app).await;
+    assert_eq!(before, after, "invented methods added series");
+    assert!(
+        after.iter().any(|l| l.contains("method=\"OTHER\"")),
+        "{after:#?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.contains("FROBNICATE") || l.contains("WIBBLE")),
+        "{after:#?}"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_hsts_only_when_set() {
+    let app = spawn(api(), vec![]).await;
+    for path in ["/things/1", "/nowhere", "/actuator/health"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert!(headers.get("strict-transport-security").is_none(), "{path}");
+    }
+    let app = crate::support::spawn_with_settings(
+        api().merge(platform::swagger_ui::router()),
+        platform::config::HttpServerSettings {
+            hsts_max_age_secs: Some(600),
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = app
+        .client
+        .get(format!("{}/swagger-ui.html", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=600"
+    );
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+}

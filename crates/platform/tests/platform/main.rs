@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actuator;
+mod connections;
 mod cors;
 mod db_errors;
 mod http;

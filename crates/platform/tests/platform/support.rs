@@ -2,6 +2,7 @@
 
 use axum::Router;
 use platform::actuator::{Actuator, HealthIndicator};
+use platform::config::HttpServerSettings;
 use platform::http::HttpMetrics;
 use platform::metrics::Metrics;
 use std::io::Write;
@@ -60,6 +61,20 @@ pub async fn spawn_with_keys(
     indicators: Vec<Box<dyn HealthIndicator>>,
     keys: Option<platform::auth::JwtKeys>,
 ) -> TestApp {
+    spawn_with_all(api, indicators, keys, HttpServerSettings::default()).await
+}
+
+/// As [`spawn`], serving with the given connection limits and headers.
+pub async fn spawn_with_settings(api: Router, settings: HttpServerSettings) -> TestApp {
+    spawn_with_all(api, vec![], None, settings).await
+}
+
+async fn spawn_with_all(
+    api: Router,
+    indicators: Vec<Box<dyn HealthIndicator>>,
+    keys: Option<platform::auth::JwtKeys>,
+    settings: HttpServerSettings,
+) -> TestApp {
     logs();
     let metrics = Metrics::new("platform-test", "test").unwrap();
     let shutdown = CancellationToken::new();
@@ -69,7 +84,12 @@ pub async fn spawn_with_keys(
         .await
         .unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(platform::http::serve(listener, router, shutdown.clone()));
+    tokio::spawn(platform::http::serve(
+        listener,
+        router,
+        shutdown.clone(),
+        settings,
+    ));
     TestApp {
         address,
         metrics,
