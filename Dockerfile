@@ -20,9 +20,10 @@ ARG RUNTIME_BASE=debian:bookworm-slim
 # ---------------------------------------------------------------- runtime base
 FROM ${RUNTIME_BASE} AS runtime-base
 
-# ca-certificates for TLS to managed services, curl for the health checks.
+# ca-certificates for TLS to managed services (librdkafka's default roots), libssl3 for
+# librdkafka's TLS, curl for the health checks.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
@@ -51,9 +52,10 @@ COPY dist/customer-facing-service dist/order-management-service dist/payment-gat
 # ---------------------------------------------------------------- builder
 FROM rust:1.95-bookworm AS builder
 
-# rdkafka builds its bundled librdkafka with cmake and links libcurl.
+# rdkafka builds its bundled librdkafka with cmake and links libcurl, and OpenSSL for
+# Kafka over SSL/SASL.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev \
+ && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

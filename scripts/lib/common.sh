@@ -41,9 +41,10 @@ apt_install() { # packages...
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Build needs: rdkafka's bundled librdkafka is built with cmake and links libcurl.
+# Build needs: rdkafka's bundled librdkafka is built with cmake and links libcurl, and
+# the system OpenSSL for Kafka over SSL/SASL.
 ensure_build_packages() {
-  apt_install cmake libcurl4-openssl-dev pkg-config build-essential
+  apt_install cmake libcurl4-openssl-dev libssl-dev pkg-config build-essential
 }
 
 STARTED_LIST=$STATE_DIR/started-by-scripts
@@ -67,9 +68,42 @@ ensure_postgres() {
     as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD '$PGPASSWORD'" >/dev/null
     psql -d postgres -Atqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as $PGUSER"
   fi
+  ensure_postgres_ssl
   if [ "$(autovacuum_setting)" != on ]; then
     log "warning: PostgreSQL runs with autovacuum off: the platform's tables keep their dead rows and stale statistics and slow down with their history; turn it on, or VACUUM (ANALYZE) its databases now and then"
   fi
+}
+
+# The platform connects to PostgreSQL over TLS where DATABASE_URL says so, and its tests
+# check that against this server (verify-full to localhost, refused for 127.0.0.1): turn
+# TLS on when the server runs without it, with a self-signed certificate for the name
+# localhost alone. (Debian's snakeoil certificate names the machine's hostname, which
+# the server does not listen on.)
+ensure_postgres_ssl() {
+  [ "$(psql -d postgres -Atqc 'SHOW ssl')" = on ] && return 0
+  local dir cert key
+  dir=$(psql -d postgres -Atqc 'SHOW config_file')
+  dir=$(dirname "$dir")
+  cert=$dir/server-localhost.crt key=$dir/server-localhost.key
+  if ! as_root test -s "$key"; then
+    log "making a self-signed TLS certificate for PostgreSQL ($cert)"
+    as_root openssl req -x509 -nodes -newkey rsa:2048 -days 3650 -subj /CN=localhost \
+      -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+      -keyout "$key" -out "$cert" 2>/dev/null
+    as_root chown postgres:postgres "$cert" "$key"
+    as_root chmod 600 "$key"
+    as_root chmod 644 "$cert"
+  fi
+  log "turning on TLS in PostgreSQL"
+  psql -d postgres -qc "ALTER SYSTEM SET ssl_cert_file = '$cert'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$key'" -c "ALTER SYSTEM SET ssl = on" \
+    -c 'SELECT pg_reload_conf()' >/dev/null
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(psql -d postgres -Atqc 'SHOW ssl')" = on ] && return 0
+    sleep 0.1
+  done
+  die "PostgreSQL did not turn TLS on: see its log (ssl_cert_file $cert, ssl_key_file $key)"
 }
 
 # PostgreSQL's autovacuum setting: on or off.

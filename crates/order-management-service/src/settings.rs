@@ -128,6 +128,10 @@ pub struct PaymentSettings {
     /// token on every call.
     #[arg(long = "payment-gateway-token", env = "PAYMENT_GATEWAY_TOKEN")]
     pub gateway_token: platform::config::Secret,
+    /// PEM file of the CA that signed an https:// gateway's certificate, trusted besides
+    /// Mozilla's roots (a private CA).
+    #[arg(long = "payment-gateway-ca-file", env = "PAYMENT_GATEWAY_CA_FILE")]
+    pub gateway_ca_file: Option<std::path::PathBuf>,
     /// Timeout of one gateway call, in milliseconds.
     #[arg(long = "payment-timeout-ms", env = "PAYMENT_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(10..=120_000))]

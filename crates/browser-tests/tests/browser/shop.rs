@@ -101,7 +101,8 @@ impl Shop {
             TopicSpec::with_dlq(&released_topic),
         ]
         .concat();
-        platform::kafka::ensure_topics(&bootstrap, &specs).await?;
+        platform::kafka::ensure_topics(&platform::kafka::Brokers::plaintext(&bootstrap), &specs)
+            .await?;
         let topics: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();
 
         // The storefront's port is chosen first: the order service must allow its origin.

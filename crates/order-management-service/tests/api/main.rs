@@ -6,6 +6,7 @@ mod after_checkout;
 mod api;
 mod consumer;
 mod contract;
+mod gateway_tls;
 mod helpers;
 mod lookups;
 mod payments;
