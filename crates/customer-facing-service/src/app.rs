@@ -66,6 +66,15 @@ impl Application {
         let metrics = Metrics::new(crate::SERVICE_NAME, environment.as_str())?;
         // Before the database: a settings mistake stops start-up at once.
         let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        settings
+            .kafka
+            .check_secrets(&environment)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(password) = &settings.redis.password {
+            environment
+                .check_secret("REDIS_PASSWORD", password)
+                .map_err(anyhow::Error::msg)?;
+        }
         let cache = Cache::new(&settings.redis, &metrics)?;
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let pool = platform::db::pool(&settings.database, default_db);

@@ -57,6 +57,10 @@ impl Application {
         let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
         // Before the database: a settings mistake stops start-up at once.
         let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        settings
+            .kafka
+            .check_secrets(environment)
+            .map_err(anyhow::Error::msg)?;
         let db = open_database(&settings, &metrics).await?;
         let producer =
             Producer::new(&brokers, Duration::from_secs(10)).context("kafka producer")?;

@@ -501,6 +501,15 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// Refuses, outside local development, a SASL password that is an example
+    /// placeholder.
+    pub fn check_secrets(&self, environment: &Environment) -> Result<(), String> {
+        match &self.sasl_password {
+            Some(password) => environment.check_secret("KAFKA_SASL_PASSWORD", password),
+            None => Ok(()),
+        }
+    }
+
     /// The brokers and how to reach them, every client's starting point; an
     /// inconsistent combination of the security settings is an error naming the setting.
     pub fn brokers(&self) -> Result<crate::kafka::Brokers, String> {
