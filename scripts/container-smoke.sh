@@ -195,7 +195,8 @@ for pair in "payment-gateway:$gateway_port" "customer-facing-service:$customer_p
 done
 
 say "quickstart smoke against the containers"
-bash scripts/validate-quickstart.sh --target compose \
+# ENVIRONMENT=ci seeds the demo manager; the smoke takes its password from the environment.
+OPSCTL_SMOKE_PASSWORD=manager123 bash scripts/validate-quickstart.sh --target compose \
   --customer-base "http://127.0.0.1:$customer_port" --order-base "http://127.0.0.1:$order_port" --timeout 60 \
   || die "the quickstart smoke against the containers"
 say "passed: image built from $bin_dir, three services ready in it, quickstart answered"
