@@ -8,6 +8,10 @@ STATE_DIR=${ECOM_STATE_DIR:-/var/tmp/ecommerce-platform}
 # What up.sh starts (services, logs, pids) lives here.
 RUN_DIR=${ECOM_RUN_DIR:-$ROOT/run}
 NISSHI_VERSION=0.8.1
+# Crates the broker's build compiles (nisshi 0.8.1 with libsql only: `cargo tree
+# --no-default-features --features libsql -e normal,build` in its source), for the
+# progress line.
+NISSHI_CRATES=458
 BROKER_PORT=${BROKER_PORT:-9092}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -137,12 +141,31 @@ nisshi_bin() {
 ensure_nisshi_installed() {
   local bin
   bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
-  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12 to 16 minutes on 2 cores)"
+  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12 to 16 minutes on 2 cores; log: $STATE_DIR/nisshi-build.log)"
   ensure_build_packages
+  mkdir -p "$STATE_DIR"
   # Only the storage engine the platform runs it with (SQLite, through libsql): the
-  # default features add the S3 and PostgreSQL engines, and double the build.
-  cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --quiet \
-    --no-default-features --features libsql
+  # default features add the S3 and PostgreSQL engines, and double the build. Its
+  # progress is one line every 25 crates, with a linear estimate of what is left (its
+  # last few crates each take a minute or more on one core, so the end comes later).
+  local total=$NISSHI_CRATES start=$SECONDS
+  # The build's own failure is written into the log, so it is seen whatever pipefail says.
+  { cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --color never \
+    --no-default-features --features libsql 2>&1 || echo "nisshi build failed: exit $?"; } |
+    tee "$STATE_DIR/nisshi-build.log" |
+    { n=0; while IFS= read -r line; do
+      case "$line" in *Compiling*)
+        n=$((n + 1))
+        if [ $((n % 25)) -eq 0 ]; then
+          elapsed=$((SECONDS - start))
+          log "broker build: $n of about $total crates in $((elapsed / 60)) min $((elapsed % 60)) s, about $(((elapsed * (total - n) / n + 59) / 60)) min left"
+        fi ;;
+      esac
+    done; }
+  if grep -q "^nisshi build failed" "$STATE_DIR/nisshi-build.log"; then
+    die "the broker did not build; see $STATE_DIR/nisshi-build.log"
+  fi
+  log "broker built in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
 }
 
 # Installs schemathesis (pinned) into $STATE_DIR/venv once, and points SCHEMATHESIS at
