@@ -3,7 +3,8 @@
 //! - [`config`]: settings from flags and environment variables, with the service prefix
 //!   (`ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS`) and the original's plain fallbacks.
 //! - [`telemetry`]: one JSON object per log line, carrying the request's correlation and
-//!   W3C trace ids; [`context`] holds those ids for the task that serves a request.
+//!   W3C trace ids; [`context`] holds those ids for the task that serves a request;
+//!   [`otel`] exports the spans with those very ids over OTLP when configured.
 //! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
 //! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
@@ -46,6 +47,7 @@ pub mod kafka;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
+pub mod otel;
 pub mod outbox;
 pub mod problem;
 pub mod rules;

@@ -131,16 +131,18 @@ where
                 }
             }
         }
-        // Work outside any span (a background job) still names the context it serves.
-        if line["correlationId"].is_null() {
-            if let Some(current) = crate::context::current() {
+        // The task's context names the innermost unit of work (a transaction or call
+        // inside a request has its own span id, the one exported): it wins over the
+        // request span's fields, and work outside any span still names its context.
+        if let Some(current) = crate::context::current() {
+            if line["correlationId"].is_null() {
                 line.insert(
                     "correlationId".into(),
                     Value::String(current.correlation_id),
                 );
-                line.insert("traceId".into(), Value::String(current.trace.trace_id));
-                line.insert("spanId".into(), Value::String(current.trace.span_id));
             }
+            line.insert("traceId".into(), Value::String(current.trace.trace_id));
+            line.insert("spanId".into(), Value::String(current.trace.span_id));
         }
         event.record(&mut JsonVisitor(&mut line));
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
