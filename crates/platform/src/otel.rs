@@ -218,22 +218,39 @@ pub fn start(
 
 /// Runs `work` as a child span of the current context (a transaction, a charge, a stock
 /// return): its logs and the calls it makes carry the child's span id. A failure marks
-/// the span failed. Outside any context the work runs as is.
+/// the span failed. Outside any context, or with export off, the work runs as is.
 pub async fn in_span<T, E, F>(name: &'static str, kind: SpanKind, work: F) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
+{
+    in_span_judged(name, kind, work, |result, span| {
+        if let Err(e) = result {
+            span.error(e.to_string());
+        }
+    })
+    .await
+}
+
+/// As [`in_span`], with `judge` telling from the outcome whether the span failed (a
+/// declined charge is an answer, not an error, yet its span shows the failure).
+pub async fn in_span_judged<T, F>(
+    name: &'static str,
+    kind: SpanKind,
+    work: F,
+    judge: impl FnOnce(&T, &mut Span),
+) -> T
+where
+    F: Future<Output = T>,
 {
     let Some(mut ctx) = context::current().filter(|_| TRACER.get().is_some()) else {
         return work.await;
     };
     ctx.trace = ctx.trace.child();
     let mut span = start(name, kind, &mut ctx.trace);
-    let result = context::scope(ctx, work).await;
-    if let Err(e) = &result {
-        span.error(e.to_string());
-    }
-    result
+    let outcome = context::scope(ctx, work).await;
+    judge(&outcome, &mut span);
+    outcome
 }
 
 /// Sends an HTTP request as a client span, child of the current context, carrying the
