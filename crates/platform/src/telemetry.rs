@@ -204,6 +204,34 @@ mod tests {
         assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
 
+    #[tokio::test]
+    async fn a_line_inside_a_child_span_names_the_child_not_the_request() {
+        let buffer = Buffer::default();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new("svc", Box::new(buffer.clone())));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut ctx = crate::context::RequestContext::new_root();
+        ctx.correlation_id = "abc".into();
+        let request_span = ctx.trace.span_id.clone();
+        let span = tracing::info_span!(
+            "request",
+            correlationId = "abc",
+            traceId = %ctx.trace.trace_id,
+            spanId = %request_span
+        );
+        let mut child = ctx.clone();
+        child.trace = ctx.trace.child();
+        let child_span = child.trace.span_id.clone();
+        let _guard = span.enter();
+        crate::context::scope(child, async { tracing::info!("in the transaction") }).await;
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["spanId"], child_span.as_str());
+        assert_ne!(line["spanId"], request_span.as_str());
+        assert_eq!(line["traceId"], ctx.trace.trace_id.as_str());
+        assert_eq!(line["correlationId"], "abc");
+    }
+
     #[test]
     fn lines_outside_a_request_have_null_ids() {
         let buffer = Buffer::default();
