@@ -94,15 +94,20 @@ pub async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let mut exported = crate::otel::start(
-        format!(
-            "{} {}",
-            method,
-            route.as_deref().unwrap_or(request.uri().path())
-        ),
-        crate::otel::SpanKind::Server,
-        &mut ctx.trace,
-    );
+    // Probes and scrapes are not traced: every few seconds a trace of its own is noise.
+    let mut exported = if request.uri().path().starts_with("/actuator/") {
+        crate::otel::Span::inert()
+    } else {
+        crate::otel::start(
+            format!(
+                "{} {}",
+                method,
+                route.as_deref().unwrap_or(request.uri().path())
+            ),
+            crate::otel::SpanKind::Server,
+            &mut ctx.trace,
+        )
+    };
     let span = tracing::info_span!(
         "http",
         correlationId = %ctx.correlation_id,

@@ -138,6 +138,11 @@ pub fn init(service: &str) -> anyhow::Result<Guard> {
 pub struct Span(Option<opentelemetry_sdk::trace::Span>);
 
 impl Span {
+    /// A span that is not exported.
+    pub fn inert() -> Self {
+        Self(None)
+    }
+
     /// Marks the span failed with `description`.
     pub fn error(&mut self, description: impl Into<String>) {
         if let Some(span) = &mut self.0 {
