@@ -94,6 +94,17 @@ fn has(spans: &[ReceivedSpan], service: &str, name: &str) -> bool {
     spans.iter().any(|s| s.service == service && s.name == name)
 }
 
+/// Every span's parent has arrived too (a parent ends, and is exported, after its
+/// children: it may come in a later batch), or is the test's own span.
+fn whole(spans: &[ReceivedSpan], test_span: &str) -> bool {
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    spans.iter().all(|s| {
+        s.parent_span_id
+            .as_deref()
+            .is_some_and(|p| p == test_span || ids.contains(p))
+    })
+}
+
 fn describe(spans: &[ReceivedSpan]) -> String {
     spans
         .iter()
@@ -184,7 +195,9 @@ async fn a_paid_checkout_and_a_refunded_cancel_each_form_one_trace_across_the_se
     wait_for_state(&platform, &number, ("PAID", Some("SUCCESS"))).await;
     let spans = receiver
         .trace_when(&trace, Duration::from_secs(20), |s| {
-            has(s, GATEWAY, "gateway charge") && has(s, ORDER, "payment record")
+            has(s, GATEWAY, "gateway charge")
+                && has(s, ORDER, "payment record")
+                && whole(s, &test_span)
         })
         .await;
     let checkout_span = span(&spans, CUSTOMER, "POST /api/v1/checkout");
@@ -241,7 +254,9 @@ async fn a_paid_checkout_and_a_refunded_cancel_each_form_one_trace_across_the_se
     wait_for_state(&platform, &number, ("CANCELLED", Some("REFUNDED"))).await;
     let spans = receiver
         .trace_when(&cancel_trace, Duration::from_secs(20), |s| {
-            has(s, GATEWAY, "gateway refund") && has(s, CUSTOMER, "stock return")
+            has(s, GATEWAY, "gateway refund")
+                && has(s, CUSTOMER, "stock return")
+                && whole(s, &cancel_test_span)
         })
         .await;
     let cancel = span(&spans, ORDER, "POST /api/v1/orders/{orderNumber}/cancel");
@@ -280,12 +295,14 @@ async fn a_paid_checkout_and_a_refunded_cancel_each_form_one_trace_across_the_se
         .gateway_faults(json!({"successRate": 0.0}))
         .await
         .unwrap();
-    let (declined_trace, _, traceparent) = test_traceparent();
+    let (declined_trace, declined_test_span, traceparent) = test_traceparent();
     let declined = checkout(&customer, &product, &traceparent).await;
     wait_for_state(&platform, &declined, ("FAILED", Some("FAILED"))).await;
     let spans = receiver
         .trace_when(&declined_trace, Duration::from_secs(20), |s| {
-            has(s, GATEWAY, "gateway charge") && has(s, ORDER, "payment charge")
+            has(s, GATEWAY, "gateway charge")
+                && has(s, ORDER, "payment charge")
+                && whole(s, &declined_test_span)
         })
         .await;
     let gateway_charge = span(&spans, GATEWAY, "gateway charge");
