@@ -17,6 +17,9 @@
 #     platform's capacity (checkout and order service together on the same cores);
 #   - scale-out: checkout over two customer-service replicas, and a backlog drained by two
 #     order-service replicas, as ratios to one replica's rates;
+#   - what tracing costs: checkout at 8 customers with the order service running, with
+#     every service exporting spans over OTLP/HTTP at 100 % and at 10 % sampling, as
+#     ratios to the same run with tracing off (each on freshly restarted services);
 #   - each service's peak RSS under all that load, and `opsctl reconcile` at the end.
 # Durations: BENCH_SECONDS (default 15) measured after BENCH_WARMUP (default 5).
 set -euo pipefail
@@ -220,6 +223,52 @@ vacuum_platform
 e2e20=$(run "end to end at 20 checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate 20)
 e2e=$(run "end to end at $rate checkouts/s" e2e --base http://127.0.0.1:8080 --order-db "$(db_url order_db)" --rate "$rate")
 note_peaks
+
+# What tracing costs. The spans go to an OTLP/HTTP sink on this machine that reads and
+# drops each export (a collector's work is not the services' cost, though the sink's
+# CPU is taken from the same two cores, as a node-local agent's would be). Each variant
+# restarts the three services with its OTEL_* settings and measures checkout with the
+# order service running, so every span of the checkout's trace is made and exported.
+otlp_port=$(free_port)
+python3 - "$otlp_port" <<'PY' &
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+otlp_pid=$!
+trap 'kill $trivial_pid $otlp_pid 2>/dev/null || true' EXIT
+wait_for_port "$otlp_port" 10 "the OTLP sink"
+restart_platform() { # env...
+  local name
+  for name in order-management-service customer-facing-service payment-gateway; do stop_service "$name"; done
+  start_gateway release "$@"
+  wait_ready payment-gateway 9090
+  start_cfs "$@"
+  start_oms "$@"
+  wait_idle
+  vacuum_platform
+}
+traced() { # label ratio -> JSON
+  restart_platform OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp_port" \
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG="$2"
+  run "checkout, 8 customers, order service running, $1" checkout --base http://127.0.0.1:8080 --connections 8
+}
+restart_platform
+untraced=$(run "checkout, 8 customers, order service running, tracing off" checkout --base http://127.0.0.1:8080 --connections 8)
+traced100=$(traced "traces exported at 100 %" 1.0)
+traced10=$(traced "traces exported at 10 %" 0.1)
+kill $otlp_pid 2>/dev/null || true
+restart_platform
+note_peaks
 wait_idle
 if PAYMENT_GATEWAY_ADMIN_TOKEN="$(local_secret PAYMENT_GATEWAY_ADMIN_TOKEN)" "$OPSCTL" reconcile >/dev/null 2>&1; then books=clean; else books="NOT CLEAN (opsctl reconcile)"; fi
 
@@ -239,6 +288,9 @@ table=$(cat <<TABLE
 | two order-service replicas draining a backlog of $backlog2_start records | $drained2 orders in $((drain2_ms / 1000)) s = $drain2_rate orders/s; taken $taken1 + $taken2 | | | | $drain_rate orders/s one replica | $(ratio "$drain2_rate" "$drain_rate") | ≥ 100 %, both take some |
 | checkout, 8 customers, order service running (capacity beside it) | $(f "$beside" '.per_second|floor') /s | $(f "$beside" '.p50_ms*100|round/100') ms | $(f "$beside" '.p99_ms*100|round/100') ms | $(f "$beside" '.p999_ms*100|round/100') ms | | | |
 | checkouts at $pace_rate/s (80 % of that) for $PACE_SECONDS s, order service running | $pace_orders orders, $pace_paid PAID, $(f "$pace" '.errors') errors; lag and unfinished back to 0 $((catch_up_ms / 1000)).$(( (catch_up_ms % 1000) / 100 )) s after the load | $(f "$pace" '.p50_ms*100|round/100') ms | $(f "$pace" '.p99_ms*100|round/100') ms | $(f "$pace" '.p999_ms*100|round/100') ms | | | all PAID, back to 0 within 5 s |
+| checkout, 8 customers, order service running, tracing off | $(f "$untraced" '.per_second|floor') /s | $(f "$untraced" '.p50_ms*100|round/100') ms | $(f "$untraced" '.p99_ms*100|round/100') ms | $(f "$untraced" '.p999_ms*100|round/100') ms | | | |
+| the same, traces exported at 100 % sampling | $(f "$traced100" '.per_second|floor') /s | $(f "$traced100" '.p50_ms*100|round/100') ms | $(f "$traced100" '.p99_ms*100|round/100') ms | $(f "$traced100" '.p999_ms*100|round/100') ms | $(f "$untraced" '.per_second|floor') /s tracing off | $(ratio "$(f "$traced100" .per_second)" "$(f "$untraced" .per_second)") | |
+| the same, traces exported at 10 % sampling | $(f "$traced10" '.per_second|floor') /s | $(f "$traced10" '.p50_ms*100|round/100') ms | $(f "$traced10" '.p99_ms*100|round/100') ms | $(f "$traced10" '.p999_ms*100|round/100') ms | $(f "$untraced" '.per_second|floor') /s tracing off | $(ratio "$(f "$traced10" .per_second)" "$(f "$untraced" .per_second)") | ≥ 95 % |
 | checkout → PAID at 20/s | $(f "$e2e20" '.operations') orders, $(f "$e2e20" '.errors') errors | $(f "$e2e20" '.p50_ms*100|round/100') ms | $(f "$e2e20" '.p99_ms*100|round/100') ms | $(f "$e2e20" '.p999_ms*100|round/100') ms | | | p50 < 40 ms |
 | checkout → PAID at $rate/s (half the platform's capacity) | $(f "$e2e" '.operations') orders, $(f "$e2e" '.errors') errors | $(f "$e2e" '.p50_ms*100|round/100') ms | $(f "$e2e" '.p99_ms*100|round/100') ms | $(f "$e2e" '.p999_ms*100|round/100') ms | | | p99 < 100 ms, 0 errors |
 | books after the run | opsctl reconcile: $books | | | | | | clean |

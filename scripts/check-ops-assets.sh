@@ -238,7 +238,7 @@ SETTING_NAMES |= {"SERVICE_TOKEN", "PREVIOUS_SERVICE_TOKENS", "PAYMENT_GATEWAY_T
 SERVICE_PREFIX = dict(zip(SERVICES, PREFIXES))
 
 # Safe by default. What compose may publish (on 127.0.0.1 only): what a user opens.
-PUBLISHED_SERVICES = set(SERVICES) | {"prometheus", "alertmanager", "grafana"}
+PUBLISHED_SERVICES = set(SERVICES) | {"prometheus", "alertmanager", "grafana", "jaeger"}
 # A variable with one of these in its name holds a secret; so does a URL's password.
 SECRET_NAME_RE = re.compile(r"PASSWORD|SECRET|TOKEN")
 REQUIRED_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}")
@@ -258,7 +258,12 @@ PROMETHEUS_POD = "prometheus"
 
 # Used only when no service binary is built (their --help is the real list). RUST_LOG is
 # compose's input (.env), handed on as <PREFIX>_LOG_LEVEL: no binary reads it.
-KNOWN_VARIABLES = ((set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS
+# The OpenTelemetry SDK's own variables (issue 25): every binary reads them unprefixed and
+# its --help lists them on its "Also read, unprefixed:" line.
+OTEL_VARIABLES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                  "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
+                  "OTEL_TRACES_SAMPLER_ARG"}
+KNOWN_VARIABLES = ((set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS | OTEL_VARIABLES
                     | {f"{p}_{s}" for p in PREFIXES for s in SETTING_NAMES}) - {"RUST_LOG"})
 
 # --------------------------------------------------------------------------- parsing
@@ -663,6 +668,10 @@ def parse_help(text, prefix):
             names.add(bare)
         accepted[env] = names
     requires = {long_env[l]: accepted.get(long_env[l], {long_env[l]}) for l in required_longs if l in long_env}
+    # Variables read as they are, not through clap (the OpenTelemetry SDK's).
+    m = re.search(r"^Also read, unprefixed: (.*?)\.?$", text, re.M)
+    if m:
+        reads |= {n.strip() for n in m.group(1).split(",") if n.strip()}
     return {"reads": reads, "requires": requires}
 
 

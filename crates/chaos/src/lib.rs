@@ -9,7 +9,10 @@
 //! (the subtotal for a paid order, nothing for a failed or cancelled one), and that
 //! every unit of stock a failed or cancelled order took came back exactly once.
 //!
-//! Binaries come from [`bin_dir`].
+//! Binaries come from [`bin_dir`]. [`otlp`] is a trace receiver the services can export to
+//! (pass the `OTEL_*` variables as overrides of [`Platform::start`]).
+
+pub mod otlp;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -278,7 +281,8 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Starts everything and waits until the three services are ready.
+    /// Starts everything and waits until the three services are ready. `overrides` are
+    /// flag values by flag name, and `OTEL_*` variables, which every service is given.
     pub async fn start(overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let bin = bin_dir();
         let dir = std::env::temp_dir().join(platform::testing::unique_name("chaos"));
@@ -348,6 +352,11 @@ impl Platform {
         let gateway_admin_token = format!("chaos-admin-{}", uuid::Uuid::new_v4().simple());
         let gateway_service_token = format!("chaos-service-{}", uuid::Uuid::new_v4().simple());
         let environment = ("ENVIRONMENT".to_owned(), "test".to_owned());
+        let otel: Vec<(String, String)> = overrides
+            .iter()
+            .filter(|(k, _)| k.starts_with("OTEL_"))
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let gateway_port = platform::testing::free_port()?;
         let gateway = Service {
             process: Process::new(
@@ -361,7 +370,7 @@ impl Platform {
                     "--latency-ms".into(),
                     "5".into(),
                 ],
-                vec![
+                [
                     environment.clone(),
                     (
                         "PAYMENT_GATEWAY_ADMIN_TOKEN".into(),
@@ -371,7 +380,10 @@ impl Platform {
                         "PAYMENT_GATEWAY_SERVICE_TOKEN".into(),
                         gateway_service_token.clone(),
                     ),
-                ],
+                ]
+                .into_iter()
+                .chain(otel.iter().cloned())
+                .collect(),
                 &dir,
             ),
             port: gateway_port,
@@ -404,7 +416,10 @@ impl Platform {
                     "--order-lookup-burst".into(),
                     setting("order-lookup-burst", "1000000".into()),
                 ],
-                vec![environment.clone()],
+                [environment.clone()]
+                    .into_iter()
+                    .chain(otel.iter().cloned())
+                    .collect(),
                 &dir,
             ),
             port: customer_port,
@@ -447,13 +462,16 @@ impl Platform {
                     "--order-lookup-burst".into(),
                     setting("order-lookup-burst", "1000000".into()),
                 ],
-                vec![
+                [
                     environment,
                     (
                         "ORDER_SERVICE_PAYMENT_GATEWAY_TOKEN".into(),
                         gateway_service_token.clone(),
                     ),
-                ],
+                ]
+                .into_iter()
+                .chain(otel)
+                .collect(),
                 &dir,
             ),
             port: order_port,

@@ -74,7 +74,12 @@ impl StockReturnHandler {
     async fn handle_record(&self, record: &Record) -> Result<(), HandlerError> {
         let event: OrderReleased = decode(record)?;
         validate(&event).map_err(|message| HandlerError::poison("ValidationException", message))?;
-        match return_stock(&self.db, &event).await.map_err(db_error)? {
+        let returned = platform::otel::in_span(
+            "stock return",
+            platform::otel::SpanKind::Internal,
+            return_stock(&self.db, &event),
+        );
+        match returned.await.map_err(db_error)? {
             Outcome::Returned { lines, at } => {
                 let (applied, not_applied): (Vec<&ReturnedLine>, Vec<&ReturnedLine>) =
                     lines.iter().partition(|l| l.applied);

@@ -45,6 +45,8 @@ where
         config::parse::<T>(service.env_prefix),
         |settings| async move {
             crate::telemetry::init(service.name, (service.log_level)(&settings))?;
+            // Held to the end: dropping it flushes the spans not yet exported.
+            let _traces = crate::otel::init(service.name)?;
             let app = (service.build)(settings).await?;
             crate::shutdown::cancel_on_signal((service.shutdown_token)(&app));
             (service.run_until_stopped)(app).await?;

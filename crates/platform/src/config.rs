@@ -76,8 +76,10 @@ pub fn parse_from<T: Parser>(
 ) -> Result<T, ConfigError> {
     let mut command = T::command().args_override_self(true).after_help(format!(
         "Every variable above is read with the prefix {prefix}_ (as shown); \
-         {} also accept their plain names.",
-        PLAIN_FALLBACKS.join(", ")
+         {} also accept their plain names.\n\n{}\nAlso read, unprefixed: {}.",
+        PLAIN_FALLBACKS.join(", "),
+        crate::otel::HELP,
+        crate::otel::VARIABLES.join(", ")
     ));
     // Resolve every variable ourselves (prefixed, then plain fallback) and hand clap the
     // values as leading flags: explicit flags given later still win.

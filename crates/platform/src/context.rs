@@ -28,6 +28,9 @@ pub struct TraceContext {
     pub span_id: String,
     /// The caller's span, when the trace came from a `traceparent` header.
     pub parent_span_id: Option<String>,
+    /// The sampled flag: the caller's, then the sampler's decision once a span is
+    /// exported for this work (see `otel::start`).
+    pub sampled: bool,
 }
 
 impl TraceContext {
@@ -37,6 +40,18 @@ impl TraceContext {
             trace_id: new_trace_id(),
             span_id: new_span_id(),
             parent_span_id: None,
+            sampled: true,
+        }
+    }
+
+    /// A span inside this one (a transaction, an outgoing call): same trace, new span
+    /// id, this span as its parent.
+    pub fn child(&self) -> Self {
+        Self {
+            trace_id: self.trace_id.clone(),
+            span_id: new_span_id(),
+            parent_span_id: Some(self.span_id.clone()),
+            sampled: self.sampled,
         }
     }
 
@@ -45,21 +60,24 @@ impl TraceContext {
     pub fn from_traceparent(header: Option<&str>) -> Self {
         header
             .and_then(parse_traceparent)
-            .map(|(trace_id, parent)| Self {
+            .map(|(trace_id, parent, sampled)| Self {
                 trace_id,
                 span_id: new_span_id(),
                 parent_span_id: Some(parent),
+                sampled,
             })
             .unwrap_or_else(Self::new_root)
     }
 
     /// The `traceparent` value to send downstream: this span becomes their parent.
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.span_id)
+        let flags = if self.sampled { "01" } else { "00" };
+        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
     }
 }
 
-fn parse_traceparent(value: &str) -> Option<(String, String)> {
+/// Trace id, parent span id and sampled flag of a version-00 `traceparent`.
+fn parse_traceparent(value: &str) -> Option<(String, String, bool)> {
     let mut parts = value.trim().split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -71,7 +89,12 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
     if all_zero(trace) || all_zero(span) {
         return None;
     }
-    Some((trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
+    let sampled = u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1);
+    Some((
+        trace.to_ascii_lowercase(),
+        span.to_ascii_lowercase(),
+        sampled,
+    ))
 }
 
 // Ids come from the thread's user-space generator, seeded from the OS: every request
@@ -161,6 +184,21 @@ mod tests {
         assert!(ctx
             .traceparent()
             .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(ctx.traceparent().ends_with("-01"));
+    }
+
+    #[test]
+    fn an_unsampled_caller_stays_unsampled_downstream_and_children_keep_the_trace() {
+        let ctx = TraceContext::from_traceparent(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ));
+        assert!(!ctx.sampled);
+        assert!(ctx.traceparent().ends_with("-00"));
+        let child = ctx.child();
+        assert_eq!(child.trace_id, ctx.trace_id);
+        assert_eq!(child.parent_span_id.as_deref(), Some(ctx.span_id.as_str()));
+        assert_ne!(child.span_id, ctx.span_id);
+        assert!(!child.sampled);
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Forwarder {
             .map_err(|()| "base URL without a path".to_owned())?
             .pop_if_empty()
             .extend(segments);
-        let mut request = crate::context::propagate(self.client.get(url));
+        let mut request = self.client.get(url);
         for name in forwarded {
             if let Some(value) = headers.get(*name) {
                 request = request.header(*name, value);
@@ -81,7 +81,9 @@ impl Forwarder {
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = crate::otel::send(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = StatusCode::from_u16(response.status().as_u16()).map_err(|e| e.to_string())?;
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();

@@ -81,7 +81,7 @@ pub async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let ctx = {
+    let mut ctx = {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         RequestContext {
             correlation_id: context::correlation_id_or_new(header(CORRELATION_HEADER)),
@@ -94,6 +94,20 @@ pub async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    // Probes and scrapes are not traced: every few seconds a trace of its own is noise.
+    let mut exported = if request.uri().path().starts_with("/actuator/") {
+        crate::otel::Span::inert()
+    } else {
+        crate::otel::start(
+            format!(
+                "{} {}",
+                method,
+                route.as_deref().unwrap_or(request.uri().path())
+            ),
+            crate::otel::SpanKind::Server,
+            &mut ctx.trace,
+        )
+    };
     let span = tracing::info_span!(
         "http",
         correlationId = %ctx.correlation_id,
@@ -113,6 +127,8 @@ pub async fn observe(
         context::scope(ctx, next.run(request).instrument(span.clone())).await
     };
     let status = response.status();
+    exported.http_status(&crate::otel::SpanKind::Server, status.as_u16());
+    drop(exported);
     let uri = route.unwrap_or_else(|| {
         if status == StatusCode::NOT_FOUND {
             "NOT_FOUND"

@@ -3,7 +3,8 @@
 //! - [`config`]: settings from flags and environment variables, with the service prefix
 //!   (`ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS`) and the original's plain fallbacks.
 //! - [`telemetry`]: one JSON object per log line, carrying the request's correlation and
-//!   W3C trace ids; [`context`] holds those ids for the task that serves a request.
+//!   W3C trace ids; [`context`] holds those ids for the task that serves a request;
+//!   [`otel`] exports the spans with those very ids over OTLP when configured.
 //! - [`client`]: the client address per-client limits key on, from a trusted proxy's
 //!   header or the TCP peer.
 //! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
@@ -49,6 +50,7 @@ pub mod kafka;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
+pub mod otel;
 pub mod outbox;
 pub mod problem;
 pub mod rules;

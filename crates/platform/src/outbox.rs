@@ -212,10 +212,27 @@ impl Relay {
 
     async fn publish(&self, message: OutboxMessage) {
         let inner = &self.inner;
+        // The publish is a span of the trace the row was written in (its stored
+        // `traceparent`), and the record carries the publish span as its consumers' parent.
+        let stored = message
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(crate::context::TRACEPARENT_HEADER))
+            .map(|(_, v)| v.as_str());
+        let mut trace = crate::context::TraceContext::from_traceparent(stored);
+        let mut span = crate::otel::start(
+            format!("{} publish", message.topic),
+            crate::otel::SpanKind::Producer,
+            &mut trace,
+        );
+        span.attribute("messaging.destination.name", message.topic.clone());
+        let traceparent = trace.traceparent();
         let headers: Vec<(&str, &str)> = message
             .headers
             .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(crate::context::TRACEPARENT_HEADER))
             .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([(crate::context::TRACEPARENT_HEADER, traceparent.as_str())])
             .collect();
         let result = inner
             .producer
@@ -232,6 +249,7 @@ impl Relay {
                 self.mark_published(message.id).await
             }
             Err(e) => {
+                span.error(e.to_string());
                 inner.metrics.publish_failures.inc();
                 let attempts = message.attempts + 1;
                 let retry_in = inner.settings.backoff(attempts);

@@ -131,16 +131,18 @@ where
                 }
             }
         }
-        // Work outside any span (a background job) still names the context it serves.
-        if line["correlationId"].is_null() {
-            if let Some(current) = crate::context::current() {
+        // The task's context names the innermost unit of work (a transaction or call
+        // inside a request has its own span id, the one exported): it wins over the
+        // request span's fields, and work outside any span still names its context.
+        if let Some(current) = crate::context::current() {
+            if line["correlationId"].is_null() {
                 line.insert(
                     "correlationId".into(),
                     Value::String(current.correlation_id),
                 );
-                line.insert("traceId".into(), Value::String(current.trace.trace_id));
-                line.insert("spanId".into(), Value::String(current.trace.span_id));
             }
+            line.insert("traceId".into(), Value::String(current.trace.trace_id));
+            line.insert("spanId".into(), Value::String(current.trace.span_id));
         }
         event.record(&mut JsonVisitor(&mut line));
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
@@ -200,6 +202,34 @@ mod tests {
         assert_eq!(line["service"], "svc");
         assert_eq!(line["level"], "INFO");
         assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+
+    #[tokio::test]
+    async fn a_line_inside_a_child_span_names_the_child_not_the_request() {
+        let buffer = Buffer::default();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new("svc", Box::new(buffer.clone())));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut ctx = crate::context::RequestContext::new_root();
+        ctx.correlation_id = "abc".into();
+        let request_span = ctx.trace.span_id.clone();
+        let span = tracing::info_span!(
+            "request",
+            correlationId = "abc",
+            traceId = %ctx.trace.trace_id,
+            spanId = %request_span
+        );
+        let mut child = ctx.clone();
+        child.trace = ctx.trace.child();
+        let child_span = child.trace.span_id.clone();
+        let _guard = span.enter();
+        crate::context::scope(child, async { tracing::info!("in the transaction") }).await;
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["spanId"], child_span.as_str());
+        assert_ne!(line["spanId"], request_span.as_str());
+        assert_eq!(line["traceId"], ctx.trace.trace_id.as_str());
+        assert_eq!(line["correlationId"], "abc");
     }
 
     #[test]

@@ -246,7 +246,12 @@ pub async fn checkout(
     let key =
         IdempotencyKey::from_headers(&headers).map_err(|e| Error::BadRequest(e.to_string()))?;
     let input = body.validate()?;
-    let reply = checkout::checkout(&state, &key, &input).await?;
+    let reply = platform::otel::in_span(
+        "checkout transaction",
+        platform::otel::SpanKind::Internal,
+        checkout::checkout(&state, &key, &input),
+    )
+    .await?;
     let mut response = (reply.status, reply.body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

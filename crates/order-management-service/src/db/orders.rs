@@ -204,6 +204,7 @@ pub async fn cancel_paid(
     conn: &mut PgConnection,
     order_id: Uuid,
     reason: &str,
+    traceparent: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE orders SET status = 'CANCELLED', cancel_reason = $2, \
@@ -217,10 +218,11 @@ pub async fn cancel_paid(
     sqlx::query!(
         "UPDATE payment_transactions SET refund_requested_at = (now() AT TIME ZONE 'UTC'), \
              refund_reason = $2, refund_next_attempt_at = (now() AT TIME ZONE 'UTC'), \
-             updated_at = (now() AT TIME ZONE 'UTC') \
+             refund_traceparent = $3, updated_at = (now() AT TIME ZONE 'UTC') \
          WHERE order_id = $1 AND status = 'SUCCESS' AND refund_requested_at IS NULL",
         order_id,
-        reason
+        reason,
+        traceparent
     )
     .execute(conn)
     .await?;

@@ -342,6 +342,8 @@ pub struct RefundClaim {
     pub correlation_id: Option<String>,
     pub reason: Option<String>,
     pub attempt_count: i32,
+    /// The `traceparent` of the request that asked for the refund.
+    pub traceparent: Option<String>,
 }
 
 /// Claims up to `limit` due refunds for `lease_secs` (their next attempt moves past the
@@ -364,7 +366,7 @@ pub async fn claim_refunds(
                LIMIT $1
                FOR UPDATE SKIP LOCKED)
            RETURNING p.id, p.order_id, o.order_number, o.source_order_id, o.correlation_id,
-                     p.refund_reason, p.refund_attempt_count"#,
+                     p.refund_reason, p.refund_attempt_count, p.refund_traceparent"#,
         limit,
         lease_secs
     )
@@ -380,6 +382,7 @@ pub async fn claim_refunds(
             correlation_id: r.correlation_id,
             reason: r.refund_reason,
             attempt_count: r.refund_attempt_count,
+            traceparent: r.refund_traceparent,
         })
         .collect())
 }

@@ -268,7 +268,7 @@ impl GatewayClient {
         key: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Attempt<std::convert::Infallible>> {
-        let response = match platform::context::propagate(request).send().await {
+        let response = match platform::otel::send(request).await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => {
                 return Err(Attempt::Transient("payment gateway timed out".into()))

@@ -193,7 +193,17 @@ impl PaymentProcessor {
             customer_email: claim.customer_email.clone(),
         };
         let started = Instant::now();
-        let outcome = inner.client.charge(&order).await;
+        let outcome = platform::otel::in_span_judged(
+            "payment charge",
+            platform::otel::SpanKind::Internal,
+            inner.client.charge(&order),
+            |outcome, span| match outcome {
+                ChargeOutcome::Approved { .. } => {}
+                ChargeOutcome::Declined { reason, .. } => span.error(format!("declined: {reason}")),
+                ChargeOutcome::Unavailable { error, .. } => span.error(error.clone()),
+            },
+        )
+        .await;
         let called = !matches!(outcome, ChargeOutcome::Unavailable { called: false, .. });
         if called {
             inner.metrics.payments_attempted.inc();
@@ -207,12 +217,16 @@ impl PaymentProcessor {
                 gateway_payment_id,
                 external_transaction_id,
             } => {
-                self.record(
-                    &claim,
-                    PaymentOutcome::Success,
-                    Some(&external_transaction_id),
-                    None,
-                    Some(&gateway_payment_id),
+                platform::otel::in_span(
+                    "payment record",
+                    platform::otel::SpanKind::Internal,
+                    self.record(
+                        &claim,
+                        PaymentOutcome::Success,
+                        Some(&external_transaction_id),
+                        None,
+                        Some(&gateway_payment_id),
+                    ),
                 )
                 .await?;
             }
@@ -220,12 +234,16 @@ impl PaymentProcessor {
                 gateway_payment_id,
                 reason,
             } => {
-                self.record(
-                    &claim,
-                    PaymentOutcome::Failed,
-                    None,
-                    Some(&reason),
-                    gateway_payment_id.as_deref(),
+                platform::otel::in_span(
+                    "payment record",
+                    platform::otel::SpanKind::Internal,
+                    self.record(
+                        &claim,
+                        PaymentOutcome::Failed,
+                        None,
+                        Some(&reason),
+                        gateway_payment_id.as_deref(),
+                    ),
                 )
                 .await?;
             }

@@ -69,8 +69,19 @@ impl RefundWorker {
                 .await?
         };
         for claim in claims {
-            let ctx = PaymentProcessor::context_for(claim.correlation_id.clone());
+            let mut ctx = PaymentProcessor::context_for(claim.correlation_id.clone());
+            // Part of the trace of the request that asked for it (the cancel).
+            ctx.trace = context::TraceContext::from_traceparent(claim.traceparent.as_deref());
+            let mut span = platform::otel::start(
+                "payment refund",
+                platform::otel::SpanKind::Internal,
+                &mut ctx.trace,
+            );
             let refunded = context::scope(ctx, self.refund(&claim)).await;
+            if let Err(e) = &refunded {
+                span.error(format!("{e:#}"));
+            }
+            drop(span);
             if let Err(e) = refunded {
                 tracing::warn!(orderId = %claim.order_id, error = %format!("{e:#}"),
                     "refund not recorded; it is asked for again after its lease");

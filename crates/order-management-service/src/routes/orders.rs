@@ -483,7 +483,9 @@ pub async fn cancel_order(
     }
     let reason = reason.trim();
     if order.status == OrderStatus::Paid {
-        db::orders::cancel_paid(&mut tx, order.id, reason).await?;
+        // The refund is made later by the refund worker, in this request's trace.
+        let traceparent = platform::context::current().map(|c| c.trace.traceparent());
+        db::orders::cancel_paid(&mut tx, order.id, reason, traceparent.as_deref()).await?;
     } else if order.payment_in_flight {
         // Whichever commits second sees the first: the charge records PAID, or this
         // cancel is retried once the call has answered.

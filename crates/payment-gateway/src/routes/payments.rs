@@ -98,7 +98,22 @@ pub async fn create_payment(
             }
         }
     };
-    let charged = match ledger::charge(&state.db, &key, &request, decide).await {
+    // The charge's span fails on a decline too: the answer is a 201, the payment is not made.
+    let charged = platform::otel::in_span_judged(
+        "gateway charge",
+        platform::otel::SpanKind::Internal,
+        ledger::charge(&state.db, &key, &request, decide),
+        |charged, span| match charged {
+            Ok(Charged::New(payment)) | Ok(Charged::Replayed(payment)) => {
+                span.attribute("payment.status", payment.status.as_str().to_owned());
+                if payment.status == ChargeStatus::Declined {
+                    span.error("payment declined");
+                }
+            }
+            Err(e) => span.error(e.to_string()),
+        },
+    );
+    let charged = match charged.await {
         Ok(charged) => charged,
         Err(e @ ledger::LedgerError::KeyReused(_)) => {
             outcome("rejected");

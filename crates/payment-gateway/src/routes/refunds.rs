@@ -67,7 +67,12 @@ pub async fn create_refund(
     let faults = apply_faults(&state, "refund", &key).await?;
     // successRate does not apply: a refund is never declined.
     tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
-    match refunds::refund(&state.db, &key, &request).await? {
+    let refunded = platform::otel::in_span(
+        "gateway refund",
+        platform::otel::SpanKind::Internal,
+        refunds::refund(&state.db, &key, &request),
+    );
+    match refunded.await? {
         Refunded::Replayed(refund) => Ok(answer(refund, true)),
         Refunded::New { refund, voided } => {
             let status = refund.status.as_str();

@@ -229,7 +229,14 @@ async fn handle(
     metrics: &ConsumerMetrics,
     shutdown: &CancellationToken,
 ) -> (bool, Record) {
-    let ctx = record_context(&record);
+    let mut ctx = record_context(&record);
+    // A child of the span that published the record (its `traceparent`).
+    let mut exported = crate::otel::start(
+        format!("{} process", record.topic),
+        crate::otel::SpanKind::Consumer,
+        &mut ctx.trace,
+    );
+    exported.attribute("messaging.destination.name", record.topic.clone());
     let span = record_span(&record, &ctx);
     let done = context::scope(
         ctx,
