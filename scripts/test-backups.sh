@@ -13,7 +13,9 @@
 #     written, a differential backup taken, and rows 31-40 written (WAL only);
 #   - a restore to T (--type=time) into a new data directory has exactly rows 1-20 in
 #     every database; a restore to the latest point has rows 1-40 in every database;
-#   - pgbackrest verify finds the repository sound; page checksums were verified.
+#   - pgbackrest verify finds the repository sound; page checksums were verified;
+#   - scripts/backup.sh dumps all three databases by default and scripts/restore.sh --all
+#     restores them after they are dropped.
 # Prints one timing line per step and a summary; exits non-zero on the first failure.
 # Usage (as root): scripts/test-backups.sh [--keep]   (PORT=5499; --keep leaves the temp dir)
 set -euo pipefail
@@ -154,6 +156,22 @@ restore_and_count "$tmp/restore-latest" "$side_port" 40
 step_start
 pgb verify >/dev/null
 step_end "pgbackrest verify (every file's checksum, WAL continuity)"
+
+# The logical dumps: backup.sh dumps every platform database by default, and
+# restore.sh --all brings the set back in one command.
+step_start
+scripts/backup.sh --dir "$tmp/dumps" >/dev/null
+step_end "backup.sh (pg_dump of every database)"
+[ "$(ls "$tmp/dumps" | grep -c '^payment_gateway_db-')" = 1 ] || fail "backup.sh did not dump payment_gateway_db by default"
+for db in "${PLATFORM_DATABASES[@]}"; do psql_db postgres "DROP DATABASE $db" >/dev/null; done
+step_start
+scripts/restore.sh --all --dir "$tmp/dumps" >/dev/null
+step_end "restore.sh --all (the three databases dropped first)"
+for db in "${PLATFORM_DATABASES[@]}"; do
+  got=$(psql_db "$db" "SELECT count(*) FROM backup_drill")
+  [ "$got" = 40 ] || fail "$db after restore.sh --all has $got rows, expected 40"
+done
+echo "logical dumps: backup.sh dumped ${PLATFORM_DATABASES[*]}; restore.sh --all restored all 40 rows of each"
 
 # Count-based retention: keep one full backup; the older ones and their WAL go.
 newest=$(labels | tr ' ' '\n' | grep 'F$' | tail -n 1)
