@@ -37,7 +37,7 @@ chown postgres:postgres "$tmp"
 chmod 700 "$tmp"
 as_pg() { runuser -u postgres -- "$@"; }
 stop_all() {
-  for d in "$tmp/data" "$tmp/restore-t" "$tmp/restore-latest"; do
+  for d in "$tmp/data" "$tmp/restore-t" "$tmp/restore-latest" "$tmp/restore-one"; do
     [ -f "$d/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
   if [ -n "$keep" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
@@ -152,6 +152,21 @@ restore_and_count() { # dir port expected-rows restore-args...
 }
 restore_and_count "$tmp/restore-t" "$side_port" 20 --type=time "--target=$target" --target-action=promote
 restore_and_count "$tmp/restore-latest" "$side_port" 40
+# One database to a point (the runbook's side cluster, --db-include): order_db alone.
+step_start
+as_pg mkdir -m 700 "$tmp/restore-one"
+pgb --pg1-path="$tmp/restore-one" --archive-mode=off --type=time "--target=$target" --target-action=promote \
+  --db-include=order_db restore >/dev/null
+start_pg "$tmp/restore-one" "$side_port"
+for _ in $(seq 1 120); do
+  [ "$(psql -p "$side_port" -d postgres -Atqc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
+  sleep 0.5
+done
+step_end "restore order_db alone (--db-include) to T and start"
+got=$(psql -p "$side_port" -d order_db -Atqc "SELECT count(*) || ' ' || max(n) FROM backup_drill")
+[ "$got" = "20 20" ] || fail "order_db restored alone to T has rows '$got', expected rows 1-20"
+echo "restore of order_db alone to T: rows 1-20"
+as_pg "$bin/pg_ctl" -D "$tmp/restore-one" -m fast stop >/dev/null
 
 step_start
 pgb verify >/dev/null
