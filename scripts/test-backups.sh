@@ -67,6 +67,12 @@ scripts/backup-setup.sh --stanza drill --config "$conf" --repo "$tmp/repo" --log
 [ "$(psql -d postgres -Atqc 'SHOW archive_mode')" = on ] || fail "archive_mode is not on after backup-setup.sh"
 grep -q '^checksum-page=y' "$conf" || fail "checksum-page is not on for a cluster with data checksums"
 step_end "backup-setup.sh (config, ALTER SYSTEM, restart, stanza)"
+# Running it again changes nothing that needs a restart (--no-restart would exit 3).
+step_start
+scripts/backup-setup.sh --stanza drill --config "$conf" --repo "$tmp/repo" --log-path "$tmp/log" \
+  --pgdata "$tmp/data" --socket "$tmp/sock" --no-cron --no-first-backup --no-restart >/dev/null ||
+  fail "backup-setup.sh run a second time wanted a restart or failed"
+step_end "backup-setup.sh again (no restart needed)"
 pgb() { as_pg pgbackrest --config="$conf" --stanza=drill "$@"; }
 labels() { pgb info --output=json | python3 -c 'import json,sys; print(" ".join(b["label"] for b in json.load(sys.stdin)[0]["backup"]))'; }
 
