@@ -13,6 +13,8 @@
 #     written, a differential backup taken, and rows 31-40 written (WAL only);
 #   - a restore to T (--type=time) into a new data directory has exactly rows 1-20 in
 #     every database; a restore to the latest point has rows 1-40 in every database;
+#   - order_db alone restored to T (--db-include) into a side cluster, and rows deleted
+#     on the live server copied back from it (the runbook's one-table recipe);
 #   - pgbackrest verify finds the repository sound; page checksums were verified;
 #   - scripts/backup.sh dumps all three databases by default and scripts/restore.sh --all
 #     restores them after they are dropped.
@@ -172,6 +174,21 @@ step_end "restore order_db alone (--db-include) to T and start"
 got=$(psql -p "$side_port" -d order_db -Atqc "SELECT count(*) || ' ' || max(n) FROM backup_drill")
 [ "$got" = "20 20" ] || fail "order_db restored alone to T has rows '$got', expected rows 1-20"
 echo "restore of order_db alone to T: rows 1-20"
+# The runbook's one-table recipe (5.10): rows deleted on the live server are copied back
+# from the side cluster through a scratch table, only those that are missing.
+psql_db order_db "DELETE FROM backup_drill WHERE n <= 15" >/dev/null
+step_start
+psql -p "$side_port" -d order_db -v ON_ERROR_STOP=1 -qc "\copy (SELECT * FROM backup_drill) TO '$tmp/rows.csv' CSV"
+psql -d order_db -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
+CREATE TABLE restored_backup_drill (LIKE backup_drill);
+\copy restored_backup_drill FROM '$tmp/rows.csv' CSV
+INSERT INTO backup_drill SELECT r.* FROM restored_backup_drill r WHERE NOT EXISTS (SELECT 1 FROM backup_drill o WHERE o.n = r.n);
+DROP TABLE restored_backup_drill;
+SQL
+step_end "one table: rows copied back from the side cluster"
+got=$(psql_db order_db "SELECT count(*) || ' ' || max(n) FROM backup_drill")
+[ "$got" = "40 40" ] || fail "after copying the deleted rows back, order_db has rows '$got', expected 1-40"
+echo "one table: the 15 deleted rows copied back from the side cluster (rows 1-40 again)"
 as_pg "$bin/pg_ctl" -D "$tmp/restore-one" -m fast stop >/dev/null
 
 step_start
