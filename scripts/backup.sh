@@ -7,11 +7,13 @@
 #   --dir             where dumps go (default $BACKUP_DIR or /var/backups/ecommerce-platform)
 #   --retention-days  delete this script's dumps older than N days (default 15; at least 15)
 #   --database        a database name on $PGHOST or a postgres:// URL; repeatable.
-#                     Default: $CUSTOMER_DATABASE_URL and $ORDER_DATABASE_URL when set,
-#                     else customer_db and order_db on $PGHOST.
+#                     Default: every platform database: $CUSTOMER_DATABASE_URL,
+#                     $ORDER_DATABASE_URL and $PAYMENT_GATEWAY_DATABASE_URL when set, else
+#                     customer_db, order_db and payment_gateway_db (the ledger) on $PGHOST.
 # Connection defaults: PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGPASSWORD=postgres.
 # Prints one line per dump written; exits non-zero (and keeps older dumps) on failure.
-# Schedule it daily, e.g. cron: 15 2 * * * /opt/ecommerce-platform/scripts/backup.sh
+# These logical dumps move data between machines; continuous backups with point-in-time
+# recovery are pgBackRest's (scripts/backup-setup.sh). scripts/restore.sh --all restores a set.
 set -euo pipefail
 
 dir=${BACKUP_DIR:-/var/backups/ecommerce-platform}
@@ -22,14 +24,15 @@ while [ $# -gt 0 ]; do
     --dir) dir=${2:?--dir needs a value}; shift 2 ;;
     --retention-days) retention=${2:?--retention-days needs a value}; shift 2 ;;
     --database) databases+=("${2:?--database needs a value}"); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$retention" =~ ^[0-9]+$ ]] || { echo "error: --retention-days must be a number" >&2; exit 2; }
 [ "$retention" -ge 15 ] || { echo "error: --retention-days must be at least 15 (the runbook keeps more than 14 days)" >&2; exit 2; }
 if [ ${#databases[@]} -eq 0 ]; then
-  databases=("${CUSTOMER_DATABASE_URL:-customer_db}" "${ORDER_DATABASE_URL:-order_db}")
+  databases=("${CUSTOMER_DATABASE_URL:-customer_db}" "${ORDER_DATABASE_URL:-order_db}"
+    "${PAYMENT_GATEWAY_DATABASE_URL:-payment_gateway_db}")
 fi
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGPASSWORD=${PGPASSWORD:-postgres}

@@ -9,8 +9,9 @@
 # database connections cut; a login flood; a price change), heals it, and checks the books
 # (orders, ledger net charges, stock returned exactly once); then schemathesis against each service's OpenAPI document
 # (the fuzz run, and the contract test of scripts/test.sh with CONTRACT_MAX_EXAMPLES=100), forged
-# JWTs, and SQL-injection strings. Provisions dependencies like scripts/test.sh. Pass test-name filters
-# to run a subset: scripts/chaos.sh broker
+# JWTs, and SQL-injection strings; last, without filters, the backup drill (scripts/test-backups.sh:
+# pgBackRest point-in-time and latest restores on a private cluster, about 40 s). Provisions
+# dependencies like scripts/test.sh. Pass test-name filters to run a subset: scripts/chaos.sh broker
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -33,3 +34,7 @@ cargo build --locked --quiet --bins
 export CHAOS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running the fault suite"
 cargo test --locked -p chaos --test faults --test fuzz --test contract -- --ignored --test-threads 1 "$@"
+if [ $# -eq 0 ]; then
+  log "backup drill: point-in-time recovery with pgBackRest on a private cluster"
+  as_root "$ROOT/scripts/test-backups.sh"
+fi
