@@ -195,3 +195,70 @@ fn every_setting_of_every_binary_is_documented_in_the_env_example() {
         }
     }
 }
+
+/// The checkout this test file lives in, read at run time (a test binary may outlive the
+/// checkout that built it).
+fn checkout_root() -> std::path::PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    std::path::Path::new(&manifest).join("../..")
+}
+
+async fn product_count(customer: &str) -> i64 {
+    let page: serde_json::Value = reqwest::get(format!("{customer}/api/v1/products?size=1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["totalElements"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_catalogue_gets_the_demo_shop_once_and_a_filled_one_is_left_alone() {
+    let platform = chaos::Platform::start(&[]).await.unwrap();
+    let customer = platform.customer.url();
+    let demo = |with_password: bool| {
+        let mut command = Command::new("bash");
+        command
+            .arg(checkout_root().join("scripts/demo-catalogue.sh"))
+            .args(["--customer-base", &customer]);
+        if with_password {
+            command.env("OPSCTL_SMOKE_PASSWORD", "manager123");
+        } else {
+            command.env_remove("OPSCTL_SMOKE_PASSWORD");
+        }
+        command.output().unwrap()
+    };
+    let refused = demo(false);
+    assert_eq!(refused.status.code(), Some(2), "no password, no catalogue");
+    assert_eq!(product_count(&customer).await, 0);
+
+    let first = demo(true);
+    assert!(first.status.success(), "{first:?}");
+    let catalogue: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(checkout_root().join("infrastructure/demo/catalogue.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let listed: usize = catalogue["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["products"].as_array().unwrap().len())
+        .sum();
+    assert!(listed >= 24, "a few dozen products: {listed}");
+    assert_eq!(product_count(&customer).await, listed as i64);
+
+    let second = demo(true);
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("left as it is"),
+        "{second:?}"
+    );
+    assert_eq!(
+        product_count(&customer).await,
+        listed as i64,
+        "nothing added twice"
+    );
+    platform.stop().await.unwrap();
+}
