@@ -32,4 +32,4 @@ log "building the service binaries"
 cargo build --locked --quiet --bins
 export CHAOS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running the fault suite"
-cargo test --locked -p chaos --test faults --test fuzz --test contract -- --ignored --test-threads 1 "$@"
+cargo test --locked -p chaos --test faults --test drills --test fuzz --test contract -- --ignored --test-threads 1 "$@"
