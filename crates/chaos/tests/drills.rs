@@ -17,10 +17,11 @@
 //!    `PaymentRefundsPendingTooLong`; then the gateway is healed;
 //! 2. alongside, one undecodable record on `orders.released`: `DeadLetterMessages` and
 //!    `StockReturnDeadLetters`;
-//! 3. the broker down under checkouts: `OutboxBacklogHigh`; then the broker is back.
+//! 3. the broker down under checkouts: `OutboxBacklogHigh`; then the broker is back;
+//! 4. the gateway failing 4 s out of every 8: `PaymentCircuitBreakerOscillating`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chaos::{Load, Platform, Process};
+use chaos::{GatewayBlips, Load, Platform, Process};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
@@ -474,6 +475,42 @@ async fn every_drilled_alert_goes_pending_fires_reaches_alertmanager_and_resolve
     )
     .await;
     report("broker down", &trackers);
+
+    // Drill 4: the gateway failing 4 s out of every 8: the breaker opens and closes
+    // again and again.
+    let mut trackers = vec![Tracker::new(
+        "PaymentCircuitBreakerOscillating",
+        Instant::now(),
+    )];
+    let blips = GatewayBlips::start(
+        &platform,
+        json!({}),
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+    );
+    follow(
+        &watch,
+        &mut trackers,
+        "the oscillation alert in Alertmanager",
+        Duration::from_secs(150),
+        |t| t.alertmanager.is_some(),
+    )
+    .await;
+    blips.stop().await.unwrap();
+    platform
+        .gateway_faults(json!({"errorStatus": null}))
+        .await
+        .unwrap();
+    trackers[0].fix = Some(Instant::now());
+    follow(
+        &watch,
+        &mut trackers,
+        "the oscillation alert resolved",
+        Duration::from_secs(120),
+        |t| t.resolved.is_some(),
+    )
+    .await;
+    report("gateway failing 4 s in 8", &trackers);
 
     let (_, _, _) = load.stop().await.unwrap();
     watch.stop().await;
