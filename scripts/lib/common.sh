@@ -8,6 +8,10 @@ STATE_DIR=${ECOM_STATE_DIR:-/var/tmp/ecommerce-platform}
 # What up.sh starts (services, logs, pids) lives here.
 RUN_DIR=${ECOM_RUN_DIR:-$ROOT/run}
 NISSHI_VERSION=0.8.1
+# Crates the broker's build compiles (nisshi 0.8.1 with libsql only: `cargo tree
+# --no-default-features --features libsql -e normal,build` in its source), for the
+# progress line.
+NISSHI_CRATES=458
 BROKER_PORT=${BROKER_PORT:-9092}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -41,9 +45,10 @@ apt_install() { # packages...
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Build needs: rdkafka's bundled librdkafka is built with cmake and links libcurl.
+# Build needs: rdkafka's bundled librdkafka is built with cmake and links libcurl, and
+# the system OpenSSL for Kafka over SSL/SASL.
 ensure_build_packages() {
-  apt_install cmake libcurl4-openssl-dev pkg-config build-essential
+  apt_install cmake libcurl4-openssl-dev libssl-dev pkg-config build-essential
 }
 
 STARTED_LIST=$STATE_DIR/started-by-scripts
@@ -67,9 +72,42 @@ ensure_postgres() {
     as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD '$PGPASSWORD'" >/dev/null
     psql -d postgres -Atqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as $PGUSER"
   fi
+  ensure_postgres_ssl
   if [ "$(autovacuum_setting)" != on ]; then
     log "warning: PostgreSQL runs with autovacuum off: the platform's tables keep their dead rows and stale statistics and slow down with their history; turn it on, or VACUUM (ANALYZE) its databases now and then"
   fi
+}
+
+# The platform connects to PostgreSQL over TLS where DATABASE_URL says so, and its tests
+# check that against this server (verify-full to localhost, refused for 127.0.0.1): turn
+# TLS on when the server runs without it, with a self-signed certificate for the name
+# localhost alone. (Debian's snakeoil certificate names the machine's hostname, which
+# the server does not listen on.)
+ensure_postgres_ssl() {
+  [ "$(psql -d postgres -Atqc 'SHOW ssl')" = on ] && return 0
+  local dir cert key
+  dir=$(psql -d postgres -Atqc 'SHOW config_file')
+  dir=$(dirname "$dir")
+  cert=$dir/server-localhost.crt key=$dir/server-localhost.key
+  if ! as_root test -s "$key"; then
+    log "making a self-signed TLS certificate for PostgreSQL ($cert)"
+    as_root openssl req -x509 -nodes -newkey rsa:2048 -days 3650 -subj /CN=localhost \
+      -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+      -keyout "$key" -out "$cert" 2>/dev/null
+    as_root chown postgres:postgres "$cert" "$key"
+    as_root chmod 600 "$key"
+    as_root chmod 644 "$cert"
+  fi
+  log "turning on TLS in PostgreSQL"
+  psql -d postgres -qc "ALTER SYSTEM SET ssl_cert_file = '$cert'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$key'" -c "ALTER SYSTEM SET ssl = on" \
+    -c 'SELECT pg_reload_conf()' >/dev/null
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(psql -d postgres -Atqc 'SHOW ssl')" = on ] && return 0
+    sleep 0.1
+  done
+  die "PostgreSQL did not turn TLS on: see its log (ssl_cert_file $cert, ssl_key_file $key)"
 }
 
 # PostgreSQL's autovacuum setting: on or off.
@@ -103,12 +141,31 @@ nisshi_bin() {
 ensure_nisshi_installed() {
   local bin
   bin=$(nisshi_bin) && [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
-  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12 to 16 minutes on 2 cores)"
+  log "building the nisshi $NISSHI_VERSION broker (once per machine; 12 to 16 minutes on 2 cores; log: $STATE_DIR/nisshi-build.log)"
   ensure_build_packages
+  mkdir -p "$STATE_DIR"
   # Only the storage engine the platform runs it with (SQLite, through libsql): the
-  # default features add the S3 and PostgreSQL engines, and double the build.
-  cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --quiet \
-    --no-default-features --features libsql
+  # default features add the S3 and PostgreSQL engines, and double the build. Its
+  # progress is one line every 25 crates, with a linear estimate of what is left (its
+  # last few crates each take a minute or more on one core, so the end comes later).
+  local total=$NISSHI_CRATES start=$SECONDS
+  # The build's own failure is written into the log, so it is seen whatever pipefail says.
+  { cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version --color never \
+    --no-default-features --features libsql 2>&1 || echo "nisshi build failed: exit $?"; } |
+    tee "$STATE_DIR/nisshi-build.log" |
+    { n=0; while IFS= read -r line; do
+      case "$line" in *Compiling*)
+        n=$((n + 1))
+        if [ $((n % 25)) -eq 0 ]; then
+          elapsed=$((SECONDS - start))
+          log "broker build: $n of about $total crates in $((elapsed / 60)) min $((elapsed % 60)) s, about $(((elapsed * (total - n) / n + 59) / 60)) min left"
+        fi ;;
+      esac
+    done; }
+  if grep -q "^nisshi build failed" "$STATE_DIR/nisshi-build.log"; then
+    die "the broker did not build; see $STATE_DIR/nisshi-build.log"
+  fi
+  log "broker built in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
 }
 
 # Installs schemathesis (pinned) into $STATE_DIR/venv once, and points SCHEMATHESIS at

@@ -410,6 +410,10 @@ impl Platform {
                     setting("outbox-max-age-secs", "21600".into()),
                     "--order-service-url".into(),
                     format!("http://127.0.0.1:{order_port}"),
+                    // Every test client is 127.0.0.1 and tests poll the lookup while
+                    // orders are paid; the limit itself is tested by the services.
+                    "--order-lookup-burst".into(),
+                    setting("order-lookup-burst", "1000000".into()),
                 ],
                 vec![environment.clone()],
                 &dir,
@@ -451,6 +455,8 @@ impl Platform {
                     setting("payment-deadline-secs", "900".into()),
                     "--customer-service-url".into(),
                     format!("http://127.0.0.1:{customer_port}"),
+                    "--order-lookup-burst".into(),
+                    setting("order-lookup-burst", "1000000".into()),
                 ],
                 vec![
                     environment,

@@ -460,6 +460,25 @@ async fn every_rule_panel_and_runbook_query_returns_series_from_the_running_serv
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Anonymous order lookups past the per-client limit: the 429s the runbook counts.
+    let http = reqwest::Client::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let status = http
+            .get(format!(
+                "{}/api/v1/orders/{cancelled}",
+                platform.customer.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        refused += usize::from(status == 429);
+    }
+    assert!(
+        refused > 0,
+        "60 anonymous lookups at once were never limited"
+    );
     // Scrapes after the journeys, and two samples inside every rate window.
     wait_for_series(
         &prometheus,

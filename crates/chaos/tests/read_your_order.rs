@@ -129,3 +129,51 @@ async fn a_checked_out_order_reads_pending_until_the_order_service_has_it_and_ne
     }
     platform.stop().await.unwrap();
 }
+
+/// A lookup from `local` (any 127.x address reaches the loopback listeners).
+async fn lookup_from(local: &str, base: &str, number: &str) -> StatusCode {
+    reqwest::Client::builder()
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{base}/api/v1/orders/{number}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_passed_on_by_the_customer_service_count_against_their_own_client_on_the_order_service(
+) {
+    let mut platform = chaos::Platform::start(&[("order-lookup-burst", "3")])
+        .await
+        .unwrap();
+    // The order service trusts the customer service (127.0.0.1) as a proxy.
+    platform.order.process.stop().await.unwrap();
+    platform
+        .order
+        .process
+        .set_flag("--trusted-proxies", "127.0.0.1");
+    platform.order.start().await.unwrap();
+    let (customer, order) = (platform.customer.url(), platform.order.url());
+    let number = "ORD-19700101-1";
+
+    // Three lookups each (the burst), from two clients, through the customer service,
+    // which asks the order service each time: were the order service counting them
+    // against the customer service's address, the fourth would be refused.
+    for client in ["127.0.0.2", "127.0.0.3"] {
+        for _ in 0..3 {
+            let status = lookup_from(client, &customer, number).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{client}");
+        }
+    }
+    // Each client's lookups are spent, on both services.
+    for base in [&customer, &order] {
+        let status = lookup_from("127.0.0.2", base, number).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{base}");
+    }
+    let fresh = lookup_from("127.0.0.4", &order, number).await;
+    assert_eq!(fresh, StatusCode::NOT_FOUND);
+    platform.stop().await.unwrap();
+}

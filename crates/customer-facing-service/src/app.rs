@@ -64,6 +64,18 @@ impl Application {
         let environment = settings.common.environment.clone();
         let keys = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
         let metrics = Metrics::new(crate::SERVICE_NAME, environment.as_str())?;
+        // Before the database: a settings mistake stops start-up at once.
+        let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        settings
+            .kafka
+            .check_secrets(&environment)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(password) = &settings.redis.password {
+            environment
+                .check_secret("REDIS_PASSWORD", password)
+                .map_err(anyhow::Error::msg)?;
+        }
+        let cache = Cache::new(&settings.redis, &metrics)?;
         let default_db = sqlx::postgres::PgConnectOptions::from_str(DEFAULT_DATABASE_URL)?;
         let pool = platform::db::pool(&settings.database, default_db);
         platform::db::migrate(&pool, &MIGRATOR, MIGRATION_WAIT).await?;
@@ -77,9 +89,8 @@ impl Application {
                 .await
                 .context("creating the demo users")?;
         }
-        let cache = Cache::new(&settings.redis, &metrics)?;
         let producer = Producer::new(
-            &settings.kafka.bootstrap_servers,
+            &brokers,
             Duration::from_millis(settings.delivery_timeout_ms),
         )?;
         let store = crate::outbox::store(&db);
@@ -100,11 +111,7 @@ impl Application {
                 ]
                 .concat(),
             );
-            kafka::ensure_topics_in_background(
-                settings.kafka.bootstrap_servers.clone(),
-                specs,
-                shutdown.clone(),
-            );
+            kafka::ensure_topics_in_background(brokers.clone(), specs, shutdown.clone());
         }
         let app_metrics = AppMetrics::new(&metrics)?;
         let actuator = Actuator::new(
@@ -130,6 +137,8 @@ impl Application {
                 &settings.order_service_url,
                 Duration::from_millis(settings.order_service_timeout_ms),
             )?,
+            lookups: settings.lookup_limits.limiter(),
+            clients: platform::client::ClientAddresses::new(&settings.client_addresses),
         });
         let router = platform::app::router(
             api(
@@ -156,11 +165,8 @@ impl Application {
         // readiness here (ADR 0004); a record simply waits in the topic while it is down.
         let topics = &settings.consumer;
         if topics.consumers_enabled {
-            let mut consumer = ConsumerSettings::new(
-                &settings.kafka.bootstrap_servers,
-                &topics.group_id,
-                &[&topics.orders_released_topic],
-            );
+            let mut consumer =
+                ConsumerSettings::new(&brokers, &topics.group_id, &[&topics.orders_released_topic]);
             consumer.session_timeout = Duration::from_millis(topics.session_timeout_ms);
             consumer.max_attempts = topics.record_max_attempts;
             consumer.transient_budget = Duration::from_secs(topics.transient_budget_secs);

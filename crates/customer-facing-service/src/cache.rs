@@ -19,7 +19,7 @@
 use platform::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use prometheus::IntCounterVec;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
+use redis::{AsyncCommands, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, TlsCertificates};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::{Arc, RwLock};
@@ -75,6 +75,19 @@ struct Inner {
     stalled_until: std::sync::Mutex<Option<Instant>>,
 }
 
+/// The PEM certificates in `path`: at least one, or a start-up error naming the file.
+fn read_ca_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("REDIS_CA_FILE {} cannot be read: {e}", path.display()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(
+            "REDIS_CA_FILE {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
+    }
+    Ok(pem)
+}
+
 /// Whether a call may be skipped while Redis looks hung.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -90,15 +103,49 @@ impl Cache {
         settings: &RedisSettings,
         metrics: &platform::metrics::Metrics,
     ) -> anyhow::Result<Self> {
+        let addr = if settings.tls {
+            ConnectionAddr::TcpTls {
+                host: settings.host.clone(),
+                port: settings.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+        };
         let info = ConnectionInfo {
-            addr: ConnectionAddr::Tcp(settings.host.clone(), settings.port),
+            addr,
             redis: RedisConnectionInfo {
                 password: settings.password.as_ref().map(|p| p.expose().to_owned()),
                 ..RedisConnectionInfo::default()
             },
         };
-        let client = match redis::Client::open(info) {
+        // A CA the operator named but that cannot be used is a configuration error,
+        // not a reason to run without a cache (or to trust other roots instead).
+        let ca = match &settings.ca_file {
+            None => None,
+            Some(_) if !settings.tls => {
+                anyhow::bail!(
+                    "REDIS_CA_FILE is set but REDIS_TLS is not true: set REDIS_TLS=true to use it"
+                )
+            }
+            Some(path) => Some(read_ca_file(path)?),
+        };
+        let client = match ca {
+            Some(root_cert) => redis::Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(info),
+        };
+        let client = match client {
             Ok(client) => Some(client),
+            Err(e) if settings.ca_file.is_some() => {
+                anyhow::bail!("REDIS_CA_FILE is not a usable PEM certificate: {e}")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "redis settings unusable; running without a cache");
                 None

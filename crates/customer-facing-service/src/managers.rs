@@ -19,10 +19,16 @@ pub const MAX_VERIFICATIONS: usize = 1;
 /// How long a login waits for a verification slot before it is refused with 503.
 const VERIFICATION_WAIT: Duration = Duration::from_secs(2);
 
-/// What bounds logins: failed attempts per user name and per client address (429 with
-/// `Retry-After` once spent), and the verifications in flight (503 when none frees up).
+/// What bounds logins: attempts per user name from one client address and per client
+/// address (429 with `Retry-After` once spent), and the verifications in flight (503
+/// when none frees up). An attempt takes its tokens before its password is checked, so
+/// parallel guesses get no more than the tokens there are, and a refused attempt (bad
+/// input, 503) costs them too; a login that succeeds gives them back. The name is
+/// counted per client, so a guesser elsewhere cannot lock the real user out; the
+/// per-client limit bounds one client's guesses over every name, and the email of an
+/// order lookup is counted there too: it is a password of sorts.
 pub struct LoginGuard {
-    pub per_user: RateLimiter,
+    pub per_user_and_client: RateLimiter,
     pub per_client: RateLimiter,
     verifications: Semaphore,
 }
@@ -30,12 +36,19 @@ pub struct LoginGuard {
 impl Default for LoginGuard {
     fn default() -> Self {
         Self {
-            // Ten wrong passwords a minute for one name, thirty for one address: a
-            // person mistyping never meets the limit, a guesser crawls.
-            per_user: RateLimiter::new(10, 10),
+            // Ten attempts a minute for one name from one address, thirty for one
+            // address: a person mistyping never meets the limit, a guesser crawls.
+            per_user_and_client: RateLimiter::new(10, 10),
             per_client: RateLimiter::new(30, 30),
             verifications: Semaphore::new(MAX_VERIFICATIONS),
         }
+    }
+}
+
+impl LoginGuard {
+    /// The key of `username` tried from `client` (an address has no spaces).
+    pub fn user_key(client: &str, username: &str) -> String {
+        format!("{client} {username}")
     }
 }
 

@@ -8,10 +8,12 @@
 //!
 //! The order service asks back the same way when it does not have an order, with
 //! [`RECORDED_ONLY_HEADER`], so that it too never answers 404 for a checked-out order;
-//! that header keeps this side from asking the order service again.
+//! that header keeps this side from asking the order service again, and this side
+//! sends it too, so that the order service does not ask back a lookup that started
+//! here (and count it twice).
 
 use crate::error::{Error, Result};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::NaiveDateTime;
 use events::order_view::{Order, CUSTOMER_EMAIL_HEADER, RECORDED_ONLY_HEADER};
 use events::OrderCreated;
@@ -45,18 +47,21 @@ impl OrderLookup {
 
     /// The order `number` as `manager` or the holder of the claimed email may see it.
     /// `headers` are the caller's; its token and email go to the order service, which
-    /// decides what to show on its own answers.
+    /// decides what to show on its own answers, and so does `client` (the client
+    /// address header naming the caller), so that it counts the lookup against the
+    /// caller rather than against this service.
     pub async fn find(
         &self,
         db: &Db,
         number: &str,
         headers: &HeaderMap,
         manager: bool,
+        client: Option<(HeaderName, HeaderValue)>,
     ) -> Result<Found> {
         let order_service_down = if headers.contains_key(RECORDED_ONLY_HEADER) {
             false
         } else {
-            match self.ask_order_service(number, headers).await {
+            match self.ask_order_service(number, headers, client).await {
                 Some(answer) if answer.status == StatusCode::NOT_FOUND => false,
                 Some(answer) if !answer.status.is_server_error() => {
                     return Ok(Found::OrderService(answer))
@@ -79,14 +84,26 @@ impl OrderLookup {
         }
     }
 
-    async fn ask_order_service(&self, number: &str, headers: &HeaderMap) -> Option<Answer> {
+    async fn ask_order_service(
+        &self,
+        number: &str,
+        headers: &HeaderMap,
+        client: Option<(HeaderName, HeaderValue)>,
+    ) -> Option<Answer> {
+        let client = client
+            .as_ref()
+            .and_then(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        // Recorded only: the order service must not ask back here for an order it does
+        // not have; this side answers from the checkout's record itself.
+        let mut extra = vec![(RECORDED_ONLY_HEADER, "true")];
+        extra.extend(client);
         let answer = self
             .order_service
             .get(
                 &["api", "v1", "orders", number],
                 headers,
                 &[header::AUTHORIZATION.as_str(), CUSTOMER_EMAIL_HEADER],
-                &[],
+                &extra,
             )
             .await;
         match answer {

@@ -24,6 +24,10 @@ pub struct Settings {
     pub redis: RedisSettings,
     #[command(flatten)]
     pub consumer: ConsumerSettings,
+    #[command(flatten)]
+    pub client_addresses: platform::client::ClientAddressSettings,
+    #[command(flatten)]
+    pub lookup_limits: platform::limit::LookupLimitSettings,
     /// Topic the order outbox publishes to.
     #[arg(
         long = "orders-created-topic",
@@ -162,6 +166,14 @@ pub struct RedisSettings {
     /// Redis password, if the server requires one.
     #[arg(long = "redis-password", env = "REDIS_PASSWORD")]
     pub password: Option<Secret>,
+    /// Talk to Redis over TLS, verifying its certificate against Mozilla's roots, or
+    /// only against REDIS_CA_FILE when that is set.
+    #[arg(long = "redis-tls", env = "REDIS_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub tls: bool,
+    /// PEM file of the certificate authority that signed the Redis server's
+    /// certificate (a private CA); needs REDIS_TLS=true.
+    #[arg(long = "redis-ca-file", env = "REDIS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Prefix of every key this service writes (tests give each instance its own).
     #[arg(
         long = "redis-key-prefix",

@@ -6,7 +6,9 @@ use crate::managers::LoginGuard;
 use crate::metrics::AppMetrics;
 use crate::orders::OrderLookup;
 use platform::auth::{HasJwtKeys, JwtKeys};
+use platform::client::ClientAddresses;
 use platform::db::Db;
+use platform::limit::RateLimiter;
 use platform::outbox::Relay;
 use std::sync::Arc;
 
@@ -26,6 +28,10 @@ pub struct StateInner {
     pub orders_created_topic: String,
     pub logins: LoginGuard,
     pub orders: OrderLookup,
+    /// Anonymous order lookups per client address.
+    pub lookups: RateLimiter,
+    /// Who a request comes from, for the per-client limits.
+    pub clients: ClientAddresses,
 }
 
 impl AppState {
@@ -34,6 +40,22 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
+    }
+}
+
+impl AppState {
+    /// The client `peer` (the TCP peer, when the server recorded it) with `headers`
+    /// stands for, as the key of the per-client limits; requests with no recorded peer
+    /// (a router called in-process) share one key.
+    pub fn client_key(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> String {
+        peer.map_or_else(
+            || "unknown".to_owned(),
+            |peer| self.clients.client(peer.ip(), headers).to_string(),
+        )
     }
 }
 

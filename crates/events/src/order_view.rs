@@ -234,17 +234,17 @@ impl Order {
     /// a manager or for the order's own email (compared case-insensitively, in
     /// constant time), [`Order::masked`] for anyone else.
     pub fn as_seen_by(self, manager: bool, claimed_email: Option<&str>) -> Self {
-        let owner = claimed_email.is_some_and(|claimed| {
-            platform::auth::constant_time_eq(
-                claimed.trim().to_lowercase().as_bytes(),
-                self.customer_info.email.trim().to_lowercase().as_bytes(),
-            )
-        });
-        if manager || owner {
+        if manager || claimed_email.is_some_and(|claimed| self.is_owned_by(claimed)) {
             self
         } else {
             self.masked()
         }
+    }
+
+    /// Whether `claimed` is the order's email (compared case-insensitively, in constant
+    /// time): the claim that unmasks the order, and a guess to count when it is wrong.
+    pub fn is_owned_by(&self, claimed: &str) -> bool {
+        claim_matches(&self.customer_info.email, claimed)
     }
 
     /// The order as a stranger may see it: status, items, totals and times as they
@@ -276,6 +276,17 @@ impl Order {
         }
         self
     }
+}
+
+/// Whether `claimed` is `email` (case-insensitively, in constant time). An email as
+/// [`Order::masked`] shows it never matches, so a lookup answer tells whether its
+/// claim was right: unmasked answers show the real email.
+pub fn claim_matches(email: &str, claimed: &str) -> bool {
+    !email.contains("***")
+        && platform::auth::constant_time_eq(
+            claimed.trim().to_lowercase().as_bytes(),
+            email.trim().to_lowercase().as_bytes(),
+        )
 }
 
 #[cfg(test)]

@@ -296,6 +296,9 @@ where
 /// A category and products with plenty of stock, created through the manager API.
 struct Fixture {
     product_ids: Vec<String>,
+    /// The manager's token, which the e2e journeys poll their orders with: anonymous
+    /// lookups are limited per client address, and every journey here is one client.
+    token: String,
 }
 
 impl Fixture {
@@ -347,7 +350,7 @@ impl Fixture {
             .context("create product")?;
             product_ids.push(product["id"].as_str().context("no product id")?.to_owned());
         }
-        Ok(Self { product_ids })
+        Ok(Self { product_ids, token })
     }
 }
 
@@ -507,6 +510,7 @@ async fn e2e(o: &Open) -> anyhow::Result<Report> {
                 let response = j
                     .http
                     .get(format!("{}/api/v1/orders/{number}", j.order_base))
+                    .bearer_auth(&j.fixture.token)
                     .send()
                     .await?;
                 if response.status().is_success() {

@@ -22,6 +22,7 @@ use crate::kafka::{client, TIMEOUT};
 use crate::output::{self, Output};
 use crate::Outcome;
 use anyhow::Context as _;
+use platform::kafka::Brokers;
 use platform::kafka::{
     Producer, DLQ_EXCEPTION_CLASS, DLQ_EXCEPTION_MESSAGE, DLQ_FAILED_AT, DLQ_ORIGINAL_OFFSET,
     DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC,
@@ -225,11 +226,11 @@ fn read_range(
 }
 
 /// The first `num` records of a dead-letter topic, oldest first.
-pub async fn read(bootstrap: &str, topic: &str, num: usize) -> anyhow::Result<Vec<DeadLetter>> {
-    let bootstrap = bootstrap.to_owned();
+pub async fn read(brokers: &Brokers, topic: &str, num: usize) -> anyhow::Result<Vec<DeadLetter>> {
+    let brokers = brokers.clone();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer = client(&bootstrap, Some(BROWSE_GROUP))?;
+        let consumer = client(&brokers, Some(BROWSE_GROUP))?;
         let starts = partitions(&consumer, &topic)?;
         read_range(&consumer, &topic, &starts, Some(num))
     })
@@ -358,20 +359,20 @@ fn read_replay_log(
 
 /// Replays the dead letters of `args.topic` that were not replayed before.
 pub async fn replay(
-    bootstrap: &str,
+    brokers: &Brokers,
     args: &ReplayArgs,
     out: &Output,
 ) -> anyhow::Result<ReplaySummary> {
-    let consumer = Arc::new(client(bootstrap, Some(&args.group))?);
+    let consumer = Arc::new(client(brokers, Some(&args.group))?);
     let pending = read_pending(consumer.clone(), args).await?;
-    let producer = Producer::new(bootstrap, Duration::from_secs(30))
+    let producer = Producer::new(brokers, Duration::from_secs(30))
         .context("cannot create the Kafka producer")?;
     let mut read_offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for r in &pending.records {
         read_offsets.entry(r.partition).or_default().push(r.offset);
     }
     let mut replayer = Replayer {
-        bootstrap,
+        brokers,
         args,
         consumer,
         producer,
@@ -454,7 +455,7 @@ fn replay_target<'r>(record: &'r DeadLetter, dlq: &str) -> Result<&'r str, Strin
 
 /// One replay run: what it publishes with, and how far each partition has got.
 struct Replayer<'a> {
-    bootstrap: &'a str,
+    brokers: &'a Brokers,
     args: &'a ReplayArgs,
     consumer: Arc<BaseConsumer>,
     producer: Producer,
@@ -568,7 +569,7 @@ impl Replayer<'_> {
     async fn log_out_of_order(&mut self, record: &DeadLetter, written: &str) -> anyhow::Result<()> {
         if !self.log_ready {
             platform::kafka::ensure_topics(
-                self.bootstrap,
+                self.brokers,
                 &[platform::kafka::TopicSpec::dead_letters(REPLAY_LOG_TOPIC)],
             )
             .await
@@ -604,13 +605,13 @@ pub async fn run(
     command: DlqCommand,
     out: &Output,
 ) -> anyhow::Result<Outcome> {
-    let bootstrap = &settings.kafka.bootstrap_servers;
+    let brokers = &settings.kafka.brokers().map_err(anyhow::Error::msg)?;
     match command {
         DlqCommand::List {
             topic: Some(topic),
             num,
         } => {
-            let records = read(bootstrap, &topic, num).await?;
+            let records = read(brokers, &topic, num).await?;
             if out.json() {
                 out.print_json(&records)?;
             } else {
@@ -622,7 +623,7 @@ pub async fn run(
             // never started creates none) is said so, not an error.
             let mut all = Vec::new();
             for topic in DLQ_TOPICS {
-                match read(bootstrap, topic, num).await {
+                match read(brokers, topic, num).await {
                     Ok(records) if out.json() => all.extend(records),
                     Ok(records) => print_list(topic, &records, out),
                     Err(e) if e.to_string().ends_with("does not exist") => {
@@ -640,7 +641,7 @@ pub async fn run(
             }
         }
         DlqCommand::Show { topic, num } => {
-            let records = read(bootstrap, &topic, num).await?;
+            let records = read(brokers, &topic, num).await?;
             if out.json() {
                 out.print_json(&records)?;
             } else {
@@ -648,7 +649,7 @@ pub async fn run(
             }
         }
         DlqCommand::Replay(args) => {
-            let summary = replay(bootstrap, &args, out).await?;
+            let summary = replay(brokers, &args, out).await?;
             if out.json() {
                 out.print_json(&summary)?;
             } else {

@@ -10,6 +10,7 @@ use crate::cli::{GroupCommand, KafkaCommand, Settings};
 use crate::output::{self, Output};
 use crate::Outcome;
 use anyhow::Context as _;
+use platform::kafka::Brokers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -58,8 +59,8 @@ pub struct GroupLag {
 
 /// A read-only consumer client, on the services' client settings; `group` set when
 /// offsets of a group are read.
-pub fn client(bootstrap: &str, group: Option<&str>) -> anyhow::Result<BaseConsumer> {
-    let mut config = platform::kafka::client_config(bootstrap);
+pub fn client(brokers: &Brokers, group: Option<&str>) -> anyhow::Result<BaseConsumer> {
+    let mut config = platform::kafka::client_config(brokers);
     config
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -71,17 +72,20 @@ pub fn client(bootstrap: &str, group: Option<&str>) -> anyhow::Result<BaseConsum
 }
 
 /// Reads the lag of `group` on every topic where it has a committed offset.
-pub async fn group_lag(bootstrap: &str, group: &str) -> anyhow::Result<GroupLag> {
-    let bootstrap = bootstrap.to_owned();
+pub async fn group_lag(brokers: &Brokers, group: &str) -> anyhow::Result<GroupLag> {
+    let brokers = brokers.clone();
     let group = group.to_owned();
-    tokio::task::spawn_blocking(move || group_lag_blocking(&bootstrap, &group)).await?
+    tokio::task::spawn_blocking(move || group_lag_blocking(&brokers, &group)).await?
 }
 
-fn group_lag_blocking(bootstrap: &str, group: &str) -> anyhow::Result<GroupLag> {
-    let consumer = client(bootstrap, Some(group))?;
-    let metadata = consumer
-        .fetch_metadata(None, TIMEOUT)
-        .with_context(|| format!("cannot read topic metadata from the broker at {bootstrap}"))?;
+fn group_lag_blocking(brokers: &Brokers, group: &str) -> anyhow::Result<GroupLag> {
+    let consumer = client(brokers, Some(group))?;
+    let metadata = consumer.fetch_metadata(None, TIMEOUT).with_context(|| {
+        format!(
+            "cannot read topic metadata from the broker at {}",
+            brokers.servers
+        )
+    })?;
     let mut all = TopicPartitionList::new();
     for topic in metadata.topics() {
         if topic.name().starts_with("__") {
@@ -155,7 +159,7 @@ pub async fn run(
     command: KafkaCommand,
     out: &Output,
 ) -> anyhow::Result<Outcome> {
-    let bootstrap = &settings.kafka.bootstrap_servers;
+    let brokers = &settings.kafka.brokers().map_err(anyhow::Error::msg)?;
     let (groups, describe, all) = match command {
         KafkaCommand::Lag { all: true, .. } => (GROUPS.map(str::to_owned).to_vec(), false, true),
         KafkaCommand::Lag { group, all: false } => (vec![group], false, false),
@@ -165,7 +169,7 @@ pub async fn run(
     };
     let mut lags = Vec::new();
     for group in &groups {
-        lags.push(group_lag(bootstrap, group).await?);
+        lags.push(group_lag(brokers, group).await?);
     }
     if out.json() {
         // One object for one group (as before --all existed), an array for --all.

@@ -18,7 +18,9 @@ use platform::app::{Server, Tasks};
 use platform::auth::JwtKeys;
 use platform::db::Db;
 use platform::http::HttpMetrics;
-use platform::kafka::{self, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec};
+use platform::kafka::{
+    self, Brokers, ConsumerMetrics, ConsumerSettings, Handler, Producer, TopicSpec,
+};
 use platform::metrics::Metrics;
 use platform::outbox::{OutboxTable, PgOutboxStore, Relay, RelaySettings};
 use std::str::FromStr;
@@ -53,17 +55,25 @@ impl Application {
         let metrics =
             Metrics::new(crate::SERVICE_NAME, environment.as_str()).context("metrics registry")?;
         let jwt = JwtKeys::from_settings(&settings.jwt, environment.is_local_development())?;
+        // Before the database: a settings mistake stops start-up at once.
+        let brokers = settings.kafka.brokers().map_err(anyhow::Error::msg)?;
+        settings
+            .kafka
+            .check_secrets(environment)
+            .map_err(anyhow::Error::msg)?;
         let db = open_database(&settings, &metrics).await?;
-        let producer = Producer::new(&settings.kafka.bootstrap_servers, Duration::from_secs(10))
-            .context("kafka producer")?;
+        let producer =
+            Producer::new(&brokers, Duration::from_secs(10)).context("kafka producer")?;
         if settings.kafka.create_topics {
-            create_topics(&settings, &shutdown);
+            create_topics(&settings, &brokers, &shutdown);
         }
         let payments = Payments::build(&settings, &db, &producer, &metrics)?;
         let mut tasks = Tasks::new(shutdown.clone());
         spawn_workers(&mut tasks, &settings, &db, &payments);
         if settings.consumer.consumers_enabled {
-            spawn_consumers(&mut tasks, &settings, &db, &payments, &producer, &metrics)?;
+            spawn_consumers(
+                &mut tasks, &settings, &brokers, &db, &payments, &producer, &metrics,
+            )?;
         }
         let router = router(&settings, db, jwt, &payments, &producer, metrics, &shutdown)?;
         let server = Server::bind(&settings.common, crate::DEFAULT_PORT, shutdown).await?;
@@ -112,7 +122,7 @@ async fn open_database(settings: &Settings, metrics: &Metrics) -> anyhow::Result
 
 /// Creates the service's topics and their dead-letter topics in the background, so a
 /// broker that is not up yet does not hold back start-up.
-fn create_topics(settings: &Settings, shutdown: &CancellationToken) {
+fn create_topics(settings: &Settings, brokers: &Brokers, shutdown: &CancellationToken) {
     let topics = &settings.consumer;
     let specs = settings.kafka.replicated(
         [
@@ -122,11 +132,7 @@ fn create_topics(settings: &Settings, shutdown: &CancellationToken) {
         ]
         .concat(),
     );
-    kafka::ensure_topics_in_background(
-        settings.kafka.bootstrap_servers.clone(),
-        specs,
-        shutdown.clone(),
-    );
+    kafka::ensure_topics_in_background(brokers.clone(), specs, shutdown.clone());
 }
 
 /// What paying for orders takes: the gateway client behind its breaker, the outbox
@@ -164,6 +170,7 @@ impl Payments {
         let client = GatewayClient::new(
             &pay.gateway_url,
             &pay.gateway_token,
+            pay.gateway_ca_file.as_deref(),
             pay.timeout(),
             pay.max_attempts,
             pay.retry_backoff(),
@@ -240,6 +247,7 @@ fn spawn_workers(tasks: &mut Tasks, settings: &Settings, db: &Db, payments: &Pay
 fn spawn_consumers(
     tasks: &mut Tasks,
     settings: &Settings,
+    brokers: &Brokers,
     db: &Db,
     payments: &Payments,
     producer: &Producer,
@@ -249,11 +257,7 @@ fn spawn_consumers(
     let shutdown = tasks.shutdown().clone();
     let consumer_metrics = ConsumerMetrics::new(metrics).context("consumer metrics")?;
     let consumer = |topic: &str, fetch_wait_ms: u64| {
-        let mut c = ConsumerSettings::new(
-            &settings.kafka.bootstrap_servers,
-            &topics.group_id,
-            &[topic],
-        );
+        let mut c = ConsumerSettings::new(brokers, &topics.group_id, &[topic]);
         c.session_timeout = Duration::from_millis(topics.session_timeout_ms);
         c.max_attempts = topics.record_max_attempts;
         c.transient_budget = Duration::from_secs(topics.transient_budget_secs);
@@ -319,6 +323,12 @@ fn router(
             &settings.customer_service_url,
             Duration::from_millis(settings.customer_service_timeout_ms),
         )?,
+        lookups: Arc::new(settings.lookup_limits.limiter()),
+        guesses: Arc::new(platform::limit::RateLimiter::new(
+            crate::state::GUESS_BURST,
+            crate::state::GUESSES_PER_MINUTE,
+        )),
+        clients: platform::client::ClientAddresses::new(&settings.client_addresses),
     })
     .merge(crate::openapi::router());
     let origins = platform::cors::AllowedOrigins::new(&settings.cors_allowed_origins)?;

@@ -26,6 +26,12 @@ pub enum Error {
     BadRequest(String),
     #[error("invalid request body")]
     Validation(FieldErrors),
+    /// 429 with `Retry-After`: this client has spent its lookups or email claims.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -47,6 +53,12 @@ impl Error {
             Self::PaymentInFlight(_) => Problem::conflict(self.to_string()),
             Self::BadRequest(detail) => Problem::bad_request(detail.clone()),
             Self::Validation(fields) => Problem::validation(fields.clone()),
+            Self::TooManyRequests { detail, .. } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too Many Requests",
+                detail.clone(),
+            ),
             Self::Database(sqlx::Error::PoolTimedOut) => {
                 Problem::service_unavailable("The database is not available; retry later")
             }
@@ -60,6 +72,11 @@ impl IntoResponse for Error {
         if matches!(self, Self::Database(_) | Self::Internal(_)) {
             tracing::error!(error = %format!("{self:#}"), "request failed");
         }
-        self.problem().into_response()
+        match &self {
+            Self::TooManyRequests { retry_after, .. } => {
+                platform::limit::with_retry_after(self.problem(), *retry_after)
+            }
+            _ => self.problem().into_response(),
+        }
     }
 }

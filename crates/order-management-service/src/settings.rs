@@ -24,6 +24,10 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     #[command(flatten)]
     pub payment: PaymentSettings,
+    #[command(flatten)]
+    pub client_addresses: platform::client::ClientAddressSettings,
+    #[command(flatten)]
+    pub lookup_limits: platform::limit::LookupLimitSettings,
     /// Base URL of the customer-facing service: an order this service does not have
     /// (yet) is looked up in what its checkout recorded there, so the lookup never
     /// answers 404 for a checked-out order.
@@ -124,6 +128,10 @@ pub struct PaymentSettings {
     /// token on every call.
     #[arg(long = "payment-gateway-token", env = "PAYMENT_GATEWAY_TOKEN")]
     pub gateway_token: platform::config::Secret,
+    /// PEM file of the CA that signed an https:// gateway's certificate, trusted besides
+    /// Mozilla's roots (a private CA).
+    #[arg(long = "payment-gateway-ca-file", env = "PAYMENT_GATEWAY_CA_FILE")]
+    pub gateway_ca_file: Option<std::path::PathBuf>,
     /// Timeout of one gateway call, in milliseconds.
     #[arg(long = "payment-timeout-ms", env = "PAYMENT_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(10..=120_000))]

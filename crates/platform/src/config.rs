@@ -15,6 +15,11 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_TOPIC_REPLICATION_FACTOR",
     "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_LOCATION",
     "JWT_SECRET",
     "JWT_PREVIOUS_SECRETS",
     "JWT_ISSUER",
@@ -22,6 +27,8 @@ pub const PLAIN_FALLBACKS: &[&str] = &[
     "REDIS_HOST",
     "REDIS_PORT",
     "REDIS_PASSWORD",
+    "REDIS_TLS",
+    "REDIS_CA_FILE",
     "SERVER_PORT",
     "SERVER_HOST",
     "ENVIRONMENT",
@@ -466,6 +473,107 @@ pub struct KafkaSettings {
     #[arg(long = "kafka-topic-min-insync-replicas", env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
           value_parser = clap::value_parser!(i32).range(1..=16))]
     pub min_insync_replicas: Option<i32>,
+    /// How clients talk to the brokers: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(
+        long = "kafka-security-protocol",
+        env = "KAFKA_SECURITY_PROTOCOL",
+        default_value = "plaintext",
+        ignore_case = true
+    )]
+    pub security_protocol: crate::kafka::SecurityProtocol,
+    /// SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512); required with sasl_*.
+    #[arg(
+        long = "kafka-sasl-mechanism",
+        env = "KAFKA_SASL_MECHANISM",
+        ignore_case = true
+    )]
+    pub sasl_mechanism: Option<crate::kafka::SaslMechanism>,
+    /// SASL user name; required with sasl_*.
+    #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    /// SASL password; required with sasl_*.
+    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD")]
+    pub sasl_password: Option<Secret>,
+    /// PEM file of the CA that signed the brokers' certificates (ssl and sasl_ssl); the
+    /// system's roots when unset.
+    #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<std::path::PathBuf>,
+}
+
+impl KafkaSettings {
+    /// Refuses, outside local development, a SASL password that is an example
+    /// placeholder.
+    pub fn check_secrets(&self, environment: &Environment) -> Result<(), String> {
+        match &self.sasl_password {
+            Some(password) => environment.check_secret("KAFKA_SASL_PASSWORD", password),
+            None => Ok(()),
+        }
+    }
+
+    /// The brokers and how to reach them, every client's starting point; an
+    /// inconsistent combination of the security settings is an error naming the setting.
+    pub fn brokers(&self) -> Result<crate::kafka::Brokers, String> {
+        use crate::kafka::{Brokers, KafkaSecurity, SaslCredentials};
+        let protocol = self.security_protocol;
+        let sasl = if protocol.is_sasl() {
+            let missing =
+                |name: &str| format!("KAFKA_SECURITY_PROTOCOL={} needs {name}", protocol.as_str());
+            Some(SaslCredentials {
+                mechanism: self.sasl_mechanism.ok_or_else(|| {
+                    missing("KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+                })?,
+                username: self
+                    .sasl_username
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| missing("KAFKA_SASL_USERNAME"))?,
+                password: self
+                    .sasl_password
+                    .clone()
+                    .filter(|p| !p.expose().is_empty())
+                    .ok_or_else(|| missing("KAFKA_SASL_PASSWORD"))?,
+            })
+        } else {
+            // Credentials that would silently not be used point at a mistyped protocol.
+            for (name, set) in [
+                ("KAFKA_SASL_MECHANISM", self.sasl_mechanism.is_some()),
+                ("KAFKA_SASL_USERNAME", self.sasl_username.is_some()),
+                ("KAFKA_SASL_PASSWORD", self.sasl_password.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{name} is set but KAFKA_SECURITY_PROTOCOL={} does not use SASL: \
+                         use sasl_ssl (or sasl_plaintext)",
+                        protocol.as_str()
+                    ));
+                }
+            }
+            None
+        };
+        if let Some(ca) = &self.ssl_ca_location {
+            if !protocol.is_tls() {
+                return Err(format!(
+                    "KAFKA_SSL_CA_LOCATION is set but KAFKA_SECURITY_PROTOCOL={} does not use TLS: \
+                     use ssl or sasl_ssl",
+                    protocol.as_str()
+                ));
+            }
+            if let Err(e) = std::fs::File::open(ca) {
+                return Err(format!(
+                    "KAFKA_SSL_CA_LOCATION {} cannot be read: {e}",
+                    ca.display()
+                ));
+            }
+        }
+        Ok(Brokers {
+            servers: self.bootstrap_servers.clone(),
+            security: KafkaSecurity {
+                protocol,
+                sasl,
+                ssl_ca_location: self.ssl_ca_location.clone(),
+            },
+        })
+    }
 }
 
 fn parse_bootstrap(value: &str) -> Result<String, String> {
@@ -719,6 +827,85 @@ mod tests {
         assert_eq!(local.kafka.replication_factor, 1);
         assert!(local.kafka.min_insync_replicas.is_none());
         assert!(parse_with(&[], &[("KAFKA_TOPIC_REPLICATION_FACTOR", "0")]).is_err());
+    }
+
+    #[test]
+    fn kafka_security_settings_are_shared_and_reach_the_brokers() {
+        let ca = std::env::temp_dir().join(format!("kafka-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&ca, "not checked here").unwrap();
+        let s = parse_with(
+            &[],
+            &[
+                ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("KAFKA_SASL_MECHANISM", "scram-sha-512"),
+                ("KAFKA_SASL_USERNAME", "orders"),
+                ("ORDER_SERVICE_KAFKA_SASL_PASSWORD", "s3cret"),
+                ("KAFKA_SSL_CA_LOCATION", ca.to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        let brokers = s.kafka.brokers().unwrap();
+        let _ = std::fs::remove_file(&ca);
+        let config = crate::kafka::client_config(&brokers);
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(config.get("sasl.username"), Some("orders"));
+        assert_eq!(config.get("sasl.password"), Some("s3cret"));
+        assert_eq!(config.get("ssl.ca.location"), ca.to_str());
+
+        let plain = parse_with(&[], &[]).unwrap().kafka.brokers().unwrap();
+        assert_eq!(
+            plain.security.protocol,
+            crate::kafka::SecurityProtocol::Plaintext
+        );
+        assert!(parse_with(&[], &[("KAFKA_SECURITY_PROTOCOL", "tls")]).is_err());
+        assert!(parse_with(&[], &[("KAFKA_SASL_MECHANISM", "GSSAPI")]).is_err());
+    }
+
+    #[test]
+    fn inconsistent_kafka_security_settings_name_the_setting() {
+        let brokers = |env: &[(&str, &str)]| parse_with(&[], env).unwrap().kafka.brokers();
+        let sasl = [
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("KAFKA_SASL_USERNAME", "orders"),
+            ("KAFKA_SASL_PASSWORD", "s3cret"),
+        ];
+        assert!(brokers(&sasl).is_ok());
+        for (i, missing) in [
+            "KAFKA_SASL_MECHANISM",
+            "KAFKA_SASL_USERNAME",
+            "KAFKA_SASL_PASSWORD",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut env = sasl.to_vec();
+            env.remove(i + 1);
+            let err = brokers(&env).unwrap_err();
+            assert!(err.contains(missing), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let err = brokers(&[("KAFKA_SASL_USERNAME", "orders")]).unwrap_err();
+        assert!(
+            err.contains("KAFKA_SASL_USERNAME") && err.contains("plaintext"),
+            "{err}"
+        );
+        let err = brokers(&[(
+            "KAFKA_SSL_CA_LOCATION",
+            "/etc/ssl/certs/ca-certificates.crt",
+        )])
+        .unwrap_err();
+        assert!(err.contains("KAFKA_SSL_CA_LOCATION"), "{err}");
+        let err = brokers(&[
+            ("KAFKA_SECURITY_PROTOCOL", "ssl"),
+            ("KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("KAFKA_SSL_CA_LOCATION /nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]

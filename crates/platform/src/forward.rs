@@ -1,5 +1,5 @@
 //! Passing a GET on to another service of the platform and its answer back as it is:
-//! the status, the content type and the body, byte for byte. The caller's headers
+//! the status, the content type, `Retry-After` and the body, byte for byte. The caller's headers
 //! that decide what the other service shows (its token, say) go with it, and so do the
 //! correlation id and trace.
 
@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
+    /// The other service's `Retry-After` (a 429 or 503 of its own), passed on with it.
+    pub retry_after: Option<HeaderValue>,
     pub body: Bytes,
 }
 
@@ -23,6 +25,11 @@ impl IntoResponse for Answer {
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type);
+        }
+        if let Some(retry_after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response
     }
@@ -77,10 +84,12 @@ impl Forwarder {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = StatusCode::from_u16(response.status().as_u16()).map_err(|e| e.to_string())?;
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let body = response.bytes().await.map_err(|e| e.to_string())?;
         Ok(Answer {
             status,
             content_type,
+            retry_after,
             body,
         })
     }

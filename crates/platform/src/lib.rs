@@ -4,6 +4,8 @@
 //!   (`ORDER_SERVICE_KAFKA_BOOTSTRAP_SERVERS`) and the original's plain fallbacks.
 //! - [`telemetry`]: one JSON object per log line, carrying the request's correlation and
 //!   W3C trace ids; [`context`] holds those ids for the task that serves a request.
+//! - [`client`]: the client address per-client limits key on, from a trusted proxy's
+//!   header or the TCP peer.
 //! - [`forward`]: a GET passed on to another service, its answer passed back as it is.
 //! - [`http`]: the correlation/metrics middleware, the JSON extractor whose rejections are
 //!   problem details, fallbacks for unknown routes and methods, and graceful serving.
@@ -32,6 +34,7 @@
 pub mod actuator;
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod connections;
 pub mod context;

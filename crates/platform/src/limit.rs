@@ -1,6 +1,6 @@
 //! Bounds on the work callers can cause: a keyed rate limiter (logins per user name and
-//! per client address) and the API's load shedding (a cap on requests in flight and a
-//! time-out per request). A flood meets a 429 or a 503 with `Retry-After`, instead of
+//! client address, order lookups per client address) and the API's load shedding (a
+//! cap on requests in flight and a time-out per request). A flood meets a 429 or a 503 with `Retry-After`, instead of
 //! memory running out or every caller waiting.
 
 use crate::problem::Problem;
@@ -39,31 +39,21 @@ impl RateLimiter {
         }
     }
 
-    /// Whether `key` may try now; otherwise how long until it may. Takes nothing: see
-    /// [`RateLimiter::spend`].
-    pub fn allowed(&self, key: &str) -> Result<(), Duration> {
-        self.allowed_at(key, Instant::now())
+    /// Takes one of `key`'s tokens, or says how long until one is there. Checking and
+    /// taking are one step under one lock, so a burst of parallel requests gets no more
+    /// than the tokens there are: take before doing the work the limit guards (a
+    /// password check), not after.
+    pub fn take(&self, key: &str) -> Result<(), Duration> {
+        self.take_at(key, Instant::now())
     }
 
-    /// Spends one of `key`'s tokens (a failed login, say).
-    pub fn spend(&self, key: &str) {
-        self.spend_at(key, Instant::now());
+    /// Returns a token taken for `key` (a login that succeeded: the limit counts
+    /// guesses, not the people who know their password).
+    pub fn give_back(&self, key: &str) {
+        self.give_back_at(key, Instant::now());
     }
 
-    fn allowed_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let buckets = self.lock();
-        let Some(bucket) = buckets.get(key) else {
-            return Ok(());
-        };
-        let tokens = refilled(*bucket, now, self.burst, self.per_sec);
-        if tokens >= 1.0 {
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
-        }
-    }
-
-    fn spend_at(&self, key: &str, now: Instant) {
+    fn take_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.lock();
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             let (burst, per_sec) = (self.burst, self.per_sec);
@@ -78,10 +68,27 @@ impl RateLimiter {
             at: now,
         });
         let tokens = refilled(*bucket, now, self.burst, self.per_sec);
-        *bucket = Bucket {
-            tokens: (tokens - 1.0).max(0.0),
-            at: now,
-        };
+        if tokens >= 1.0 {
+            *bucket = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
+            Ok(())
+        } else {
+            *bucket = Bucket { tokens, at: now };
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+        }
+    }
+
+    fn give_back_at(&self, key: &str, now: Instant) {
+        let mut buckets = self.lock();
+        if let Some(bucket) = buckets.get_mut(key) {
+            let tokens = refilled(*bucket, now, self.burst, self.per_sec);
+            *bucket = Bucket {
+                tokens: (tokens + 1.0).min(self.burst),
+                at: now,
+            };
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
@@ -95,6 +102,29 @@ impl RateLimiter {
 fn refilled(bucket: Bucket, now: Instant, burst: f64, per_sec: f64) -> f64 {
     let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
     (bucket.tokens + elapsed * per_sec).min(burst)
+}
+
+/// How many anonymous order lookups one client may make. Order numbers count up per
+/// day, so without a bound anyone could read every order's status, items and totals
+/// by walking them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LookupLimitSettings {
+    /// Anonymous order lookups one client address may make at once; 429 with
+    /// Retry-After beyond. A manager's token is not limited.
+    #[arg(long = "order-lookup-burst", env = "ORDER_LOOKUP_BURST", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub burst: u32,
+    /// Anonymous order lookups per minute a client address gets back after its burst.
+    #[arg(long = "order-lookups-per-minute", env = "ORDER_LOOKUPS_PER_MINUTE",
+          default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub per_minute: u32,
+}
+
+impl LookupLimitSettings {
+    /// The limiter these settings describe, keyed by client address.
+    pub fn limiter(&self) -> RateLimiter {
+        RateLimiter::new(self.burst, self.per_minute)
+    }
 }
 
 /// `problem` with a `Retry-After` of `after` (whole seconds, at least 1).
@@ -188,21 +218,48 @@ mod tests {
         let limiter = RateLimiter::new(3, 60);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.allowed_at("ada", t0).is_ok());
-            limiter.spend_at("ada", t0);
+            assert!(limiter.take_at("ada", t0).is_ok());
         }
-        let wait = limiter.allowed_at("ada", t0).expect_err("burst spent");
+        let wait = limiter.take_at("ada", t0).expect_err("burst spent");
         assert!(
             wait <= Duration::from_secs(1) && wait > Duration::ZERO,
             "{wait:?}"
         );
-        assert!(
-            limiter.allowed_at("bob", t0).is_ok(),
-            "keys are independent"
-        );
+        assert!(limiter.take_at("bob", t0).is_ok(), "keys are independent");
         assert!(limiter
-            .allowed_at("ada", t0 + Duration::from_millis(1100))
+            .take_at("ada", t0 + Duration::from_millis(1100))
             .is_ok());
+    }
+
+    #[test]
+    fn a_refused_take_costs_nothing_more_and_a_token_given_back_may_be_taken_again() {
+        let limiter = RateLimiter::new(1, 60);
+        let t0 = Instant::now();
+        assert!(limiter.take_at("ada", t0).is_ok());
+        for _ in 0..5 {
+            assert!(limiter.take_at("ada", t0).is_err());
+        }
+        assert!(
+            limiter
+                .take_at("ada", t0 + Duration::from_millis(1001))
+                .is_ok(),
+            "refusals do not push the refill back"
+        );
+        limiter.give_back_at("ada", t0 + Duration::from_millis(1001));
+        assert!(limiter
+            .take_at("ada", t0 + Duration::from_millis(1001))
+            .is_ok());
+        limiter.give_back_at("ada", t0 + Duration::from_secs(100));
+        limiter.give_back_at("ada", t0 + Duration::from_secs(100));
+        assert!(limiter
+            .take_at("ada", t0 + Duration::from_secs(100))
+            .is_ok());
+        assert!(
+            limiter
+                .take_at("ada", t0 + Duration::from_secs(100))
+                .is_err(),
+            "giving back never fills past the burst"
+        );
     }
 
     #[test]
@@ -210,9 +267,9 @@ mod tests {
         let limiter = RateLimiter::new(1, 600);
         let t0 = Instant::now();
         for i in 0..MAX_KEYS {
-            limiter.spend_at(&i.to_string(), t0);
+            let _ = limiter.take_at(&i.to_string(), t0);
         }
-        limiter.spend_at("new", t0 + Duration::from_secs(10));
+        let _ = limiter.take_at("new", t0 + Duration::from_secs(10));
         let size = limiter.lock().len();
         assert!(size < 10, "idle full buckets were dropped, {size} left");
     }

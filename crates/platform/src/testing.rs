@@ -38,6 +38,11 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The test broker, reached in plaintext.
+pub fn kafka_brokers() -> crate::kafka::Brokers {
+    crate::kafka::Brokers::plaintext(kafka_bootstrap())
+}
+
 /// A consumer in a group of its own, reading `topic` on the test broker from its
 /// first record, without committing: how a test sees what was published.
 pub fn reader(topic: &str) -> rdkafka::error::KafkaResult<rdkafka::consumer::StreamConsumer> {
@@ -158,4 +163,81 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
                 .then(|| value.parse().ok())
                 .flatten()
         })
+}
+
+/// The files of a private certificate authority and of a server certificate it signed,
+/// for tests of TLS to a server they start themselves.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA's certificate (PEM): what a client is told to trust.
+    pub ca: std::path::PathBuf,
+    /// The server's certificate (PEM), for the DNS name given.
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// Makes, with the `openssl` command, a private CA and a certificate it signed for the
+/// DNS name `name`, in `dir` (P-256 keys, valid for a day).
+pub fn private_ca_and_certificate(dir: &std::path::Path, name: &str) -> anyhow::Result<TlsFiles> {
+    let openssl = |args: &[&str]| -> anyhow::Result<()> {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run openssl: {e}"))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let ca = [
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test private CA",
+    ];
+    openssl(&[&ca[..], &ec, &["-keyout", "ca.key", "-out", "ca.pem"]].concat())?;
+    let subject = format!("/CN={name}");
+    let csr = ["req", "-nodes", "-subj", &subject];
+    openssl(
+        &[
+            &csr[..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\n"),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    Ok(TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    })
 }

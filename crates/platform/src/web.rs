@@ -120,6 +120,16 @@ pub fn get_file<S: Clone + Send + Sync + 'static>(
     })
 }
 
+/// Marks `response` as never to be stored by a browser or a proxy: for every answer
+/// carrying personal data (order views, order lists, tokens). Use with
+/// `axum::middleware::map_response`.
+pub async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,7 +101,8 @@ impl Shop {
             TopicSpec::with_dlq(&released_topic),
         ]
         .concat();
-        platform::kafka::ensure_topics(&bootstrap, &specs).await?;
+        platform::kafka::ensure_topics(&platform::kafka::Brokers::plaintext(&bootstrap), &specs)
+            .await?;
         let topics: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();
 
         // The storefront's port is chosen first: the order service must allow its origin.
@@ -129,6 +130,9 @@ impl Shop {
             "--payment-retry-interval-ms=200".to_owned(),
             format!("--cors-allowed-origins={shop_url}"),
             format!("--customer-service-url={shop_url}"),
+            // The journey polls its order while it is paid; the limit on anonymous
+            // lookups has tests of its own.
+            "--order-lookup-burst=1000000".to_owned(),
         ])?;
         let orders = order_management_service::Application::build(order_settings).await?;
         let orders_url = format!("http://127.0.0.1:{}", orders.port());
@@ -149,6 +153,7 @@ impl Shop {
         settings.consumer.session_timeout_ms = 6000;
         settings.redis = redis_settings(settings.redis)?;
         settings.order_service_url = orders_url.clone();
+        settings.lookup_limits.burst = 1_000_000;
         let customer = customer_facing_service::Application::build(settings).await?;
         shutdown.push(customer.shutdown_token());
         tokio::spawn(customer.run_until_stopped());

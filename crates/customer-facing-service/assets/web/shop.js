@@ -352,11 +352,12 @@ async function viewOrder(number, params) {
         el("p", { class: "total" }, "Total: ", money.format(order.subtotal)),
         el("p", {}, `For ${order.customerInfo.name}, ${order.customerInfo.email}`));
       if (TERMINAL.includes(order.status)) return;
-    } else if (reply.status !== 404 && reply.status !== 0) {
+    } else if (reply.status !== 404 && reply.status !== 0 && reply.status !== 429) {
       explanation.textContent = problemText(reply);
       return;
     }
-    await new Promise((r) => setTimeout(r, wait));
+    // 429: this address has looked up too many orders for now; the next poll, later, gets through.
+    await new Promise((r) => setTimeout(r, reply.status === 429 ? 5000 : wait));
   }
 }
 

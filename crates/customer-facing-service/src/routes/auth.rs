@@ -5,19 +5,25 @@ use crate::managers;
 use crate::state::AppState;
 use crate::validate::Validator;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Extension;
 use axum::Router;
 use platform::http::Json;
 use platform::rules::Text;
+use platform::Problem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::time::Duration;
 use utoipa::openapi::Object;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/auth/login", post(login))
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        // An answer may carry a token.
+        .layer(axum::middleware::map_response(platform::web::no_store))
 }
 
 /// User names.
@@ -52,18 +58,57 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
+// Every attempt takes a token of its client and of its user name from that client
+// before anything else (see `managers::LoginGuard`); a login that succeeds gives them
+// back.
 /// Logs in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 400, description = "Missing username or password", body = platform::Problem, content_type = "application/problem+json"),
         (status = 401, body = LoginResponse, description = "Wrong credentials"),
-        (status = 429, description = "Too many failed logins for this user name or client; see Retry-After", body = platform::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this user name from this client, or from this client; see Retry-After", body = platform::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many logins in progress; see Retry-After", body = platform::Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    Json(body): Json<LoginRequest>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<LoginRequest>, Problem>,
+) -> Response {
+    let client = state.client_key(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
+    // Taken before the body is looked at: a malformed attempt is still an attempt.
+    match state.logins.per_client.take(&client) {
+        Err(wait) => refused(None, &client, wait).into_response(),
+        Ok(()) => match body {
+            Err(problem) => problem.into_response(),
+            Ok(Json(body)) => match attempt(&state, &client, body).await {
+                Ok(answer) => answer.into_response(),
+                Err(e) => e.into_response(),
+            },
+        },
+    }
+}
+
+fn refused(username: Option<&str>, client: &str, retry_after: Duration) -> Error {
+    tracing::warn!(username = ?username, client = %client, "login refused: too many attempts");
+    Error::TooManyRequests {
+        detail: "Too many login attempts. Please wait before trying again.".into(),
+        retry_after,
+    }
+}
+
+async fn attempt(
+    state: &AppState,
+    client: &str,
+    body: LoginRequest,
 ) -> Result<(StatusCode, Json<LoginResponse>)> {
+    let guard = &state.logins;
+    let user_key = body
+        .username
+        .as_deref()
+        .map(|username| managers::LoginGuard::user_key(client, username));
+    let user_token = user_key
+        .as_deref()
+        .map(|key| guard.per_user_and_client.take(key));
     let mut v = Validator::new();
     v.required_text(
         "username",
@@ -82,29 +127,17 @@ pub async fn login(
     v.finish()?;
     let username = body.username.unwrap_or_default();
     let password = body.password.unwrap_or_default();
-    let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
-    let guard = &state.logins;
-    let wait = guard.per_user.allowed(&username).err().into_iter().chain(
-        client
-            .as_deref()
-            .and_then(|c| guard.per_client.allowed(c).err()),
-    );
-    if let Some(retry_after) = wait.max() {
-        tracing::warn!(username = %username, client = ?client, "login refused: too many failed attempts");
-        return Err(Error::TooManyRequests {
-            detail: "Too many failed logins. Please wait before trying again.".into(),
-            retry_after,
-        });
+    if let Some(Err(wait)) = user_token {
+        return Err(refused(Some(&username), client, wait));
     }
+    // A 503 here keeps the tokens: a refused attempt counts.
     let roles = managers::authenticate(&state.db, guard, &username, &password).await?;
-    if roles.is_none() {
-        guard.per_user.spend(&username);
-        if let Some(client) = &client {
-            guard.per_client.spend(client);
-        }
-    }
     match roles {
         Some(roles) => {
+            guard.per_client.give_back(client);
+            if let Some(key) = &user_key {
+                guard.per_user_and_client.give_back(key);
+            }
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             tracing::info!(username = %username, "login succeeded");
             Ok((
@@ -117,7 +150,7 @@ pub async fn login(
             ))
         }
         None => {
-            tracing::info!(username = %username, "login refused");
+            tracing::info!(username = %username, client = %client, "login refused");
             Ok((
                 StatusCode::UNAUTHORIZED,
                 Json(LoginResponse {

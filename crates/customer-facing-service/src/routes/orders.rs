@@ -1,20 +1,27 @@
 //! `GET /api/v1/orders/{orderNumber}`: the order lookup right after checkout, never 404
-//! for an order this service took (see [`crate::orders`]).
+//! for an order this service took (see [`crate::orders`]). Order numbers count up per
+//! day, so anonymous lookups are limited per client address, an `X-Customer-Email`
+//! that does not match counts as a failed login of the client, and no answer may be
+//! stored.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::orders::Found;
 use crate::state::AppState;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use events::order_view::Order;
+use events::order_view::{claim_matches, Order, CUSTOMER_EMAIL_HEADER};
 use platform::auth::Principal;
 use platform::http::Json;
+use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/orders/{orderNumber}", get(get_order))
+    Router::new()
+        .route("/api/v1/orders/{orderNumber}", get(get_order))
+        // Every answer may carry the customer's details.
+        .layer(axum::middleware::map_response(platform::web::no_store))
 }
 
 /// An order by its number: the order service's view of it, or, until the order
@@ -30,6 +37,8 @@ pub fn router() -> Router<AppState> {
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
         (status = 404, body = platform::Problem),
+        (status = 429, description = "Too many anonymous lookups, or wrong emails, from this client; see Retry-After",
+         body = platform::Problem),
         (status = 503, description = "The order service is not answering and the order is not known here",
          body = platform::Problem),
     )
@@ -37,16 +46,70 @@ pub fn router() -> Router<AppState> {
 pub async fn get_order(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Path(order_number): Path<String>,
 ) -> Result<Response> {
     let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let client = state.client_key(peer, &headers);
+    let claimed = headers
+        .get(CUSTOMER_EMAIL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| !manager);
+    if !manager {
+        state.lookups.take(&client).map_err(|retry_after| {
+            tracing::warn!(client = %client, "order lookup refused: too many lookups");
+            Error::TooManyRequests {
+                detail: "Too many order lookups. Please wait before trying again.".into(),
+                retry_after,
+            }
+        })?;
+    }
+    if claimed.is_some() {
+        // The email unmasks the order: each claim is a guess, counted like a login.
+        state
+            .logins
+            .per_client
+            .take(&client)
+            .map_err(|retry_after| {
+                tracing::warn!(client = %client, "order lookup refused: too many wrong emails");
+                Error::TooManyRequests {
+                    detail: "Too many failed attempts. Please wait before trying again.".into(),
+                    retry_after,
+                }
+            })?;
+    }
+    let forwarded = peer.map(|peer| state.clients.forwarded(peer.ip(), &headers));
     let found = state
         .orders
-        .find(&state.db, &order_number, &headers, manager)
+        .find(&state.db, &order_number, &headers, manager, forwarded)
         .await?;
+    if let Some(claimed) = claimed {
+        if claim_matched(&found, claimed) {
+            state.logins.per_client.give_back(&client);
+        } else {
+            tracing::info!(client = %client, orderNumber = %order_number,
+                "order lookup with a wrong email");
+        }
+    }
     Ok(match found {
         Found::OrderService(answer) => answer.into_response(),
         Found::Pending(order) => Json(*order).into_response(),
     })
+}
+
+/// Whether what was found shows the customer unmasked to the holder of `claimed`.
+fn claim_matched(found: &Found, claimed: &str) -> bool {
+    match found {
+        Found::Pending(order) => order.is_owned_by(claimed),
+        Found::OrderService(answer) => {
+            answer.status == StatusCode::OK
+                && serde_json::from_slice::<serde_json::Value>(&answer.body).is_ok_and(|order| {
+                    order["customerInfo"]["email"]
+                        .as_str()
+                        .is_some_and(|email| claim_matches(email, claimed))
+                })
+        }
+    }
 }

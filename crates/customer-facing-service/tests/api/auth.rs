@@ -229,3 +229,162 @@ async fn a_flood_of_bogus_logins_is_bounded_and_a_catalogue_read_still_answers()
         }
     }
 }
+
+/// A client of `app` whose connections come from `local` (any 127.x address reaches
+/// the loopback listener), so tests can be several clients.
+fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local.parse::<std::net::IpAddr>().expect("an address"))
+        .build()
+        .expect("a client")
+}
+
+async fn login_from(
+    app: &crate::helpers::TestApp,
+    client: &reqwest::Client,
+    forwarded_for: Option<&str>,
+    username: &str,
+    password: &str,
+) -> StatusCode {
+    let mut request = client
+        .post(format!("{}/api/v1/auth/login", app.address))
+        .json(&json!({"username": username, "password": password}));
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("X-Forwarded-For", forwarded_for);
+    }
+    request.send().await.expect("login answered").status()
+}
+
+/// Wrong passwords for `manager` from `client` until one is refused. Verifications
+/// are slow in a debug build, so the bucket refills a little meanwhile: the first ten
+/// are checked (401), and the refusal comes before the per-client limit (thirty).
+async fn guess_until_refused(
+    app: &crate::helpers::TestApp,
+    client: &reqwest::Client,
+    forwarded_for: Option<&str>,
+) {
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&StatusCode::TOO_MANY_REQUESTS) && statuses.len() < 25 {
+        statuses.push(login_from(app, client, forwarded_for, "manager", "wrong").await);
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_gets_no_more_verifications_than_the_limit() {
+    let app = spawn_app().await;
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = format!("{}/api/v1/auth/login", app.address);
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"username": "manager", "password": format!("guess-{i}")}))
+                    .send()
+                    .await
+                    .expect("login answered")
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("joined"));
+    }
+    // Ten attempts a minute for one name from one client: at most ten guesses were
+    // let through to the password check (401, or 503 when it was busy); every other
+    // one was refused before it.
+    let through = statuses
+        .iter()
+        .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(through <= 10, "{through} guesses got through: {statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| matches!(s.as_u16(), 401 | 429 | 503)));
+}
+
+#[tokio::test]
+async fn a_refused_attempt_costs_a_token_like_a_wrong_password() {
+    let app = spawn_app().await;
+    for _ in 0..30 {
+        let malformed = app
+            .request(Method::POST, "/api/v1/auth/login")
+            .header("Content-Type", "application/json")
+            .body("{\"username\": \"manager\", ")
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    }
+    // Thirty attempts a minute per client: the right password waits its turn too.
+    let response = app.login("manager", "manager123").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_client_do_not_lock_the_user_out_of_another() {
+    let app = spawn_app().await;
+    let (guesser, manager) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    guess_until_refused(&app, &guesser, None).await;
+    let locked = login_from(&app, &guesser, None, "manager", "manager123").await;
+    assert_eq!(locked, StatusCode::TOO_MANY_REQUESTS);
+    let elsewhere = login_from(&app, &manager, None, "manager", "manager123").await;
+    assert_eq!(elsewhere, StatusCode::OK, "the real manager still logs in");
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_when_a_trusted_proxy_sends_it() {
+    let app = spawn_app_with(|s| {
+        s.client_addresses.trusted_proxies = "127.0.0.1/32".parse().expect("a block");
+    })
+    .await;
+    // Through the proxy (127.0.0.1): the address it appended is the client.
+    let proxy = client_from("127.0.0.1");
+    guess_until_refused(&app, &proxy, Some("203.0.113.9, 198.51.100.1")).await;
+    let locked = login_from(&app, &proxy, Some("198.51.100.1"), "manager", "manager123").await;
+    assert_eq!(locked, StatusCode::TOO_MANY_REQUESTS);
+    let other = login_from(&app, &proxy, Some("198.51.100.2"), "manager", "manager123").await;
+    assert_eq!(other, StatusCode::OK, "another client behind the proxy");
+
+    // From anyone else the header is the caller's own claim: a fresh one per guess
+    // changes nothing.
+    let direct = client_from("127.0.0.4");
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&StatusCode::TOO_MANY_REQUESTS) && statuses.len() < 25 {
+        let forged = format!("192.0.2.{}", statuses.len());
+        statuses.push(login_from(&app, &direct, Some(&forged), "manager", "wrong").await);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let forged = login_from(&app, &direct, Some("192.0.2.200"), "manager", "manager123").await;
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn no_login_answer_may_be_stored() {
+    let app = spawn_app().await;
+    for password in ["manager123", "wrong"] {
+        let response = app.login("manager", password).await;
+        assert_eq!(
+            response.headers()["cache-control"],
+            "no-store",
+            "{password}"
+        );
+    }
+}

@@ -228,3 +228,91 @@ async fn an_older_cart_state_never_replaces_a_newer_one_in_the_cache() {
     let value: Value = cache.get("test", "k").await.expect("cached");
     assert_eq!(value["state"], "newer");
 }
+
+async fn wait_for_port(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server never listened on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cache_works_over_tls_with_the_servers_ca_and_not_without_it() {
+    let dir = std::env::temp_dir().join(platform::testing::unique_name("cfs"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let platform::testing::TlsFiles { ca, cert, key } =
+        platform::testing::private_ca_and_certificate(&dir, "localhost").expect("certificates");
+    let port = platform::testing::free_port().expect("a free port");
+    // TLS only: the plain port is closed, so nothing can pass in the clear.
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(PrivateRedis)
+        .expect("redis-server");
+    wait_for_port(port).await;
+
+    // Each cache registers its counters: one registry each.
+    let metrics = || platform::metrics::Metrics::new("test", "test").expect("metrics");
+    let mut settings = customer_facing_service::Settings::defaults().expect("settings");
+    settings.redis.host = "localhost".into();
+    settings.redis.port = port;
+    settings.redis.key_prefix = format!("{}:", platform::testing::unique_name("cfs"));
+    settings.redis.tls = true;
+    settings.redis.ca_file = Some(ca.clone());
+    let cache =
+        customer_facing_service::cache::Cache::new(&settings.redis, &metrics()).expect("cache");
+    cache
+        .set_if_newer(
+            "k",
+            &json!({"state": "over TLS"}),
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+    let value: Option<Value> = cache.get("test", "k").await;
+    assert_eq!(value.expect("cached over TLS")["state"], "over TLS");
+
+    // Mozilla's roots do not include the private CA: no connection, so no cache.
+    settings.redis.ca_file = None;
+    let untrusting =
+        customer_facing_service::cache::Cache::new(&settings.redis, &metrics()).expect("cache");
+    assert_eq!(untrusting.get::<Value>("test", "k").await, None);
+
+    drop(redis);
+
+    settings.redis.ca_file = Some(dir.join("missing.pem"));
+    let err = customer_facing_service::cache::Cache::new(&settings.redis, &metrics())
+        .err()
+        .expect("a CA file that cannot be read stops start-up");
+    assert!(err.to_string().contains("REDIS_CA_FILE"), "{err}");
+    settings.redis.ca_file = Some(ca);
+    settings.redis.tls = false;
+    let err = customer_facing_service::cache::Cache::new(&settings.redis, &metrics())
+        .err()
+        .expect("a CA file without TLS stops start-up");
+    assert!(err.to_string().contains("REDIS_TLS"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,5 +14,6 @@ mod health;
 mod helpers;
 mod hung_redis;
 mod openapi;
+mod order_lookup;
 mod pages;
 mod stock_returns;

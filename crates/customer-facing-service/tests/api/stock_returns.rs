@@ -24,7 +24,7 @@ async fn spawn_consuming_app() -> (TestApp, Producer) {
         s.consumer.record_max_attempts = 2;
     })
     .await;
-    let bootstrap = platform::testing::kafka_bootstrap();
+    let bootstrap = platform::testing::kafka_brokers();
     platform::kafka::ensure_topics(&bootstrap, &TopicSpec::with_dlq(&app.released_topic))
         .await
         .expect("topics created");

@@ -1,4 +1,4 @@
-use crate::helpers::{bootstrap, producer, topics};
+use crate::helpers::{bootstrap, brokers, producer, topics};
 use opsctl::cli::ReplayArgs;
 use opsctl::dlq::{self, Filter};
 use opsctl::output::Output;
@@ -52,7 +52,7 @@ fn args(dlq: &str, group: &str, filter: Vec<Filter>, dry_run: bool) -> ReplayArg
 #[tokio::test]
 async fn list_and_show_read_where_each_dead_letter_came_from_and_why() {
     let (original, dlq) = dead_letters().await;
-    let records = dlq::read(&bootstrap(), &dlq, 10).await.expect("read");
+    let records = dlq::read(&brokers(), &dlq, 10).await.expect("read");
     assert_eq!(records.len(), 3);
     let first = &records[0];
     assert_eq!(first.key.as_deref(), Some("k1"));
@@ -65,16 +65,13 @@ async fn list_and_show_read_where_each_dead_letter_came_from_and_why() {
         Some("PoisonA: bad record k1")
     );
     assert_eq!(first.payload.as_deref(), Some("{\"orderId\":\"k1\"}"));
-    assert_eq!(
-        dlq::read(&bootstrap(), &dlq, 2).await.expect("read").len(),
-        2
-    );
+    assert_eq!(dlq::read(&brokers(), &dlq, 2).await.expect("read").len(), 2);
 }
 
 #[tokio::test]
 async fn a_missing_topic_is_a_readable_error() {
     let missing = platform::testing::unique_name("ops_missing");
-    let err = dlq::read(&bootstrap(), &missing, 5).await.unwrap_err();
+    let err = dlq::read(&brokers(), &missing, 5).await.unwrap_err();
     assert!(format!("{err:#}").contains(&missing), "{err:#}");
 }
 
@@ -84,17 +81,17 @@ async fn replay_publishes_each_dead_letter_exactly_once_with_filters_and_dry_run
     let group = platform::testing::unique_name("ops_replay");
     let out = Output::new(true);
 
-    let dry = dlq::replay(&bootstrap(), &args(&dlq, &group, vec![], true), &out)
+    let dry = dlq::replay(&brokers(), &args(&dlq, &group, vec![], true), &out)
         .await
         .expect("dry run");
     assert_eq!((dry.would_replay, dry.replayed), (3, 0));
-    assert!(dlq::read(&bootstrap(), &original, 10)
+    assert!(dlq::read(&brokers(), &original, 10)
         .await
         .expect("read")
         .is_empty());
 
     let filtered = dlq::replay(
-        &bootstrap(),
+        &brokers(),
         &args(&dlq, &group, vec![Filter::Key("k2".into())], false),
         &out,
     )
@@ -110,7 +107,7 @@ async fn replay_publishes_each_dead_letter_exactly_once_with_filters_and_dry_run
     );
 
     let by_error = dlq::replay(
-        &bootstrap(),
+        &brokers(),
         &args(&dlq, &group, vec![Filter::Error("PoisonB".into())], false),
         &out,
     )
@@ -118,7 +115,7 @@ async fn replay_publishes_each_dead_letter_exactly_once_with_filters_and_dry_run
     .expect("replay by error");
     assert_eq!(by_error.replayed, 0, "k2 was replayed already");
 
-    let rest = dlq::replay(&bootstrap(), &args(&dlq, &group, vec![], false), &out)
+    let rest = dlq::replay(&brokers(), &args(&dlq, &group, vec![], false), &out)
         .await
         .expect("replay");
     assert_eq!(
@@ -126,12 +123,12 @@ async fn replay_publishes_each_dead_letter_exactly_once_with_filters_and_dry_run
         (2, 1, 0)
     );
 
-    let again = dlq::replay(&bootstrap(), &args(&dlq, &group, vec![], false), &out)
+    let again = dlq::replay(&brokers(), &args(&dlq, &group, vec![], false), &out)
         .await
         .expect("second replay");
     assert_eq!((again.replayed, again.skipped_by_filter), (0, 0));
 
-    let replayed = dlq::read(&bootstrap(), &original, 10).await.expect("read");
+    let replayed = dlq::read(&brokers(), &original, 10).await.expect("read");
     let mut keys: Vec<_> = replayed.iter().filter_map(|r| r.key.clone()).collect();
     keys.sort();
     assert_eq!(keys, ["k1", "k2", "k3"], "each record once");
@@ -156,14 +153,14 @@ async fn replay_by_original_offset_takes_only_that_record() {
     let (original, dlq) = dead_letters().await;
     let group = platform::testing::unique_name("ops_replay");
     let summary = dlq::replay(
-        &bootstrap(),
+        &brokers(),
         &args(&dlq, &group, vec![Filter::OriginalOffset(12)], false),
         &Output::new(true),
     )
     .await
     .expect("replay");
     assert_eq!(summary.replayed, 1);
-    let replayed = dlq::read(&bootstrap(), &original, 10).await.expect("read");
+    let replayed = dlq::read(&brokers(), &original, 10).await.expect("read");
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].key.as_deref(), Some("k3"));
 }
@@ -194,7 +191,7 @@ async fn the_runbooks_replay_script_replays_through_opsctl_once() {
     let second: serde_json::Value = serde_json::from_slice(&run().stdout).expect("json");
     assert_eq!(second["replayed"], 0);
     assert_eq!(
-        dlq::read(&bootstrap(), &original, 10)
+        dlq::read(&brokers(), &original, 10)
             .await
             .expect("read")
             .len(),

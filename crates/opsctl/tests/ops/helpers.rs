@@ -38,6 +38,10 @@ pub fn bootstrap() -> String {
     platform::testing::kafka_bootstrap()
 }
 
+pub fn brokers() -> platform::kafka::Brokers {
+    platform::testing::kafka_brokers()
+}
+
 /// Creates topics with `partitions` partitions each.
 pub async fn topics(names: &[&str], partitions: i32) {
     let specs: Vec<TopicSpec> = names
@@ -48,13 +52,13 @@ pub async fn topics(names: &[&str], partitions: i32) {
             ..TopicSpec::events(n)
         })
         .collect();
-    ensure_topics(&bootstrap(), &specs)
+    ensure_topics(&brokers(), &specs)
         .await
         .expect("topics created");
 }
 
 pub fn producer() -> Producer {
-    Producer::new(&bootstrap(), Duration::from_secs(10)).expect("producer")
+    Producer::new(&brokers(), Duration::from_secs(10)).expect("producer")
 }
 
 /// Minutes ago as a UTC wall-clock time.

@@ -1,4 +1,4 @@
-use crate::helpers::{bootstrap, producer, topics};
+use crate::helpers::{bootstrap, brokers, producer, topics};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -18,7 +18,7 @@ async fn lag_is_the_end_offset_minus_the_committed_offset_per_partition() {
         *end = (*end).max(offset + 1);
     }
     let (&first, &first_end) = written.iter().next().expect("a partition got records");
-    let consumer = opsctl::kafka::client(&bootstrap(), Some(&group)).expect("client");
+    let consumer = opsctl::kafka::client(&brokers(), Some(&group)).expect("client");
     let mut commit = TopicPartitionList::new();
     commit
         .add_partition_offset(&topic, first, Offset::Offset(1))
@@ -27,7 +27,7 @@ async fn lag_is_the_end_offset_minus_the_committed_offset_per_partition() {
         .commit(&commit, CommitMode::Sync)
         .expect("committed");
 
-    let lag = opsctl::kafka::group_lag(&bootstrap(), &group)
+    let lag = opsctl::kafka::group_lag(&brokers(), &group)
         .await
         .expect("lag read");
 
@@ -48,7 +48,7 @@ async fn lag_is_the_end_offset_minus_the_committed_offset_per_partition() {
 #[tokio::test]
 async fn a_group_without_commits_has_no_partitions_and_no_lag() {
     let group = platform::testing::unique_name("ops_nobody");
-    let lag = opsctl::kafka::group_lag(&bootstrap(), &group)
+    let lag = opsctl::kafka::group_lag(&brokers(), &group)
         .await
         .expect("lag read");
     assert!(lag.partitions.is_empty());

@@ -116,12 +116,27 @@ impl Attempt<std::convert::Infallible> {
     }
 }
 
+/// The CA certificates in `path` (PEM), for a gateway behind a private CA; a start-up
+/// error naming the setting when they cannot be used.
+fn gateway_cas(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let setting = "ORDER_SERVICE_PAYMENT_GATEWAY_CA_FILE";
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("{setting} {} cannot be read: {e}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        anyhow::anyhow!("{setting} {} is not a PEM certificate: {e}", path.display())
+    })?;
+    if certificates.is_empty() {
+        anyhow::bail!("{setting} {} holds no PEM certificate", path.display());
+    }
+    Ok(certificates)
+}
 impl GatewayClient {
     /// A client of the gateway at `base_url`, sending `token` (its service token) on every
     /// call.
     pub fn new(
         base_url: &str,
         token: &platform::config::Secret,
+        ca_file: Option<&std::path::Path>,
         timeout: Duration,
         max_attempts: u32,
         backoff: Duration,
@@ -135,11 +150,16 @@ impl GatewayClient {
             reqwest::header::AUTHORIZATION,
             authorization,
         )]);
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .build()?;
+            .connect_timeout(timeout.min(Duration::from_secs(2)));
+        if let Some(path) = ca_file {
+            for certificate in gateway_cas(path)? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build()?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -1,13 +1,15 @@
 //! Orders: the public lookup by number (personal data masked unless the caller is a
 //! manager or proves the order is theirs), and the manager's list, cancel and fulfil.
+//! Order numbers count up per day, so anonymous lookups are limited per client address
+//! and so are `X-Customer-Email` claims that turn out wrong; no answer may be stored.
 
 use crate::db;
 use crate::db::orders::{ItemRow, OrderFilter, OrderRow};
 use crate::domain::OrderStatus;
 use crate::error::Error;
 use crate::state::AppState;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
@@ -18,6 +20,7 @@ use platform::http::{Json, Query};
 use platform::rules::{count_from, Int, Text, TextViolation};
 use platform::FieldErrors;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -34,9 +37,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/orders/{orderNumber}/cancel", post(cancel_order))
         .route("/api/v1/orders/{orderNumber}/fulfill", post(fulfill_order))
         .merge(public)
+        // Every answer here may carry customers' details: none may be stored.
+        .layer(axum::middleware::map_response(platform::web::no_store))
         .with_state(state)
 }
 
+use events::order_view::claim_matches;
 pub use events::order_view::{
     CustomerInfo, Order, OrderItem, ShippingAddress, CUSTOMER_EMAIL_HEADER, RECORDED_ONLY_HEADER,
 };
@@ -115,29 +121,87 @@ async fn load(state: &AppState, order_number: &str) -> Result<Order, Error> {
         (status = 200, body = Order),
         (status = 401, description = "A bearer token was sent and is invalid"),
         (status = 404, body = platform::Problem),
+        (status = 429, description = "Too many anonymous lookups, or wrong emails, from this client; see Retry-After",
+         body = platform::Problem),
     )
 )]
 pub async fn get_order(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Path(order_number): Path<String>,
 ) -> Result<Response, Error> {
+    let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let client = state.client_key(peer, &headers);
+    let claimed = headers
+        .get(CUSTOMER_EMAIL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| !manager);
+    if !manager {
+        state.lookups.take(&client).map_err(|retry_after| {
+            tracing::warn!(client = %client, "order lookup refused: too many lookups");
+            Error::TooManyRequests {
+                detail: "Too many order lookups. Please wait before trying again.".into(),
+                retry_after,
+            }
+        })?;
+    }
+    if claimed.is_some() {
+        // The email unmasks the order: each claim is a guess, counted like a login.
+        state.guesses.take(&client).map_err(|retry_after| {
+            tracing::warn!(client = %client, "order lookup refused: too many wrong emails");
+            Error::TooManyRequests {
+                detail: "Too many failed attempts. Please wait before trying again.".into(),
+                retry_after,
+            }
+        })?;
+    }
     let order = match load(&state, &order_number).await {
         Ok(order) => order,
+        // Asked by the customer service (recorded only), which answers from the
+        // checkout's record itself: asking it back would count the lookup twice.
+        Err(Error::OrderNotFound(number)) if headers.contains_key(RECORDED_ONLY_HEADER) => {
+            return Err(Error::OrderNotFound(number))
+        }
         Err(Error::OrderNotFound(number)) => {
-            return Ok(match recorded_checkout(&state, &number, &headers).await {
+            let forwarded = peer.map(|peer| state.clients.forwarded(peer.ip(), &headers));
+            let answer = recorded_checkout(&state, &number, &headers, forwarded).await;
+            if let Some(claimed) = claimed {
+                count_claim(
+                    &state,
+                    &client,
+                    &number,
+                    answer.as_ref().is_some_and(|a| {
+                        serde_json::from_slice::<serde_json::Value>(&a.body).is_ok_and(|order| {
+                            order["customerInfo"]["email"]
+                                .as_str()
+                                .is_some_and(|email| claim_matches(email, claimed))
+                        })
+                    }),
+                );
+            }
+            return Ok(match answer {
                 Some(answer) => answer.into_response(),
                 None => Error::OrderNotFound(number).into_response(),
-            })
+            });
         }
         Err(e) => return Err(e),
     };
-    let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
-    let claimed = headers
-        .get(CUSTOMER_EMAIL_HEADER)
-        .and_then(|v| v.to_str().ok());
+    if let Some(claimed) = claimed {
+        count_claim(&state, &client, &order_number, order.is_owned_by(claimed));
+    }
     Ok(Json(order.as_seen_by(manager, claimed)).into_response())
+}
+
+/// A right email gives its token back; a wrong one keeps it spent.
+fn count_claim(state: &AppState, client: &str, number: &str, matched: bool) {
+    if matched {
+        state.guesses.give_back(client);
+    } else {
+        tracing::info!(client = %client, orderNumber = %number, "order lookup with a wrong email");
+    }
 }
 
 /// An order not consumed yet, as the checkout that took it recorded it (PENDING): the
@@ -147,7 +211,13 @@ async fn recorded_checkout(
     state: &AppState,
     number: &str,
     headers: &HeaderMap,
+    client: Option<(HeaderName, HeaderValue)>,
 ) -> Option<platform::forward::Answer> {
+    let client = client
+        .as_ref()
+        .and_then(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+    let mut extra = vec![(RECORDED_ONLY_HEADER, "true")];
+    extra.extend(client);
     let answer = state
         .checkouts
         .get(
@@ -157,7 +227,7 @@ async fn recorded_checkout(
                 axum::http::header::AUTHORIZATION.as_str(),
                 CUSTOMER_EMAIL_HEADER,
             ],
-            &[(RECORDED_ONLY_HEADER, "true")],
+            &extra,
         )
         .await;
     match answer {

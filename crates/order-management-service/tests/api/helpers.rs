@@ -57,7 +57,7 @@ pub async fn spawn_gateway() -> (String, CancellationToken) {
 pub struct Fixture {
     pub database_url: String,
     pub db: PgPool,
-    pub bootstrap: String,
+    pub bootstrap: platform::kafka::Brokers,
     pub orders_topic: String,
     pub payments_topic: String,
     pub released_topic: String,
@@ -77,7 +77,7 @@ impl Fixture {
             .expect("fresh database");
         let db_name = options.get_database().expect("database name").to_owned();
         let database = DatabaseGuard::of(&options).map(Arc::new);
-        let bootstrap = platform::testing::kafka_bootstrap();
+        let bootstrap = platform::testing::kafka_brokers();
         let orders_topic = platform::testing::unique_name("orders_created");
         let payments_topic = platform::testing::unique_name("payments_completed");
         let released_topic = platform::testing::unique_name("orders_released");
@@ -115,7 +115,7 @@ impl Fixture {
         vec![
             ("environment", "test".into()),
             ("database-url", self.database_url.clone()),
-            ("kafka-bootstrap-servers", self.bootstrap.clone()),
+            ("kafka-bootstrap-servers", self.bootstrap.servers.clone()),
             ("orders-created-topic", self.orders_topic.clone()),
             ("payments-completed-topic", self.payments_topic.clone()),
             ("orders-released-topic", self.released_topic.clone()),
@@ -136,6 +136,9 @@ impl Fixture {
             // No customer-facing service here: a port nothing listens on, so an unknown
             // order number is a plain 404 and never another platform's order.
             ("customer-service-url", self.no_customer_service.clone()),
+            // Tests poll the anonymous lookup while orders are consumed; the limit on
+            // it has tests of its own (lookups.rs), which set it back.
+            ("order-lookup-burst", "1000000".into()),
         ]
     }
 }

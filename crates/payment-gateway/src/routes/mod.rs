@@ -127,7 +127,7 @@ pub struct LedgerQuery {
     /// Only the charges (or refunds) of this order.
     pub order_id: Option<Uuid>,
     /// Page number, from 0, oldest lines first; a page shorter than `size` is the last.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 2147483647)]
     pub page: Option<i64>,
     /// Lines per page, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -151,7 +151,10 @@ impl LedgerQuery {
             );
         }
         if !(0..=i64::from(i32::MAX)).contains(&page) {
-            fields.insert("page".into(), "page must be 0 or more".into());
+            fields.insert(
+                "page".into(),
+                format!("page must be between 0 and {}", i32::MAX),
+            );
         }
         if !fields.is_empty() {
             return Err(Error::Validation(fields));

@@ -7,3 +7,4 @@ mod faults;
 mod helpers;
 mod payments;
 mod refunds;
+mod tls;

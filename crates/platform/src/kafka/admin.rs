@@ -1,7 +1,7 @@
 //! Topics: what each is created with, and their creation at start-up, which leaves
 //! topics that exist as they are.
 
-use super::client::client_config;
+use super::client::{client_config, Brokers};
 use super::dlq::dlq_topic;
 use crate::config::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -66,8 +66,8 @@ impl KafkaSettings {
 }
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.
-pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+pub async fn ensure_topics(brokers: &Brokers, topics: &[TopicSpec]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
     let retention: Vec<String> = topics.iter().map(|t| t.retention_ms.to_string()).collect();
     let insync: Vec<Option<String>> = topics
         .iter()
@@ -107,14 +107,14 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), 
 
 /// Keeps trying [`ensure_topics`] in the background until it succeeds or `shutdown`.
 pub fn ensure_topics_in_background(
-    bootstrap: String,
+    brokers: Brokers,
     topics: Vec<TopicSpec>,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(200);
         loop {
-            match ensure_topics(&bootstrap, &topics).await {
+            match ensure_topics(&brokers, &topics).await {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "topics not created yet; retrying"),
             }
@@ -138,6 +138,11 @@ mod tests {
             create_topics: true,
             replication_factor: 3,
             min_insync_replicas: Some(2),
+            security_protocol: Default::default(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
         };
         let topics = settings.replicated(TopicSpec::with_dlq("orders.created"));
         assert_eq!(topics.len(), 2);

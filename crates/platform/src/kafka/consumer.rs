@@ -13,7 +13,7 @@
 //! a second on our development broker. Consumer lag is read from librdkafka's statistics
 //! into `kafka_consumer_records_lag_max`.
 
-use super::client::client_config;
+use super::client::{client_config, Brokers};
 use super::dlq::{self, dlq_topic, Failure};
 use super::handler::{caused_by_transient_db_error, Handler, HandlerError, Record};
 use super::producer::Producer;
@@ -43,7 +43,7 @@ const POLL_INTERVAL_MARGIN: Duration = Duration::from_secs(180);
 /// A consumer of one group.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
-    pub bootstrap: String,
+    pub brokers: Brokers,
     pub group_id: String,
     pub topics: Vec<String>,
     /// Attempts for a retryable failure before the record is dead-lettered.
@@ -64,9 +64,9 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    pub fn new(bootstrap: &str, group_id: &str, topics: &[&str]) -> Self {
+    pub fn new(brokers: &Brokers, group_id: &str, topics: &[&str]) -> Self {
         Self {
-            bootstrap: bootstrap.to_owned(),
+            brokers: brokers.clone(),
             group_id: group_id.to_owned(),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             max_attempts: 5,
@@ -262,7 +262,7 @@ fn subscribe(
         group: settings.group_id.clone(),
         lag: metrics.lag.clone(),
     };
-    let consumer: StreamConsumer<LagContext> = client_config(&settings.bootstrap)
+    let consumer: StreamConsumer<LagContext> = client_config(&settings.brokers)
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")

@@ -19,7 +19,9 @@ pub mod handler;
 pub mod producer;
 
 pub use admin::{ensure_topics, ensure_topics_in_background, TopicSpec};
-pub use client::client_config;
+pub use client::{
+    client_config, Brokers, KafkaSecurity, SaslCredentials, SaslMechanism, SecurityProtocol,
+};
 pub use consumer::{
     consume_until_shutdown, run_consumer, ConsumerMetrics, ConsumerSettings, COMMIT_INTERVAL,
     DEFAULT_TRANSIENT_BUDGET,

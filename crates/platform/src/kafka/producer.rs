@@ -2,7 +2,7 @@
 //! replicas, and stamping each record with the correlation id and `traceparent` of the
 //! request or record being served, so a trace follows an event across services.
 
-use super::client::client_config;
+use super::client::{client_config, Brokers};
 use crate::actuator::{ComponentHealth, FnIndicator, HealthIndicator};
 use crate::context::{self, CORRELATION_HEADER, TRACEPARENT_HEADER};
 use rdkafka::error::KafkaError;
@@ -19,8 +19,8 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub fn new(bootstrap: &str, delivery_timeout: Duration) -> Result<Self, KafkaError> {
-        let inner = client_config(bootstrap)
+    pub fn new(brokers: &Brokers, delivery_timeout: Duration) -> Result<Self, KafkaError> {
+        let inner = client_config(brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "snappy")

@@ -91,7 +91,7 @@ async fn eventually<F: Fn() -> bool>(what: &str, condition: F) {
 
 /// A fresh topic (with its DLQ), a producer and the consumers' metrics.
 struct Fixture {
-    bootstrap: String,
+    bootstrap: platform::kafka::Brokers,
     topic: String,
     producer: Producer,
     metrics: Metrics,
@@ -100,7 +100,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Self {
-        let bootstrap = platform::testing::kafka_bootstrap();
+        let bootstrap = platform::testing::kafka_brokers();
         let topic = platform::testing::unique_name(name);
         ensure_topics(&bootstrap, &TopicSpec::with_dlq(&topic))
             .await

@@ -10,3 +10,4 @@ mod kafka;
 mod migrations;
 mod outbox;
 mod support;
+mod tls;

@@ -128,7 +128,7 @@ async fn store_with_rows(topic: &str, n: usize) -> Arc<TestStore> {
 
 #[tokio::test]
 async fn the_relay_publishes_pending_rows_once_and_marks_them_published() {
-    let bootstrap = platform::testing::kafka_bootstrap();
+    let bootstrap = platform::testing::kafka_brokers();
     let topic = platform::testing::unique_name("outbox");
     ensure_topics(&bootstrap, &[TopicSpec::events(&topic)])
         .await
@@ -196,7 +196,11 @@ async fn failing_rows_back_off_and_end_failed_only_once_older_than_the_max_age()
     let store = store_with_rows("unreachable", 1).await;
     let metrics = Metrics::new("platform-test", "test").unwrap();
     // Nothing listens on port 1: every publish fails after the delivery timeout.
-    let producer = Producer::new("127.0.0.1:1", Duration::from_millis(300)).unwrap();
+    let producer = Producer::new(
+        &platform::kafka::Brokers::plaintext("127.0.0.1:1"),
+        Duration::from_millis(300),
+    )
+    .unwrap();
     let mut settings = RelaySettings::new("test_outbox");
     // Each failed publish takes about a second (librdkafka's timeout granularity).
     settings.max_age = Duration::from_secs(10);
