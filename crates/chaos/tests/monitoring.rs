@@ -366,6 +366,8 @@ async fn every_rule_panel_and_runbook_query_returns_series_from_the_running_serv
         ("orders-created-topic", "orders.created"),
         ("payments-completed-topic", "payments.completed"),
         ("orders-released-topic", "orders.released"),
+        // The production limit, so that the lookups below meet it.
+        ("order-lookup-burst", "30"),
     ])
     .await
     .unwrap();
