@@ -19,6 +19,9 @@ ensure_build_packages
 ensure_postgres
 ensure_redis
 ensure_nisshi_installed
+# The alert drills (crates/chaos/tests/drills.rs) run a private Prometheus and Alertmanager.
+command -v prometheus >/dev/null || apt_install prometheus
+command -v prometheus-alertmanager >/dev/null || apt_install prometheus-alertmanager
 use_shared_target_dir
 export SQLX_OFFLINE=true
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
