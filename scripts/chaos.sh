@@ -20,6 +20,9 @@ ensure_build_packages
 ensure_postgres
 ensure_redis
 ensure_nisshi_installed
+# The alert drills (crates/chaos/tests/drills.rs) run a private Prometheus and Alertmanager.
+command -v prometheus >/dev/null || apt_install prometheus
+command -v prometheus-alertmanager >/dev/null || apt_install prometheus-alertmanager
 use_shared_target_dir
 export SQLX_OFFLINE=true
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
@@ -33,7 +36,7 @@ log "building the service binaries"
 cargo build --locked --quiet --bins
 export CHAOS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running the fault suite"
-cargo test --locked -p chaos --test faults --test fuzz --test contract -- --ignored --test-threads 1 "$@"
+cargo test --locked -p chaos --test faults --test drills --test fuzz --test contract -- --ignored --test-threads 1 "$@"
 if [ $# -eq 0 ]; then
   log "backup drill: point-in-time recovery with pgBackRest on a private cluster"
   as_root "$ROOT/scripts/test-backups.sh"

@@ -197,7 +197,7 @@ REQUIRED_ALERTS = {
     "KafkaConsumerLagHigh": ("warning", None, ["kafka_consumer_records_lag_max", "> 1000"]),
     "KafkaConsumerLagHighSustained": ("critical", "15m", ["kafka_consumer_records_lag_max", "> 1000"]),
     "PaymentCircuitBreakerOpen": ("warning", None, ['name="paymentService"', 'state="OPEN"']),
-    "PaymentCircuitBreakerOscillating": ("critical", "10m", ["changes(", 'state="OPEN"']),
+    "PaymentCircuitBreakerOscillating": ("critical", "10m", ["changes(", 'state="CLOSED"']),
     "HttpServerErrorSurge": ("warning", "5m", ['status=~"5.."']),
     "DatabasePoolSaturated": ("warning", None, ["hikaricp_connections_pending", "hikaricp_connections_max"]),
     "DatabaseUnreachable": ("critical", "10m", ["hikaricp_connections_active"]),

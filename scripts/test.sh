@@ -22,6 +22,8 @@ cd "$ROOT"
 ensure_build_packages
 # The browser tests (crates/browser-tests) drive Debian's Chromium through chromedriver.
 apt_install chromium chromium-driver
+# crates/chaos/tests/monitoring.rs runs a private Prometheus (Debian's package).
+command -v prometheus >/dev/null || apt_install prometheus
 ensure_postgres
 ensure_redis
 ensure_broker

@@ -335,9 +335,6 @@ impl Platform {
         let customer_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let order_db = database_url(&platform::testing::fresh_database("chaos").await?);
         let gateway_db = database_url(&platform::testing::fresh_database("chaos").await?);
-        let orders_topic = platform::testing::unique_name("orders_created");
-        let payments_topic = platform::testing::unique_name("payments_completed");
-        let released_topic = platform::testing::unique_name("orders_released");
         let bootstrap = format!("127.0.0.1:{broker_port}");
         let setting = |name: &str, default: String| -> String {
             overrides
@@ -346,6 +343,20 @@ impl Platform {
                 .map(|(_, v)| (*v).to_owned())
                 .unwrap_or(default)
         };
+        // Unique unless overridden: the broker is this run's own, so a test that reads
+        // series labelled with the real topic names (the monitoring test) can use them.
+        let orders_topic = setting(
+            "orders-created-topic",
+            platform::testing::unique_name("orders_created"),
+        );
+        let payments_topic = setting(
+            "payments-completed-topic",
+            platform::testing::unique_name("payments_completed"),
+        );
+        let released_topic = setting(
+            "orders-released-topic",
+            platform::testing::unique_name("orders_released"),
+        );
 
         // Credentials of this run only: the gateway trusts the order service and the
         // harness (as an operator), nobody else.

@@ -110,8 +110,9 @@ pub fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
 /// The pool of one database, counting callers that wait for a connection.
 ///
 /// sqlx does not expose its wait queue, so the `hikaricp_connections_pending` gauge
-/// counts callers of [`Db::begin`] and [`Db::acquire`]; services take connections
-/// through these.
+/// counts callers of [`Db::begin`] and [`Db::acquire`] until the pool hands them a
+/// connection (an idle one, a new one, or one given back); services take connections
+/// through these. The `BEGIN` round trip comes after, and is not waiting for the pool.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: PgPool,
@@ -133,14 +134,18 @@ impl Db {
 
     /// Begins a transaction.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        let _waiting = Pending::new(&self.pending);
-        self.pool.begin().await
+        let connection = self.acquire().await?;
+        // What `PgPool::begin` does after its acquire: the same call, with the wait
+        // for the connection counted apart from the `BEGIN` statement.
+        sqlx::Transaction::begin(connection, None).await
     }
 
     /// Takes a connection.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
-        let _waiting = Pending::new(&self.pending);
-        self.pool.acquire().await
+        let waiting = Pending::new(&self.pending);
+        let connection = self.pool.acquire().await;
+        drop(waiting);
+        connection
     }
 
     /// Registers `hikaricp_connections{,_active,_idle,_pending,_max,_min}{pool=name}`,

@@ -179,8 +179,31 @@ impl CircuitBreaker {
         inner.half_open_results.clear();
         if to == State::Open {
             inner.opened_at = Instant::now();
+            self.schedule_half_open(inner.generation);
         }
         self.publish(to);
+    }
+
+    /// Moves the breaker to half-open when its open duration is up even if no call
+    /// comes (resilience4j's automatic transition), so the state gauge tells the truth
+    /// between calls. Outside a runtime (plain unit tests) the next call does it.
+    fn schedule_half_open(&self, generation: u64) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = Arc::downgrade(&self.shared);
+        let after = self.shared.config.open_duration;
+        runtime.spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Some(shared) = shared.upgrade() {
+                let breaker = CircuitBreaker { shared };
+                let mut inner = breaker.lock();
+                // A later transition (closed again, re-opened) owns the state now.
+                if inner.generation == generation {
+                    breaker.advance(&mut inner);
+                }
+            }
+        });
     }
 
     /// Moves an open breaker to half-open once its open duration has passed.
@@ -341,6 +364,38 @@ mod tests {
         fail(&b, 2);
         b.try_acquire().expect("third trial").success();
         assert_eq!(b.state(), State::Open);
+    }
+
+    fn gauge(b: &CircuitBreaker, state: State) -> i64 {
+        b.shared
+            .state_gauge
+            .with_label_values(&["paymentService", state.as_str()])
+            .get()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_state_gauge_moves_to_half_open_when_the_open_duration_is_up_without_a_call() {
+        let b = breaker(Duration::from_secs(30));
+        fail(&b, 5);
+        assert_eq!(gauge(&b, State::Open), 1);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(gauge(&b, State::Open), 1, "still open before its time");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(gauge(&b, State::Open), 0);
+        assert_eq!(gauge(&b, State::HalfOpen), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_of_an_earlier_opening_does_not_move_a_later_one() {
+        let b = breaker(Duration::from_secs(30));
+        fail(&b, 5);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        fail(&b, 3);
+        assert_eq!(gauge(&b, State::Open), 1, "re-opened by failed trials");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(gauge(&b, State::Open), 1, "its own 30 s are not up yet");
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(gauge(&b, State::HalfOpen), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -109,6 +109,17 @@ impl ConsumerMetrics {
     }
 }
 
+impl ConsumerMetrics {
+    /// Creates `dlq_messages_total{topic="<topic>.dlq"}` at 0 for each consumed topic,
+    /// so the series exists from start: `increase()` then counts the first dead letter
+    /// (it needs a sample before it) and panels show 0 instead of no data.
+    pub fn declare_dead_letter_topics(&self, topics: &[String]) {
+        for topic in topics {
+            self.dead_letters.with_label_values(&[&dlq_topic(topic)]);
+        }
+    }
+}
+
 /// The client's context: it turns librdkafka's statistics into the lag gauge.
 struct LagContext {
     group: String,
@@ -143,6 +154,7 @@ pub async fn consume_until_shutdown(
     metrics: ConsumerMetrics,
     shutdown: CancellationToken,
 ) {
+    metrics.declare_dead_letter_topics(&settings.topics);
     loop {
         let result = run_consumer(
             settings.clone(),
