@@ -43,22 +43,6 @@ impl AppState {
     }
 }
 
-impl AppState {
-    /// The client `peer` (the TCP peer, when the server recorded it) with `headers`
-    /// stands for, as the key of the per-client limits; requests with no recorded peer
-    /// (a router called in-process) share one key.
-    pub fn client_key(
-        &self,
-        peer: Option<std::net::SocketAddr>,
-        headers: &axum::http::HeaderMap,
-    ) -> String {
-        peer.map_or_else(
-            || "unknown".to_owned(),
-            |peer| self.clients.client(peer.ip(), headers).to_string(),
-        )
-    }
-}
-
 impl std::ops::Deref for AppState {
     type Target = StateInner;
     fn deref(&self) -> &StateInner {

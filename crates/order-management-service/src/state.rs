@@ -31,22 +31,6 @@ pub struct AppState {
 pub const GUESS_BURST: u32 = 30;
 pub const GUESSES_PER_MINUTE: u32 = 30;
 
-impl AppState {
-    /// The client `peer` (the TCP peer, when the server recorded it) with `headers`
-    /// stands for, as the key of the per-client limits; requests with no recorded peer
-    /// (a router called in-process) share one key.
-    pub fn client_key(
-        &self,
-        peer: Option<std::net::SocketAddr>,
-        headers: &axum::http::HeaderMap,
-    ) -> String {
-        peer.map_or_else(
-            || "unknown".to_owned(),
-            |peer| self.clients.client(peer.ip(), headers).to_string(),
-        )
-    }
-}
-
 impl HasJwtKeys for AppState {
     fn jwt_keys(&self) -> &JwtKeys {
         &self.jwt

@@ -169,6 +169,16 @@ impl ClientAddresses {
         client
     }
 
+    /// The key of the per-client limits for a request from `peer` (the TCP peer, when
+    /// the server recorded it) with `headers`; requests with no recorded peer (a router
+    /// called in-process) share one key.
+    pub fn key(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+        peer.map_or_else(
+            || "unknown".to_owned(),
+            |peer| self.client(peer.ip(), headers).to_string(),
+        )
+    }
+
     /// [`ClientAddresses::client`] of `request`, whose TCP peer the server recorded
     /// (`ConnectInfo`); `None` when it did not (a router called in-process).
     pub fn of<B>(&self, request: &Request<B>) -> Option<IpAddr> {

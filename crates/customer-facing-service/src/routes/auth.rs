@@ -74,7 +74,9 @@ pub async fn login(
     headers: HeaderMap,
     body: std::result::Result<Json<LoginRequest>, Problem>,
 ) -> Response {
-    let client = state.client_key(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
+    let client = state
+        .clients
+        .key(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
     // Taken before the body is looked at: a malformed attempt is still an attempt.
     match state.logins.per_client.take(&client) {
         Err(wait) => refused(None, &client, wait).into_response(),

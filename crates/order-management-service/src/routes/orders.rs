@@ -134,7 +134,7 @@ pub async fn get_order(
 ) -> Result<Response, Error> {
     let manager = principal.is_some_and(|Extension(p)| p.has_role(platform::auth::ROLE_MANAGER));
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    let client = state.client_key(peer, &headers);
+    let client = state.clients.key(peer, &headers);
     let claimed = headers
         .get(CUSTOMER_EMAIL_HEADER)
         .and_then(|v| v.to_str().ok())
