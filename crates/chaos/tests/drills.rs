@@ -244,6 +244,35 @@ impl Watch {
         states
     }
 
+    /// Waits (up to `within`) until Prometheus holds a sample of `selector`: an increase
+    /// is only seen from a series Prometheus scraped before it rose.
+    async fn wait_for_series(&self, selector: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let body: Value = match self
+                .http
+                .get(format!("{}/api/v1/query", self.prometheus_url))
+                .query(&[("query", selector)])
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if body["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus has no sample of {selector} after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Names of the alerts Alertmanager holds as active.
     async fn alertmanager_alerts(&self) -> Vec<String> {
         let body: Value = match self
@@ -390,7 +419,15 @@ async fn every_drilled_alert_goes_pending_fires_reaches_alertmanager_and_resolve
     assert!(quiet.is_empty(), "alerts on a healthy platform: {quiet:?}");
 
     // Drills 1 and 2: the gateway refuses every charge and refund; a poison record
-    // (nothing to fix: it resolves when the record leaves the window).
+    // (nothing to fix: it resolves when the record leaves the window). The DLQ counters
+    // start at 0, but Prometheus must have scraped that 0 before the record arrives, or
+    // it sees a series born at 1 and no increase (seen once, on a fast start).
+    watch
+        .wait_for_series(
+            r#"dlq_messages_total{topic="orders.released.dlq"}"#,
+            Duration::from_secs(30),
+        )
+        .await;
     let cause = Instant::now();
     platform
         .gateway_faults(json!({"errorStatus": 503}))
