@@ -26,7 +26,7 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
 
 # Each step says when it starts, counted from the start of this script.
-step() { log "[$((SECONDS / 60))m$(printf '%02d' $((SECONDS % 60)))s] $*"; }
+step() { log "+$((SECONDS / 60)) min $((SECONDS % 60)) s: $*"; }
 
 step "packages, PostgreSQL, Redis"
 ensure_build_packages
