@@ -26,6 +26,59 @@ struct Bucket {
     at: Instant,
 }
 
+/// Why an anonymous order lookup was refused, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupRefused {
+    /// The client's lookups are spent.
+    TooManyLookups(Duration),
+    /// The client's guesses (customer emails claimed, counted like passwords) are spent.
+    TooManyGuesses(Duration),
+}
+
+impl LookupRefused {
+    /// The problem's detail for the caller.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::TooManyLookups(_) => "Too many order lookups. Please wait before trying again.",
+            Self::TooManyGuesses(_) => "Too many failed attempts. Please wait before trying again.",
+        }
+    }
+
+    /// How long until the client may try again (`Retry-After`).
+    pub fn retry_after(self) -> Duration {
+        match self {
+            Self::TooManyLookups(d) | Self::TooManyGuesses(d) => d,
+        }
+    }
+}
+
+/// Admits an order lookup by `client`, the one rule both services' lookups follow: a
+/// manager is not limited; anyone else spends one of `lookups`, and a claimed customer
+/// email (which unmasks the order, so it is a guess) also spends one of `guesses`. The
+/// caller gives the guess back when the claim was right.
+pub fn admit_lookup(
+    lookups: &RateLimiter,
+    guesses: &RateLimiter,
+    client: &str,
+    manager: bool,
+    claims_email: bool,
+) -> Result<(), LookupRefused> {
+    if manager {
+        return Ok(());
+    }
+    lookups.take(client).map_err(|retry_after| {
+        tracing::warn!(client = %client, "order lookup refused: too many lookups");
+        LookupRefused::TooManyLookups(retry_after)
+    })?;
+    if claims_email {
+        guesses.take(client).map_err(|retry_after| {
+            tracing::warn!(client = %client, "order lookup refused: too many wrong emails");
+            LookupRefused::TooManyGuesses(retry_after)
+        })?;
+    }
+    Ok(())
+}
+
 /// Keys kept before full buckets are forgotten: bounds the limiter's own memory when
 /// callers invent a new key per request.
 const MAX_KEYS: usize = 50_000;

@@ -139,25 +139,17 @@ pub async fn get_order(
         .get(CUSTOMER_EMAIL_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|_| !manager);
-    if !manager {
-        state.lookups.take(&client).map_err(|retry_after| {
-            tracing::warn!(client = %client, "order lookup refused: too many lookups");
-            Error::TooManyRequests {
-                detail: "Too many order lookups. Please wait before trying again.".into(),
-                retry_after,
-            }
-        })?;
-    }
-    if claimed.is_some() {
-        // The email unmasks the order: each claim is a guess, counted like a login.
-        state.guesses.take(&client).map_err(|retry_after| {
-            tracing::warn!(client = %client, "order lookup refused: too many wrong emails");
-            Error::TooManyRequests {
-                detail: "Too many failed attempts. Please wait before trying again.".into(),
-                retry_after,
-            }
-        })?;
-    }
+    platform::limit::admit_lookup(
+        &state.lookups,
+        &state.guesses,
+        &client,
+        manager,
+        claimed.is_some(),
+    )
+    .map_err(|refused| Error::TooManyRequests {
+        detail: refused.detail().into(),
+        retry_after: refused.retry_after(),
+    })?;
     let order = match load(&state, &order_number).await {
         Ok(order) => order,
         // Asked by the customer service (recorded only), which answers from the
