@@ -53,30 +53,30 @@ impl LoginGuard {
 }
 
 /// The demo users of the original, `manager`/`manager123` and `guest`/`guest123`:
-/// `(username, argon2id hash of the password, roles)`. The hashes are precomputed so
-/// start-up does not spend a second hashing well-known passwords.
-pub const DEMO_USERS: &[(&str, &str, &[&str])] = &[
+/// `(username, password, argon2id hash of the password, roles)`. The hashes are
+/// precomputed so start-up does not spend a second hashing well-known passwords; the
+/// passwords are what [`refuse_demo_passwords`] looks for outside local development.
+pub const DEMO_USERS: &[(&str, &str, &str, &[&str])] = &[
     (
         "manager",
+        "manager123",
         "$argon2id$v=19$m=19456,t=2,p=1$RWCq/zX3QFermy1+gGkP/A$olh3umRl+sWPzDPqjnA1He6a4aj7YNHpYNDwbmlF1DY",
         &["MANAGER"],
     ),
     (
         "guest",
+        "guest123",
         "$argon2id$v=19$m=19456,t=2,p=1$NMGg0sCJ1466CNGEZ7b8cQ$WsPlwKOOlYy4WWNfArgvJBuomUyA8N82iblzEDfa7RM",
         &["GUEST"],
     ),
 ];
-
-/// The demo users' passwords, which everybody who has read the original's README knows.
-const DEMO_PASSWORDS: &[(&str, &str)] = &[("manager", "manager123"), ("guest", "guest123")];
 
 /// Refuses to serve, outside local development, a database where a demo user still has
 /// its demo password: a `customer_db` first used for a local trial, or a copy of one, would
 /// otherwise let anybody in as `manager`.
 pub async fn refuse_demo_passwords(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
-    for (username, password) in DEMO_PASSWORDS {
+    for (username, password, _, _) in DEMO_USERS {
         let Some(row) = db::managers::credentials(&mut conn, username).await? else {
             continue;
         };
@@ -100,7 +100,7 @@ const DUMMY_HASH: &str =
 /// Creates the demo users that do not exist yet.
 pub async fn seed_demo_users(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
-    for (username, hash, roles) in DEMO_USERS {
+    for (username, _, hash, roles) in DEMO_USERS {
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
         if db::managers::insert_if_absent(&mut conn, username, hash, &roles).await? {
             tracing::info!(username, "demo user created");
@@ -148,10 +148,9 @@ mod tests {
 
     #[test]
     fn the_demo_hashes_are_the_demo_passwords() {
-        assert!(verify_password("manager123", DEMO_USERS[0].1));
-        assert!(verify_password("guest123", DEMO_USERS[1].1));
-        for ((user, password), (seeded, hash, _)) in DEMO_PASSWORDS.iter().zip(DEMO_USERS) {
-            assert_eq!(user, seeded);
+        assert!(verify_password("manager123", DEMO_USERS[0].2));
+        assert!(verify_password("guest123", DEMO_USERS[1].2));
+        for (user, password, hash, _) in DEMO_USERS {
             assert!(verify_password(password, hash), "{user}");
         }
     }
