@@ -12,6 +12,7 @@
 //! Binaries come from [`bin_dir`]. [`otlp`] is a trace receiver the services can export to
 //! (pass the `OTEL_*` variables as overrides of [`Platform::start`]).
 
+pub mod metric_names;
 pub mod otlp;
 
 use anyhow::{bail, Context};

@@ -9,6 +9,7 @@
 //! names the expression and its file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chaos::metric_names::is_metric;
 use chaos::{manager_token, Load, Platform, Process};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -16,48 +17,6 @@ use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Metric families the platform exports: an identifier starting with one of these is a
-/// metric name, anything else (functions, label names, keywords) is not.
-const FAMILIES: [&str; 14] = [
-    "checkout_",
-    "orders_",
-    "payments_",
-    "payment_",
-    "order_",
-    "kafka_",
-    "resilience4j_",
-    "hikaricp_",
-    "http_server_",
-    "outbox_",
-    "dlq_",
-    "cache_",
-    "cart_",
-    "process_",
-];
-
-/// How every exported metric name ends (histograms: their series, and the family name
-/// itself, which returns nothing and so must not be written as a query).
-const SUFFIXES: [&str; 14] = [
-    "_total",
-    "_seconds_bucket",
-    "_seconds_count",
-    "_seconds_sum",
-    "_seconds",
-    "_rows",
-    "_lag_max",
-    "_state",
-    "_bytes",
-    "_active",
-    "_idle",
-    "_pending",
-    "_max",
-    "_min",
-];
-
-fn is_metric(word: &str) -> bool {
-    FAMILIES.iter().any(|f| word.starts_with(f)) && SUFFIXES.iter().any(|s| word.ends_with(s))
 }
 
 /// The vector selectors of a PromQL expression: each metric name with its `{...}`

@@ -5,6 +5,7 @@
 //! once, and `opsctl reconcile` then finds nothing wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chaos::metric_names::metric_names;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::collections::BTreeSet;
@@ -13,62 +14,6 @@ use std::time::Duration;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Metric names (base names of histograms) in a PromQL-bearing text.
-fn metric_names(text: &str) -> BTreeSet<String> {
-    const SUFFIXES: [&str; 14] = [
-        "_total",
-        "_seconds_bucket",
-        "_seconds_count",
-        "_seconds_sum",
-        "_seconds",
-        "_rows",
-        "_lag_max",
-        "_state",
-        "_bytes",
-        "_active",
-        "_idle",
-        "_pending",
-        "_max",
-        "_min",
-    ];
-    let mut names = BTreeSet::new();
-    let mut word = String::new();
-    for c in text.chars().chain([' ']) {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            word.push(c);
-            continue;
-        }
-        let known_family = [
-            "checkout_",
-            "orders_",
-            "payments_",
-            "payment_",
-            "order_",
-            "kafka_",
-            "resilience4j_",
-            "hikaricp_",
-            "http_server_",
-            "outbox_",
-            "dlq_",
-            "cache_",
-            "cart_",
-            "process_",
-        ];
-        if known_family.iter().any(|f| word.starts_with(f))
-            && SUFFIXES.iter().any(|s| word.ends_with(s))
-        {
-            let base = ["_bucket", "_count", "_sum"]
-                .iter()
-                .find_map(|s| word.strip_suffix(s).filter(|b| b.ends_with("_seconds")))
-                .unwrap_or(&word)
-                .to_owned();
-            names.insert(base);
-        }
-        word.clear();
-    }
-    names
 }
 
 async fn scrape(base: &str) -> String {
